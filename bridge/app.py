@@ -1,0 +1,264 @@
+"""The one place that builds the bridge from its config and wires every part together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.config import Config
+from bridge.core.archive import Archive
+from bridge.core.blocking import Blocking
+from bridge.core.broadcast import Broadcasts
+from bridge.core.buyers import BuyerDesk
+from bridge.core.commands import SellerCommands
+from bridge.core.conversations import Conversations
+from bridge.core.delivery import Backoff, Courier
+from bridge.core.events import Announcer
+from bridge.core.ids import SiteID, UserID
+from bridge.core.limits import Rate, RateLimiter
+from bridge.core.models import Buyer, Site
+from bridge.core.ports import HomeserverUnavailable, MatrixRejected
+from bridge.core.replies import SellerReplies
+from bridge.core.tasks import TaskKeeper
+from bridge.http import errors_middleware
+from bridge.marketplace.api import marketplace_routes
+from bridge.marketplace.webhooks import RetryPolicy, WebhookDispatcher, WebhookTarget
+from bridge.matrix.appservice import appservice_app
+from bridge.matrix.events import TransactionProcessor
+from bridge.matrix.gateway import MatrixGateway
+from bridge.matrix.identifiers import MatrixNames
+from bridge.matrix.rooms import MatrixRooms
+from bridge.media.images import ProductImages
+from bridge.store.database import create_engine, create_read_engine, migrate, sessions
+from bridge.store.repository import SqlRepository
+from bridge.widget.api import WidgetContext, WidgetSite, cors_middleware, widget_routes
+from bridge.widget.stream import FeedHub
+from bridge.widget.tokens import issue_buyer_token
+
+logger = logging.getLogger(__name__)
+
+BOT_DISPLAY_NAME = "Bazaar"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Timings that tests shorten; production keeps the defaults."""
+
+    delivery_backoff: Backoff = field(default_factory=Backoff)
+    webhook_retry: RetryPolicy = field(default_factory=RetryPolicy)
+    buyer_rates: dict[str, Rate] | None = None
+
+
+class Bridge:
+    """A running bridge: both HTTP servers, the courier, the webhook dispatcher."""
+
+    def __init__(self, config: Config, tuning: Tuning = Tuning()) -> None:
+        self.config = config
+        self.tuning = tuning
+        self.tasks = TaskKeeper()
+        self._runners: list[web.AppRunner] = []
+        self._http: aiohttp.ClientSession | None = None
+        self._engine: AsyncEngine | None = None
+        self._read_engine: AsyncEngine | None = None
+
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        config = self.config
+        self._engine = create_engine(config.database)
+        self._read_engine = create_read_engine(config.database, self._engine)
+        await migrate(self._engine)
+        self.repository = SqlRepository(sessions(self._engine), sessions(self._read_engine))
+        self._http = aiohttp.ClientSession()
+
+        sites = {
+            SiteID(site.id): Site(
+                site_id=SiteID(site.id),
+                name=site.name,
+                language=site.language,
+                has_webhook=site.webhook_url is not None,
+                admins=tuple(UserID(admin) for admin in site.admins),
+            )
+            for site in config.sites
+        }
+        targets = {
+            SiteID(site.id): WebhookTarget(site.webhook_url, site.webhook_secret)
+            for site in config.sites
+            if site.webhook_url and site.webhook_secret
+        }
+        self.names = MatrixNames(
+            config.homeserver.domain,
+            config.appservice.ghost_prefix,
+            config.appservice.bot_username,
+        )
+        self.gateway = MatrixGateway(
+            config.homeserver.address, config.appservice.as_token, self._http
+        )
+        self.rooms = MatrixRooms(
+            self.gateway,
+            self.names,
+            self.repository,
+            self.repository,
+            ProductImages(self._http),
+            config.appservice.id,
+            {site_id: site.admins for site_id, site in sites.items()},
+        )
+        self.webhooks = WebhookDispatcher(
+            self.repository, targets, self._http, self.tasks, self.tuning.webhook_retry
+        )
+        allowed_roles = config.bridge.allowed_roles
+        self.feed = FeedHub()
+        announcer = Announcer(sites, self.webhooks.wake, self.feed.notify)
+        self.courier = Courier(
+            self.repository,
+            self.rooms,
+            sites,
+            allowed_roles,
+            self.tasks,
+            announcer,
+            self.tuning.delivery_backoff,
+        )
+        self.blocking = Blocking(self.repository, self.rooms, self.courier, announcer)
+        self.archive = Archive(
+            self.repository, self.courier, announcer, config.bridge.archive_after_days
+        )
+        self.conversations = Conversations(
+            self.repository,
+            self.rooms,
+            self.courier,
+            sites,
+            announcer,
+            allowed_roles,
+            self.blocking,
+            self.archive,
+        )
+        replies = SellerReplies(
+            self.repository,
+            self.rooms,
+            allowed_roles,
+            announcer,
+            self.courier.refresh_members,
+            self.archive,
+            SellerCommands(self.rooms, self.blocking),
+        )
+        desk = BuyerDesk(
+            self.repository,
+            self.conversations,
+            self.rooms,
+            announcer,
+            RateLimiter(self.tuning.buyer_rates),
+            self.tasks,
+        )
+        self.broadcasts = Broadcasts(self.repository, self.rooms, sites, allowed_roles)
+        self.transactions = TransactionProcessor(
+            self.repository,
+            replies,
+            self.rooms,
+            self.names,
+            self.repository,
+            self.broadcasts,
+            self.tasks,
+        )
+
+        secrets = {SiteID(site.id): site.widget_secret for site in config.sites}
+
+        def issue_token(site: SiteID, buyer: Buyer, ttl: int) -> tuple[str, int]:
+            return issue_buyer_token(secrets[site], buyer, ttl)
+
+        web_app = web.Application(middlewares=[cors_middleware, errors_middleware])
+        widget_routes(
+            web_app,
+            WidgetContext(
+                desk,
+                self.repository,
+                self.feed,
+                {
+                    SiteID(site.id): WidgetSite(site.widget_secret, frozenset(site.allowed_origins))
+                    for site in config.sites
+                },
+            ),
+        )
+        marketplace_routes(
+            web_app,
+            self.conversations,
+            {SiteID(site.id): site.api_token for site in config.sites},
+            issue_token,
+        )
+        homeserver_app = appservice_app(
+            config.appservice.hs_token,
+            self.transactions,
+            self.names,
+            self.conversations,
+            self.rooms,
+        )
+        await self._serve(homeserver_app, config.appservice.hostname, config.appservice.port)
+        await self._serve(web_app, config.web.hostname, config.web.port)
+
+        self.webhooks.start()
+        self.tasks.spawn(self._greet_homeserver(), name="greet-homeserver")
+        self.tasks.spawn(self.archive.run(), name="archive")
+        await self.transactions.resume()
+        await self.courier.resume()
+        logger.info(
+            "Bazaar Bridge running: appservice on %s:%d, web API on %s",
+            config.appservice.hostname,
+            config.appservice.port,
+            config.web.public_url,
+        )
+
+    async def _greet_homeserver(self) -> None:
+        """Ping the homeserver until it answers, then name the bot.
+
+        The ping makes the homeserver resend at once the transactions it queued while the
+        bridge was down (it would otherwise wait out its own backoff), and proves that the
+        registration's URL and tokens work both ways.
+        """
+        attempt = 0
+        while True:
+            try:
+                took = await self.gateway.ping(self.config.appservice.id)
+                logger.info("The homeserver reaches the bridge (%d ms round trip)", took)
+                await self.gateway.set_display_name(self.names.bot, BOT_DISPLAY_NAME)
+                for site in self.config.sites:
+                    if site.admins:
+                        await self.rooms.spaces.ensure_admin_room(
+                            SiteID(site.id), site.name, [UserID(a) for a in site.admins]
+                        )
+                return
+            except (HomeserverUnavailable, MatrixRejected) as error:
+                delay = self.tuning.delivery_backoff.delay(attempt)
+                attempt += 1
+                logger.warning("Homeserver ping failed (%s); again in %.0fs", error, delay)
+                await asyncio.sleep(delay)
+
+    async def _serve(self, app: web.Application, host: str, port: int) -> None:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
+        await runner.setup()
+        self._runners.append(runner)
+        await web.TCPSite(runner, host, port).start()
+
+    async def stop(self) -> None:
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        await self.tasks.close()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        if self._read_engine is not None and self._read_engine is not self._engine:
+            await self._read_engine.dispose()
+        self._read_engine = None
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+        logger.info("Bazaar Bridge stopped")

@@ -1,0 +1,388 @@
+"""The bridge's configuration: parsed once into typed sections, each bad value named by its key.
+
+Values come from the YAML file; environment variables `BAZAAR_<SECTION>_<KEY>` (or
+`BAZAAR_<SECTION>` for a section that is a single value, like `database`) override it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+ENV_PREFIX = "BAZAAR_"
+_PLACEHOLDER = re.compile(
+    r"^(|\.\.\.|x+|changeme|change[-_ ]?me.*|generate|placeholder.*|secret|token|todo)$",
+    re.IGNORECASE,
+)
+_SITE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+_LOCALPART = re.compile(r"^[a-z0-9._=/-]+$")
+# HS256 wants a key of at least 32 bytes (RFC 7518 §3.2); the same floor suits every secret.
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(Exception):
+    """A bad or missing configuration value; the message starts with the key."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+
+
+def is_placeholder(value: str | None) -> bool:
+    return value is None or bool(_PLACEHOLDER.match(value.strip()))
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(48)
+
+
+@dataclass(frozen=True)
+class HomeserverConfig:
+    address: str
+    domain: str
+
+
+@dataclass(frozen=True)
+class AppserviceConfig:
+    id: str
+    hostname: str
+    port: int
+    address: str
+    bot_username: str
+    ghost_prefix: str
+    as_token: str
+    hs_token: str
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    hostname: str
+    port: int
+    public_url: str
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    allowed_roles: frozenset[str]
+    archive_after_days: int
+
+
+@dataclass(frozen=True)
+class TranslationConfig:
+    provider: str
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    id: str
+    name: str
+    language: str
+    api_token: str
+    widget_secret: str
+    webhook_url: str | None
+    webhook_secret: str | None
+    allowed_origins: tuple[str, ...]
+    admins: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Config:
+    homeserver: HomeserverConfig
+    appservice: AppserviceConfig
+    database: str
+    web: WebConfig
+    bridge: BridgeSettings
+    translation: TranslationConfig
+    sites: tuple[SiteConfig, ...]
+    logging: dict[str, Any] | None = None
+    path: Path | None = field(default=None, compare=False)
+
+    def site(self, site_id: str) -> SiteConfig | None:
+        return next((site for site in self.sites if site.id == site_id), None)
+
+
+class _Section:
+    """Reads typed values from one mapping, naming each failure by its full key."""
+
+    def __init__(self, raw: Any, key: str) -> None:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            raise ConfigError(key, "must be a mapping")
+        self.raw = raw
+        self.key = key
+
+    def _name(self, name: str) -> str:
+        return f"{self.key}.{name}" if self.key else name
+
+    def text(self, name: str, default: str | None = None) -> str:
+        value = self.raw.get(name, default)
+        if value is None:
+            raise ConfigError(self._name(name), "is required")
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(self._name(name), "must be a string")
+        text = str(value).strip()
+        if not text:
+            raise ConfigError(self._name(name), "must not be empty")
+        return text
+
+    def optional_text(self, name: str) -> str | None:
+        if self.raw.get(name) in (None, ""):
+            return None
+        return self.text(name)
+
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        value = self.raw.get(name, default)
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(self._name(name), "must be a whole number")
+        if not low <= value <= high:
+            raise ConfigError(self._name(name), f"must be between {low} and {high}")
+        return value
+
+    def url(self, name: str, default: str | None = None) -> str:
+        value = self.text(name, default).rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(self._name(name), f"must be an http(s) URL, not {value!r}")
+        return value
+
+    def text_list(self, name: str, default: list[str]) -> tuple[str, ...]:
+        value = self.raw.get(name, default)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(self._name(name), "must be a list of strings")
+        return tuple(item.strip() for item in value)
+
+    def secret(self, name: str, *, required: bool) -> str:
+        value = self.raw.get(name)
+        text = str(value).strip() if isinstance(value, str | int) else None
+        if not required:
+            return text or ""
+        if text is None or is_placeholder(text):
+            raise ConfigError(
+                self._name(name), "is missing or a placeholder; set a long random value"
+            )
+        if len(text) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                self._name(name), f"is too short; use at least {MIN_SECRET_LENGTH} characters"
+            )
+        return text
+
+
+def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    sections = {name.upper(): name for name in raw} | {
+        name.upper(): name
+        for name in ("homeserver", "appservice", "database", "web", "bridge", "translation")
+    }
+    for variable, text in environ.items():
+        if not variable.startswith(ENV_PREFIX):
+            continue
+        rest = variable[len(ENV_PREFIX) :]
+        # Values stay strings (a token may start with '*' or read 'yes'); only a
+        # bracketed list is read as YAML, for keys such as allowed_roles.
+        value: Any = text
+        if text.startswith("["):
+            try:
+                value = yaml.safe_load(text)
+            except yaml.YAMLError:
+                raise ConfigError(variable, "is not a valid [list, of, values]") from None
+        if rest in sections and not isinstance(raw.get(sections[rest]), dict):
+            raw[sections[rest]] = value
+            continue
+        for upper, section in sections.items():
+            if rest.startswith(upper + "_"):
+                key = rest[len(upper) + 1 :].lower()
+                target = raw.setdefault(section, {})
+                if isinstance(target, dict):
+                    target[key] = value
+                break
+
+
+def parse_config(
+    raw: Any, environ: Mapping[str, str] | None = None, *, require_tokens: bool = True
+) -> Config:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("(top level)", "the file must hold a mapping")
+    raw = dict(raw)
+    _apply_environment(raw, os.environ if environ is None else environ)
+
+    homeserver_section = _Section(raw.get("homeserver"), "homeserver")
+    homeserver = HomeserverConfig(
+        address=homeserver_section.url("address"),
+        domain=homeserver_section.text("domain"),
+    )
+
+    service = _Section(raw.get("appservice"), "appservice")
+    hostname = service.text("hostname", "127.0.0.1")
+    port = service.integer("port", 29331, low=1, high=65535)
+    ghost_prefix = service.text("ghost_prefix", "bazaar_")
+    bot_username = service.text("bot_username", "bazaarbot")
+    for name, value in (("ghost_prefix", ghost_prefix), ("bot_username", bot_username)):
+        if not _LOCALPART.match(value):
+            raise ConfigError(f"appservice.{name}", "must be a lower-case Matrix localpart")
+    if bot_username.startswith(ghost_prefix):
+        raise ConfigError("appservice.bot_username", "must not start with the ghost_prefix")
+    appservice = AppserviceConfig(
+        id=service.text("id", "bazaar"),
+        hostname=hostname,
+        port=port,
+        address=service.url("address", f"http://{hostname}:{port}"),
+        bot_username=bot_username,
+        ghost_prefix=ghost_prefix,
+        as_token=service.secret("as_token", required=require_tokens),
+        hs_token=service.secret("hs_token", required=require_tokens),
+    )
+    if require_tokens and appservice.as_token == appservice.hs_token:
+        raise ConfigError("appservice.hs_token", "must differ from appservice.as_token")
+
+    database = raw.get("database", "sqlite+aiosqlite:///bazaar.db")
+    if not isinstance(database, str) or not database.startswith(
+        ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+    ):
+        raise ConfigError("database", "must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
+
+    web_section = _Section(raw.get("web"), "web")
+    web_host = web_section.text("hostname", "127.0.0.1")
+    web_port = web_section.integer("port", 29332, low=1, high=65535)
+    web = WebConfig(
+        hostname=web_host,
+        port=web_port,
+        public_url=web_section.url("public_url", f"http://{web_host}:{web_port}"),
+    )
+
+    bridge_section = _Section(raw.get("bridge"), "bridge")
+    roles = bridge_section.text_list("allowed_roles", ["owner", "manager"])
+    if not roles:
+        raise ConfigError("bridge.allowed_roles", "must name at least one role")
+    settings = BridgeSettings(
+        allowed_roles=frozenset(roles),
+        archive_after_days=bridge_section.integer("archive_after_days", 7, low=1, high=3650),
+    )
+
+    translation = TranslationConfig(
+        provider=_Section(raw.get("translation"), "translation").text("provider", "none")
+    )
+
+    raw_sites = raw.get("sites") or []
+    if not isinstance(raw_sites, list):
+        raise ConfigError("sites", "must be a list")
+    sites = tuple(
+        _parse_site(entry, index, require_tokens) for index, entry in enumerate(raw_sites)
+    )
+    seen: set[str] = set()
+    for site in sites:
+        if site.id in seen:
+            raise ConfigError("sites", f"site id {site.id!r} appears twice")
+        seen.add(site.id)
+
+    logging_config = raw.get("logging")
+    if logging_config is not None and not isinstance(logging_config, dict):
+        raise ConfigError("logging", "must be a logging dictConfig mapping")
+
+    return Config(
+        homeserver=homeserver,
+        appservice=appservice,
+        database=database,
+        web=web,
+        bridge=settings,
+        translation=translation,
+        sites=sites,
+        logging=logging_config,
+    )
+
+
+def _parse_site(raw: Any, index: int, require_tokens: bool) -> SiteConfig:
+    section = _Section(raw, f"sites[{index}]")
+    site_id = section.text("id")
+    if not _SITE_ID.match(site_id):
+        raise ConfigError(f"sites[{index}].id", "must be 1–32 lower-case letters, digits or '-'")
+    section.key = f"sites[{site_id}]"
+    webhook_url = section.url("webhook_url") if section.optional_text("webhook_url") else None
+    return SiteConfig(
+        id=site_id,
+        name=section.text("name", site_id),
+        language=section.text("language", "en"),
+        api_token=section.secret("api_token", required=require_tokens),
+        widget_secret=section.secret("widget_secret", required=require_tokens),
+        webhook_url=webhook_url,
+        webhook_secret=section.secret(
+            "webhook_secret", required=require_tokens and webhook_url is not None
+        )
+        or None,
+        allowed_origins=section.text_list("allowed_origins", []),
+        admins=_matrix_ids(section, "admins"),
+    )
+
+
+def check_appservice_tokens(config: Config) -> None:
+    """The checks `run` makes on the two tokens, for commands that skip the site secrets."""
+    service = {"as_token": config.appservice.as_token, "hs_token": config.appservice.hs_token}
+    section = _Section(service, "appservice")
+    section.secret("as_token", required=True)
+    section.secret("hs_token", required=True)
+    if service["as_token"] == service["hs_token"]:
+        raise ConfigError("appservice.hs_token", "must differ from appservice.as_token")
+
+
+_MATRIX_USER_ID = re.compile(r"^@[a-z0-9._=/+-]+:[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def _matrix_ids(section: _Section, name: str) -> tuple[str, ...]:
+    ids = section.text_list(name, [])
+    for user_id in ids:
+        if not _MATRIX_USER_ID.match(user_id):
+            raise ConfigError(f"{section.key}.{name}", f"{user_id!r} is not a Matrix user id")
+    return ids
+
+
+def load_config(
+    path: Path, environ: Mapping[str, str] | None = None, *, require_tokens: bool = True
+) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(str(path), f"cannot be read: {error.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(str(path), f"is not valid YAML: {error}") from None
+    return replace(parse_config(raw, environ, require_tokens=require_tokens), path=path)
+
+
+def write_missing_tokens(path: Path) -> bool:
+    """Put strong `as_token`/`hs_token` into the config file where they are missing or
+    placeholders, keeping its comments and layout. Returns whether the file changed."""
+    from ruamel.yaml import YAML  # only this command edits the file in place
+
+    editor = YAML()
+    editor.preserve_quotes = True
+    editor.indent(mapping=2, sequence=4, offset=2)
+    document = editor.load(path.read_text(encoding="utf-8"))
+    if document is None or not isinstance(document, dict):
+        raise ConfigError(str(path), "the file must hold a mapping")
+    if document.get("appservice") is None:
+        document["appservice"] = {}
+    appservice = document["appservice"]
+    changed = False
+    for key in ("as_token", "hs_token"):
+        value = appservice.get(key)
+        if not isinstance(value, str) or is_placeholder(value):
+            appservice[key] = new_secret()
+            changed = True
+    if changed:
+        with path.open("w", encoding="utf-8") as stream:
+            editor.dump(document, stream)
+    return changed

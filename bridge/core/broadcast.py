@@ -1,0 +1,62 @@
+"""Vendor ↔ marketplace: the site's admins talk to sellers, and broadcast news to all of them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from bridge.core.ids import RoomID, SiteID, UserID
+from bridge.core.models import Site
+from bridge.core.ports import HomeserverUnavailable, MatrixPort, MatrixRejected, Repository
+
+logger = logging.getLogger(__name__)
+
+ADMIN_HELP = (
+    "Commands here:\n"
+    "!broadcast <text> — send the text to every seller of the site, in their room with you\n"
+    "!help — this list"
+)
+
+
+class Broadcasts:
+    def __init__(
+        self,
+        repository: Repository,
+        matrix: MatrixPort,
+        sites: Mapping[SiteID, Site],
+        allowed_roles: frozenset[str],
+    ) -> None:
+        self._repository = repository
+        self._matrix = matrix
+        self._sites = sites
+        self._allowed_roles = allowed_roles
+
+    async def on_admin_command(
+        self, room_id: RoomID, site_id: SiteID, sender: UserID, key: str, text: str
+    ) -> None:
+        """A message in the admins' control room. `key` (the event id) makes a broadcast
+        land once per seller, even when the homeserver hands the command over twice."""
+        site = self._sites.get(site_id)
+        if site is None or sender not in site.admins or not text.startswith("!"):
+            return
+        command, _, rest = text[1:].partition(" ")
+        if command.lower() == "broadcast" and rest.strip():
+            sent = await self.broadcast(site, rest.strip(), key)
+            await self._matrix.send_notice(room_id, f"Sent to {sent} sellers.", f"{key}-done")
+        else:
+            await self._matrix.send_notice(room_id, ADMIN_HELP)
+
+    async def broadcast(self, site: Site, text: str, key: str) -> int:
+        sent = 0
+        for seller in await self._repository.list_sellers(site.site_id):
+            members = seller.members_with_roles(self._allowed_roles)
+            try:
+                room_id = await self._matrix.marketplace_room(seller, members, site.name)
+                await self._matrix.send_notice(
+                    room_id, f"📣 {site.name}: {text}", f"{key}-{seller.seller_id}"
+                )
+            except (HomeserverUnavailable, MatrixRejected) as error:
+                logger.warning("Broadcast to %s failed: %s", seller.seller_id, error)
+                continue
+            sent += 1
+        return sent

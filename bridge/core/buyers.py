@@ -1,0 +1,198 @@
+"""What a signed-in buyer can do from the widget, always within their own conversations."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+
+from bridge.core.conversations import Conversations
+from bridge.core.events import Announcer
+from bridge.core.ids import BuyerID, ConversationID, MessageID, SellerID, SiteID
+from bridge.core.limits import RateLimiter
+from bridge.core.models import Buyer, Context, Conversation, Message, SenderKind, Side
+from bridge.core.ports import HomeserverUnavailable, MatrixPort, MatrixRejected, Repository
+from bridge.core.tasks import TaskKeeper
+from bridge.errors import Forbidden, NotFound
+
+logger = logging.getLogger(__name__)
+
+MAX_PAGE = 100
+DEFAULT_BUYER_NAME = "Buyer"
+
+
+@dataclass(frozen=True)
+class BuyerConversation:
+    conversation: Conversation
+    seller_name: str | None
+    last_message: Message | None
+
+
+class BuyerDesk:
+    def __init__(
+        self,
+        repository: Repository,
+        conversations: Conversations,
+        matrix: MatrixPort,
+        announcer: Announcer,
+        limiter: RateLimiter,
+        tasks: TaskKeeper,
+    ) -> None:
+        self._repository = repository
+        self._conversations = conversations
+        self._matrix = matrix
+        self._announcer = announcer
+        self._limiter = limiter
+        self._tasks = tasks
+        self._known: dict[tuple[SiteID, BuyerID], Buyer] = {}
+
+    async def sign_in(self, claimed: Buyer) -> Buyer:
+        """Make the token's buyer known; what the token leaves out keeps its stored value."""
+        key = (claimed.site, claimed.buyer_id)
+        known = self._known.get(key)
+        if known is not None and (
+            claimed.name or known.name,
+            claimed.language or known.language,
+        ) == (
+            known.name,
+            known.language,
+        ):
+            return known
+        stored = await self._repository.get_buyer(claimed.site, claimed.buyer_id)
+        buyer = Buyer(
+            claimed.site,
+            claimed.buyer_id,
+            claimed.name or (stored.name if stored else DEFAULT_BUYER_NAME),
+            claimed.language or (stored.language if stored else None),
+            stored.email if stored else None,
+        )
+        if stored != buyer:
+            await self._conversations.put_buyer(buyer)
+        self._known[key] = buyer
+        return buyer
+
+    def _who(self, buyer: Buyer) -> str:
+        return f"{buyer.site}/{buyer.buyer_id}"
+
+    async def own_conversation(self, buyer: Buyer, conversation_id: ConversationID) -> Conversation:
+        conversation = await self._repository.get_conversation(buyer.site, conversation_id)
+        # Another buyer's conversation looks exactly like one that does not exist.
+        if conversation is None or conversation.buyer_id != buyer.buyer_id:
+            raise NotFound(
+                f"Unknown conversation '{conversation_id}'", "BAZAAR_UNKNOWN_CONVERSATION"
+            )
+        return conversation
+
+    async def conversations(self, buyer: Buyer) -> list[BuyerConversation]:
+        found = await self._repository.list_conversations(buyer.site, buyer_id=buyer.buyer_id)
+        last = await self._repository.last_messages([c.conversation_id for c in found])
+        names: dict[SellerID, str | None] = {}
+        for conversation in found:
+            if conversation.seller_id not in names:
+                seller = await self._repository.get_seller(buyer.site, conversation.seller_id)
+                names[conversation.seller_id] = seller.name if seller else None
+        return [
+            BuyerConversation(c, names[c.seller_id], last.get(c.conversation_id)) for c in found
+        ]
+
+    async def start(
+        self, buyer: Buyer, seller_id: SellerID, context: Context
+    ) -> tuple[BuyerConversation, bool]:
+        self._limiter.take(self._who(buyer), "conversation")
+        seller = await self._conversations.seller(buyer.site, seller_id)
+        if not seller.chat_enabled:
+            raise Forbidden(
+                f"{seller.name} is not taking questions in chat", "BAZAAR_CHAT_DISABLED"
+            )
+        conversation, created = await self._conversations.start_conversation(
+            buyer.site, seller_id, buyer.buyer_id, context
+        )
+        last = await self._repository.last_messages([conversation.conversation_id])
+        return (
+            BuyerConversation(conversation, seller.name, last.get(conversation.conversation_id)),
+            created,
+        )
+
+    async def messages(
+        self,
+        buyer: Buyer,
+        conversation_id: ConversationID,
+        *,
+        before: MessageID | None,
+        after: MessageID | None,
+        limit: int,
+    ) -> list[Message]:
+        await self.own_conversation(buyer, conversation_id)
+        limit = min(max(limit, 1), MAX_PAGE)
+        for anchor in (before, after):
+            if anchor is not None:
+                message = await self._repository.get_message(anchor)
+                if message is None or message.conversation_id != conversation_id:
+                    raise NotFound(f"Unknown message '{anchor}'", "BAZAAR_UNKNOWN_MESSAGE")
+        if after is not None:
+            return await self._repository.list_messages(conversation_id, after=after, limit=limit)
+        return await self._repository.list_messages_before(
+            conversation_id, before=before, limit=limit
+        )
+
+    async def post(
+        self, buyer: Buyer, conversation_id: ConversationID, text: str, client_id: str
+    ) -> tuple[Message, bool]:
+        conversation = await self.own_conversation(buyer, conversation_id)
+        self._limiter.take(self._who(buyer), "message")
+        return await self._conversations.post_buyer_message(
+            buyer.site, conversation.conversation_id, text, client_id
+        )
+
+    async def read(self, buyer: Buyer, conversation_id: ConversationID, up_to: MessageID) -> int:
+        """Mark the seller's messages up to `up_to` read; returns what is still unread."""
+        conversation = await self.own_conversation(buyer, conversation_id)
+        self._limiter.take(self._who(buyer), "read")
+        anchor = await self._repository.get_message(up_to)
+        if anchor is None or anchor.conversation_id != conversation_id:
+            raise NotFound(f"Unknown message '{up_to}'", "BAZAAR_UNKNOWN_MESSAGE")
+        await self._repository.mark_read(
+            conversation_id,
+            SenderKind.BUYER,
+            up_to,
+            self._announcer.message_changed(conversation, "message.status"),
+        )
+        refreshed = await self.own_conversation(buyer, conversation_id)
+        await self._repository.add_frames(self._announcer.conversation_updated(refreshed))
+        self._announcer.published(conversation)
+        if anchor.event_id is not None:
+            self._tasks.spawn(
+                self._matrix_signal(
+                    self._matrix.send_read_receipt(conversation, buyer, anchor.event_id)
+                ),
+                name=f"receipt:{conversation_id}",
+            )
+        return refreshed.unread_buyer
+
+    async def set_block(
+        self, buyer: Buyer, conversation_id: ConversationID, blocked: bool
+    ) -> BuyerConversation:
+        """The buyer blocks (or unblocks) the seller of this conversation."""
+        await self.own_conversation(buyer, conversation_id)
+        self._limiter.take(self._who(buyer), "conversation")
+        await self._conversations.set_block(buyer.site, conversation_id, Side.BUYER, blocked)
+        found = await self.conversations(buyer)
+        return next(item for item in found if item.conversation.conversation_id == conversation_id)
+
+    async def typing(self, buyer: Buyer, conversation_id: ConversationID, typing: bool) -> None:
+        conversation = await self.own_conversation(buyer, conversation_id)
+        self._limiter.take(self._who(buyer), "typing")
+        if conversation.room_id is not None:
+            await self._matrix_signal(self._matrix.set_typing(conversation, buyer, typing))
+
+    @staticmethod
+    async def _matrix_signal(signal: Awaitable[None]) -> None:
+        """Receipts and typing are courtesy signals: a homeserver hiccup only loses one."""
+        try:
+            await signal
+        except (HomeserverUnavailable, MatrixRejected) as error:
+            logger.info("Could not pass a buyer signal to Matrix: %s", error)
+
+
+def unread_total(conversations: Sequence[BuyerConversation]) -> int:
+    return sum(item.conversation.unread_buyer for item in conversations)

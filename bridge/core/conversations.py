@@ -1,0 +1,246 @@
+"""What the marketplace (and later the widget) can do: sellers, buyers, conversations, messages."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from bridge.core.archive import Archive
+from bridge.core.blocking import Blocking
+from bridge.core.delivery import Courier
+from bridge.core.events import Announcer
+from bridge.core.ids import (
+    BuyerID,
+    ConversationID,
+    MessageID,
+    SellerID,
+    SiteID,
+    new_conversation_id,
+    new_message_id,
+)
+from bridge.core.models import (
+    Buyer,
+    Context,
+    Conversation,
+    ConversationState,
+    Member,
+    Message,
+    MessageStatus,
+    Seller,
+    SenderKind,
+    Side,
+    Site,
+)
+from bridge.core.ports import MatrixPort, Repository
+from bridge.errors import Conflict, Forbidden, NotFound
+
+logger = logging.getLogger(__name__)
+
+MAX_PAGE = 200
+
+
+class Conversations:
+    def __init__(
+        self,
+        repository: Repository,
+        matrix: MatrixPort,
+        courier: Courier,
+        sites: Mapping[SiteID, Site],
+        announcer: Announcer,
+        allowed_roles: frozenset[str],
+        blocking: Blocking,
+        archive: Archive,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._repository = repository
+        self._matrix = matrix
+        self._courier = courier
+        self._sites = sites
+        self._announcer = announcer
+        self._allowed_roles = allowed_roles
+        self._blocking = blocking
+        self._archive = archive
+        self._clock = clock
+
+    def site(self, site_id: SiteID) -> Site:
+        site = self._sites.get(site_id)
+        if site is None:
+            raise NotFound(f"Unknown site '{site_id}'", "BAZAAR_UNKNOWN_SITE")
+        return site
+
+    async def put_seller(self, seller: Seller) -> Seller:
+        """Store the seller; when who answers changes, every room of the seller follows."""
+        self.site(seller.site)
+        before = await self._repository.get_seller(seller.site, seller.seller_id)
+        stored = await self._repository.put_seller(seller)
+        if before is not None and self._answering(before) != self._answering(stored):
+            for conversation in await self._repository.list_conversations(
+                seller.site, seller_id=seller.seller_id
+            ):
+                if conversation.room_id is not None:
+                    self._courier.refresh_members(conversation.conversation_id)
+        return stored
+
+    def _answering(self, seller: Seller) -> frozenset[Member]:
+        return frozenset(seller.members_with_roles(self._allowed_roles))
+
+    async def set_block(
+        self, site_id: SiteID, conversation_id: ConversationID, side: Side, blocked: bool
+    ) -> Conversation:
+        """Block or unblock, for one side, the pair this conversation is between."""
+        conversation = await self.conversation(site_id, conversation_id)
+        await self._blocking.set(
+            site_id, conversation.seller_id, conversation.buyer_id, side, blocked
+        )
+        return await self.conversation(site_id, conversation_id)
+
+    async def put_buyer(self, buyer: Buyer) -> Buyer:
+        self.site(buyer.site)
+        stored = await self._repository.put_buyer(buyer)
+        return stored
+
+    async def seller(self, site_id: SiteID, seller_id: SellerID) -> Seller:
+        seller = await self._repository.get_seller(site_id, seller_id)
+        if seller is None:
+            raise NotFound(f"Unknown seller '{seller_id}'", "BAZAAR_UNKNOWN_SELLER")
+        return seller
+
+    async def buyer(self, site_id: SiteID, buyer_id: BuyerID) -> Buyer:
+        buyer = await self._repository.get_buyer(site_id, buyer_id)
+        if buyer is None:
+            raise NotFound(f"Unknown buyer '{buyer_id}'", "BAZAAR_UNKNOWN_BUYER")
+        return buyer
+
+    async def conversation(self, site_id: SiteID, conversation_id: ConversationID) -> Conversation:
+        conversation = await self._repository.get_conversation(site_id, conversation_id)
+        if conversation is None:
+            raise NotFound(
+                f"Unknown conversation '{conversation_id}'", "BAZAAR_UNKNOWN_CONVERSATION"
+            )
+        return conversation
+
+    async def start_conversation(
+        self, site_id: SiteID, seller_id: SellerID, buyer_id: BuyerID, context: Context
+    ) -> tuple[Conversation, bool]:
+        """Open the conversation about this context, or return the one already open.
+
+        The room is made right away when the homeserver answers; otherwise the courier
+        makes it later and the conversation is usable (messages queue) meanwhile.
+        """
+        self.site(site_id)
+        await self.seller(site_id, seller_id)
+        await self.buyer(site_id, buyer_id)
+        draft = Conversation(
+            site=site_id,
+            conversation_id=new_conversation_id(),
+            seller_id=seller_id,
+            buyer_id=buyer_id,
+            context=context,
+            state=(
+                ConversationState.BLOCKED
+                if await self._repository.blocks(site_id, seller_id, buyer_id)
+                else ConversationState.ACTIVE
+            ),
+            room_id=None,
+            created_at=self._clock(),
+        )
+        conversation, created = await self._repository.create_conversation(
+            draft, self._announcer.conversation_created(draft)
+        )
+        if created:
+            self._announcer.published(conversation)
+        if conversation.room_id is None:
+            conversation = await self._courier.provision_now(conversation)
+        return conversation, created
+
+    async def ensure_room(self, conversation: Conversation) -> Conversation:
+        return await self._courier.provision_now(conversation)
+
+    async def list_conversations(
+        self,
+        site_id: SiteID,
+        *,
+        seller_id: SellerID | None = None,
+        buyer_id: BuyerID | None = None,
+        state: ConversationState | None = None,
+    ) -> list[Conversation]:
+        self.site(site_id)
+        return await self._repository.list_conversations(
+            site_id, seller_id=seller_id, buyer_id=buyer_id, state=state
+        )
+
+    async def update_context(
+        self, site_id: SiteID, conversation_id: ConversationID, context: Context
+    ) -> Conversation:
+        conversation = await self.conversation(site_id, conversation_id)
+        if context.type != conversation.context.type or context.id != conversation.context.id:
+            raise Conflict(
+                "A conversation keeps the type and id of its context; start a new conversation "
+                "for another product or order",
+                "BAZAAR_CONTEXT_MISMATCH",
+            )
+        await self._repository.set_context(conversation_id, context)
+        conversation = replace(conversation, context=context)
+        await self._repository.add_frames(self._announcer.conversation_updated(conversation))
+        self._announcer.published(conversation)
+        self._courier.refresh_context(conversation_id)
+        return conversation
+
+    async def post_buyer_message(
+        self, site_id: SiteID, conversation_id: ConversationID, text: str, client_id: str
+    ) -> tuple[Message, bool]:
+        """Store a buyer's message (idempotent by client id) and hand it to the courier."""
+        conversation = await self.conversation(site_id, conversation_id)
+        if conversation.state == ConversationState.BLOCKED:
+            raise Forbidden("This conversation is blocked", "BAZAAR_BLOCKED")
+        buyer = await self.buyer(site_id, conversation.buyer_id)
+        draft = Message(
+            message_id=new_message_id(),
+            conversation_id=conversation_id,
+            sender=SenderKind.BUYER,
+            sender_name=buyer.name,
+            text=text,
+            lang=buyer.language,
+            status=MessageStatus.PENDING,
+            created_at=self._clock(),
+            client_id=client_id,
+        )
+        message, created = await self._repository.add_message(
+            draft, self._announcer.message_created(conversation, draft)
+        )
+        if not created and message.text != text:
+            raise Conflict(
+                f"client_id '{client_id}' was already used for another message",
+                "BAZAAR_CLIENT_ID_REUSED",
+            )
+        if not created and message.status == MessageStatus.FAILED:
+            # Sending the same client_id again is the buyer's retry: try the room once more.
+            message = await self._repository.requeue(
+                message.message_id,
+                self._announcer.message_changed(conversation, "message.status"),
+            )
+        if created:
+            await self._archive.reactivate(conversation)
+        if created or message.status == MessageStatus.PENDING:
+            self._announcer.published(conversation)
+            self._courier.wake(conversation_id)
+        return message, created
+
+    async def list_messages(
+        self,
+        site_id: SiteID,
+        conversation_id: ConversationID,
+        *,
+        after: MessageID | None,
+        limit: int,
+    ) -> list[Message]:
+        await self.conversation(site_id, conversation_id)
+        if after is not None:
+            anchor = await self._repository.get_message(after)
+            if anchor is None or anchor.conversation_id != conversation_id:
+                raise NotFound(f"Unknown message '{after}'", "BAZAAR_UNKNOWN_MESSAGE")
+        return await self._repository.list_messages(
+            conversation_id, after=after, limit=min(max(limit, 1), MAX_PAGE)
+        )

@@ -1,0 +1,227 @@
+"""The courier: carries stored buyer messages into Matrix, in order per conversation.
+
+Each conversation with work has at most one worker task; a wake-up while the worker runs
+makes it look again before it stops, so nothing stored is left behind. An unreachable
+homeserver delays delivery with a capped backoff; a refusal marks the message failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import TypeVar
+
+from bridge.core.events import Announcer
+from bridge.core.ids import ConversationID, EventID, SiteID
+from bridge.core.models import Buyer, Conversation, Message, Site
+from bridge.core.ports import HomeserverUnavailable, MatrixPort, MatrixRejected, Repository
+from bridge.core.tasks import TaskKeeper
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    first: float = 0.5
+    factor: float = 2.0
+    longest: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.first * self.factor**attempt, self.longest))
+
+
+class Courier:
+    def __init__(
+        self,
+        repository: Repository,
+        matrix: MatrixPort,
+        sites: Mapping[SiteID, Site],
+        allowed_roles: frozenset[str],
+        tasks: TaskKeeper,
+        announcer: Announcer,
+        backoff: Backoff = Backoff(),
+        provision_timeout: float = 15.0,
+    ) -> None:
+        self._repository = repository
+        self._matrix = matrix
+        self._sites = sites
+        self._allowed_roles = allowed_roles
+        self._tasks = tasks
+        self._announcer = announcer
+        self._backoff = backoff
+        self._provision_timeout = provision_timeout
+        self._workers: dict[ConversationID, asyncio.Task[None]] = {}
+        self._dirty: set[ConversationID] = set()
+        self._stale_context: set[ConversationID] = set()
+        self._stale_members: set[ConversationID] = set()
+        self._room_locks: dict[ConversationID, asyncio.Lock] = {}
+
+    async def resume(self) -> None:
+        """Pick up what an earlier run left: rooms not made, messages not delivered."""
+        for conversation in await self._repository.conversations_needing_delivery():
+            self.wake(conversation.conversation_id)
+
+    def wake(self, conversation_id: ConversationID) -> None:
+        self._dirty.add(conversation_id)
+        if conversation_id not in self._workers:
+            self._workers[conversation_id] = self._tasks.spawn(
+                self._work(conversation_id), name=f"courier:{conversation_id}"
+            )
+
+    def refresh_context(self, conversation_id: ConversationID) -> None:
+        self._stale_context.add(conversation_id)
+        self.wake(conversation_id)
+
+    def refresh_members(self, conversation_id: ConversationID) -> None:
+        """Bring the room's membership and power levels back to what the seller's roles say."""
+        self._stale_members.add(conversation_id)
+        self.wake(conversation_id)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._workers)
+
+    async def provision_now(self, conversation: Conversation) -> Conversation:
+        """Make the room while the caller waits, within a time limit; else leave it to a worker."""
+        try:
+            async with asyncio.timeout(self._provision_timeout):
+                return await self._ensure_room(conversation)
+        except (HomeserverUnavailable, MatrixRejected, TimeoutError) as error:
+            logger.warning(
+                "Room for %s not made yet, will retry: %s", conversation.conversation_id, error
+            )
+            self.wake(conversation.conversation_id)
+            return conversation
+
+    async def _work(self, conversation_id: ConversationID) -> None:
+        try:
+            while conversation_id in self._dirty:
+                self._dirty.discard(conversation_id)
+                await self._deliver_all(conversation_id)
+        finally:
+            del self._workers[conversation_id]
+
+    async def _deliver_all(self, conversation_id: ConversationID) -> None:
+        stored = await self._repository.get_conversation_by_id(conversation_id)
+        if stored is None:
+            return
+        conversation = stored
+        if stored.room_id is None:
+            conversation = await self._retrying(partial(self._ensure_room, stored), refusals=True)
+        if conversation_id in self._stale_context:
+            self._stale_context.discard(conversation_id)
+            await self._retrying(partial(self._push_context, conversation_id))
+        if conversation_id in self._stale_members:
+            self._stale_members.discard(conversation_id)
+            await self._retrying(partial(self._push_members, conversation))
+        pending = await self._repository.pending_messages(conversation_id)
+        if not pending:
+            return
+        buyer = await self._repository.get_buyer(conversation.site, conversation.buyer_id)
+        if buyer is None:
+            raise LookupError(f"{conversation_id} lost its buyer")
+        recording: asyncio.Task[None] | None = None
+        try:
+            for message in pending:
+                event_id = await self._retrying(partial(self._send, conversation, buyer, message))
+                # Sends stay one at a time, which keeps the room's order; the store records
+                # the previous message while this one travels.
+                if recording is not None:
+                    await recording
+                recording = asyncio.create_task(self._record(conversation, message, event_id))
+        finally:
+            if recording is not None:
+                await recording
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]], *, refusals: bool = False) -> T:
+        """Run `attempt` until it succeeds; a refusal is retried too when `refusals` is set
+        (a room must exist before anything else can happen, and the cause may be fixed)."""
+        tries = 0
+        retried: tuple[type[Exception], ...] = (
+            (HomeserverUnavailable, MatrixRejected) if refusals else (HomeserverUnavailable,)
+        )
+        while True:
+            try:
+                return await attempt()
+            except retried as error:
+                delay = self._backoff.delay(tries)
+                tries += 1
+                logger.warning("%s; retrying in %.1fs", error, delay)
+                await asyncio.sleep(delay)
+
+    async def _ensure_room(self, conversation: Conversation) -> Conversation:
+        lock = self._room_locks.setdefault(conversation.conversation_id, asyncio.Lock())
+        async with lock:
+            current = await self._repository.get_conversation_by_id(conversation.conversation_id)
+            if current is not None and current.room_id is not None:
+                return current
+            seller = await self._repository.get_seller(conversation.site, conversation.seller_id)
+            buyer = await self._repository.get_buyer(conversation.site, conversation.buyer_id)
+            if seller is None or buyer is None:
+                raise LookupError(f"{conversation.conversation_id} lost its seller or buyer")
+            room_id = await self._matrix.create_conversation_room(
+                conversation,
+                seller,
+                buyer,
+                seller.members_with_roles(self._allowed_roles),
+                self._sites[conversation.site].name,
+            )
+            await self._repository.set_room(conversation.conversation_id, room_id)
+            self._room_locks.pop(conversation.conversation_id, None)
+            return replace(conversation, room_id=room_id)
+
+    async def _push_members(self, conversation: Conversation) -> None:
+        seller = await self._repository.get_seller(conversation.site, conversation.seller_id)
+        buyer = await self._repository.get_buyer(conversation.site, conversation.buyer_id)
+        if seller is None or buyer is None:
+            return
+        current = await self._repository.get_conversation_by_id(conversation.conversation_id)
+        blocked_by = await self._repository.blocks(
+            conversation.site, conversation.seller_id, conversation.buyer_id
+        )
+        try:
+            await self._matrix.sync_members(
+                current or conversation,
+                seller,
+                buyer,
+                seller.members_with_roles(self._allowed_roles),
+                blocked_by,
+                self._sites[conversation.site].name,
+            )
+        except MatrixRejected as error:
+            logger.warning(
+                "Could not bring %s's members in line: %s", conversation.conversation_id, error
+            )
+
+    async def _push_context(self, conversation_id: ConversationID) -> None:
+        conversation = await self._repository.get_conversation_by_id(conversation_id)
+        if conversation is None or conversation.room_id is None:
+            return
+        buyer = await self._repository.get_buyer(conversation.site, conversation.buyer_id)
+        if buyer is not None:
+            await self._matrix.update_context(conversation, buyer)
+
+    async def _send(
+        self, conversation: Conversation, buyer: Buyer, message: Message
+    ) -> EventID | None:
+        """The message's event id in the room, or None when the homeserver refused it."""
+        try:
+            return await self._matrix.send_buyer_message(conversation, buyer, message)
+        except MatrixRejected as error:
+            logger.warning("Homeserver refused message %s: %s", message.message_id, error)
+            return None
+
+    async def _record(
+        self, conversation: Conversation, message: Message, event_id: EventID | None
+    ) -> None:
+        status_event = self._announcer.message_changed(conversation, "message.status")
+        if event_id is None:
+            await self._repository.mark_failed(message.message_id, status_event)
+        else:
+            await self._repository.mark_delivered(message.message_id, event_id, status_event)
+        self._announcer.published(conversation)

@@ -1,0 +1,130 @@
+"""What a change tells the outside: webhooks for the marketplace, stream frames for the buyer.
+
+Events are stored in the same transaction as the change that caused them (the outbox and
+the buyer's feed), then `published` wakes whoever delivers them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.core.ids import BuyerID, ConversationID, SiteID
+from bridge.core.models import Conversation, Message, Site
+from bridge.core.views import buyer_conversation_json, conversation_json, message_json
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """One event bound for a marketplace's webhook."""
+
+    site: SiteID
+    type: str
+    conversation_id: ConversationID
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FeedFrame:
+    """One frame of a buyer's stream; the store gives it the buyer's next `seq`."""
+
+    site: SiteID
+    buyer_id: BuyerID
+    type: str
+    conversation_id: ConversationID
+    payload: dict[str, Any]
+
+
+Event = WebhookEvent | FeedFrame
+EventsFor = Callable[[Message], Sequence[Event]]
+"""Builds the events for a message as it stands after a change."""
+
+
+class Announcer:
+    def __init__(
+        self,
+        sites: Mapping[SiteID, Site],
+        webhooks_added: Callable[[SiteID], None],
+        feed_added: Callable[[SiteID, BuyerID], None],
+    ) -> None:
+        self._sites = sites
+        self._webhooks_added = webhooks_added
+        self._feed_added = feed_added
+
+    def _webhook(
+        self, conversation: Conversation, kind: str, payload: dict[str, Any]
+    ) -> list[Event]:
+        if not self._sites[conversation.site].has_webhook:
+            return []
+        return [WebhookEvent(conversation.site, kind, conversation.conversation_id, payload)]
+
+    @staticmethod
+    def _frame(conversation: Conversation, kind: str, payload: dict[str, Any]) -> FeedFrame:
+        return FeedFrame(
+            conversation.site, conversation.buyer_id, kind, conversation.conversation_id, payload
+        )
+
+    def message_created(self, conversation: Conversation, message: Message) -> list[Event]:
+        payload = {"message": message_json(message)}
+        return [
+            *self._webhook(conversation, "message.created", payload),
+            self._frame(conversation, "message.created", payload),
+        ]
+
+    def message_changed(self, conversation: Conversation, webhook_type: str) -> EventsFor:
+        """Events for a message after a change: `webhook_type` tells the marketplace what
+        changed (message.status, message.updated, message.deleted); the buyer's stream
+        always gets message.updated."""
+
+        def events(message: Message) -> list[Event]:
+            payload = {"message": message_json(message)}
+            return [
+                *self._webhook(conversation, webhook_type, payload),
+                self._frame(conversation, "message.updated", payload),
+            ]
+
+        return events
+
+    def conversation_created(self, conversation: Conversation) -> list[Event]:
+        return [
+            *self._webhook(
+                conversation,
+                "conversation.created",
+                {"conversation": conversation_json(conversation)},
+            ),
+            self._frame(
+                conversation,
+                "conversation.updated",
+                {"conversation": buyer_conversation_json(conversation)},
+            ),
+        ]
+
+    def conversation_state(self, conversation: Conversation) -> list[Event]:
+        """The conversation became active, archived or blocked."""
+        return [
+            *self._webhook(
+                conversation,
+                "conversation.state",
+                {"conversation": conversation_json(conversation)},
+            ),
+            *self.conversation_updated(conversation),
+        ]
+
+    def conversation_updated(self, conversation: Conversation) -> list[Event]:
+        return [
+            self._frame(
+                conversation,
+                "conversation.updated",
+                {"conversation": buyer_conversation_json(conversation)},
+            )
+        ]
+
+    def typing(self, conversation: Conversation, typing: bool, sender_name: str) -> list[Event]:
+        return [self._frame(conversation, "typing", {"typing": typing, "sender_name": sender_name})]
+
+    def published(self, conversation: Conversation) -> None:
+        """Wake the deliverers once a change to this conversation is committed."""
+        if self._sites[conversation.site].has_webhook:
+            self._webhooks_added(conversation.site)
+        self._feed_added(conversation.site, conversation.buyer_id)

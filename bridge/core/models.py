@@ -1,0 +1,179 @@
+"""Domain records: frozen dataclasses that every layer passes around."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bridge.core.ids import (
+    BuyerID,
+    ConversationID,
+    EventID,
+    MessageID,
+    RoomID,
+    SellerID,
+    SiteID,
+    UserID,
+)
+
+
+class Role(enum.StrEnum):
+    OWNER = "owner"
+    MANAGER = "manager"
+    STAFF = "staff"
+
+
+class ConversationState(enum.StrEnum):
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+    BLOCKED = "blocked"
+
+
+class ContextType(enum.StrEnum):
+    PRODUCT = "product"
+    ORDER = "order"
+    GENERAL = "general"
+
+
+class SenderKind(enum.StrEnum):
+    BUYER = "buyer"
+    SELLER = "seller"
+    SYSTEM = "system"
+
+
+class Side(enum.StrEnum):
+    """The two sides of a conversation, e.g. who blocked whom."""
+
+    BUYER = "buyer"
+    SELLER = "seller"
+
+
+class MessageStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    READ = "read"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Member:
+    """A person who answers for a seller, with their own Matrix account."""
+
+    user_id: UserID
+    role: str
+
+
+@dataclass(frozen=True)
+class Seller:
+    site: SiteID
+    seller_id: SellerID
+    name: str
+    language: str
+    email: str | None = None
+    chat_enabled: bool = True
+    greeting: str | None = None
+    members: tuple[Member, ...] = ()
+
+    def members_with_roles(self, roles: frozenset[str]) -> tuple[Member, ...]:
+        return tuple(member for member in self.members if member.role in roles)
+
+
+@dataclass(frozen=True)
+class Buyer:
+    site: SiteID
+    buyer_id: BuyerID
+    name: str
+    language: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a conversation is about: a product, an order, or nothing in particular."""
+
+    type: ContextType
+    id: str
+    title: str
+    url: str | None = None
+    image_url: str | None = None
+    price: str | None = None
+    currency: str | None = None
+    status: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        raw: dict[str, Any] = {"type": self.type.value, "id": self.id, "title": self.title}
+        for key in ("url", "image_url", "price", "currency", "status"):
+            value = getattr(self, key)
+            if value is not None:
+                raw[key] = value
+        return raw
+
+
+@dataclass(frozen=True)
+class Conversation:
+    site: SiteID
+    conversation_id: ConversationID
+    seller_id: SellerID
+    buyer_id: BuyerID
+    context: Context
+    state: ConversationState
+    room_id: RoomID | None
+    created_at: datetime
+    last_message_at: datetime | None = None
+    unread_buyer: int = 0
+    unread_seller: int = 0
+
+
+@dataclass(frozen=True)
+class Original:
+    text: str
+    lang: str
+
+
+@dataclass(frozen=True)
+class Message:
+    message_id: MessageID
+    conversation_id: ConversationID
+    sender: SenderKind
+    sender_name: str
+    text: str
+    lang: str | None
+    status: MessageStatus
+    created_at: datetime
+    client_id: str | None = None
+    sender_user_id: UserID | None = None
+    event_id: EventID | None = None
+    original: Original | None = None
+    edited_at: datetime | None = None
+    deleted: bool = False
+    html: str | None = None
+    attachments: tuple[dict[str, Any], ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Site:
+    """A marketplace connected to the bridge, as far as the domain needs to know it."""
+
+    site_id: SiteID
+    name: str
+    language: str
+    has_webhook: bool
+    admins: tuple[UserID, ...] = ()
+
+
+@dataclass(frozen=True)
+class SellerSpace:
+    """The Matrix Space the bot keeps for a seller: a section per conversation state and
+    a management room."""
+
+    space_id: RoomID
+    sections: dict[ConversationState, RoomID]
+    management_id: RoomID
+    marketplace_id: RoomID | None = None
+
+    @property
+    def rooms(self) -> tuple[RoomID, ...]:
+        rooms = (self.space_id, *self.sections.values(), self.management_id)
+        return (*rooms, self.marketplace_id) if self.marketplace_id else rooms

@@ -1,0 +1,216 @@
+"""Applies stored appservice transactions, in the order they arrived, once each."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from bridge.core.broadcast import Broadcasts
+from bridge.core.ids import EventID, RoomID, UserID
+from bridge.core.ports import Repository, StoredTransaction
+from bridge.core.replies import SellerReplies
+from bridge.core.tasks import TaskKeeper
+from bridge.matrix.html import clean_html
+from bridge.matrix.identifiers import MatrixNames
+from bridge.matrix.rooms import MatrixRooms
+from bridge.matrix.spaces import ADMIN_ROOM, SpaceMemory
+
+logger = logging.getLogger(__name__)
+
+TEXT_MSGTYPES = frozenset({"m.text", "m.notice", "m.emote"})
+
+
+def _html(content: dict[str, Any]) -> str | None:
+    formatted = content.get("formatted_body")
+    if content.get("format") != "org.matrix.custom.html" or not isinstance(formatted, str):
+        return None
+    return clean_html(formatted)
+
+
+def _time(event: dict[str, Any]) -> datetime:
+    ts = event.get("origin_server_ts")
+    if isinstance(ts, int) and not isinstance(ts, bool):
+        return datetime.fromtimestamp(ts / 1000, UTC)
+    return datetime.now(UTC)
+
+
+class TransactionProcessor:
+    def __init__(
+        self,
+        repository: Repository,
+        replies: SellerReplies,
+        rooms: MatrixRooms,
+        names: MatrixNames,
+        spaces: SpaceMemory,
+        broadcasts: Broadcasts,
+        tasks: TaskKeeper,
+    ) -> None:
+        self._broadcasts = broadcasts
+        self._repository = repository
+        self._replies = replies
+        self._rooms = rooms
+        self._names = names
+        self._spaces = spaces
+        self._tasks = tasks
+        self._queue: asyncio.Queue[StoredTransaction] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def accept(self, txn_id: str, events: list[dict[str, Any]]) -> None:
+        """Store the transaction (a repeat is a no-op) and queue it; returns once stored.
+
+        Echoes of what the bridge itself sent are dropped first: most transactions are
+        nothing else, and they need neither storing nor applying.
+        """
+        events = [event for event in events if not self._is_echo(event)]
+        if events and await self._repository.store_transaction(txn_id, events):
+            self._enqueue(StoredTransaction(txn_id, events))
+
+    def _is_echo(self, event: dict[str, Any]) -> bool:
+        sender = event.get("sender")
+        return isinstance(sender, str) and self._names.is_ours(sender)
+
+    async def resume(self) -> None:
+        for transaction in await self._repository.unprocessed_transactions():
+            self._enqueue(transaction)
+
+    def _enqueue(self, transaction: StoredTransaction) -> None:
+        self._idle.clear()
+        self._queue.put_nowait(transaction)
+        if self._worker is None:
+            self._worker = self._tasks.spawn(self._work(), name="appservice-transactions")
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    async def _work(self) -> None:
+        try:
+            while not self._queue.empty():
+                await self._apply(self._queue.get_nowait())
+        finally:
+            self._worker = None
+            if self._queue.empty():
+                self._idle.set()
+            else:
+                self._worker = self._tasks.spawn(self._work(), name="appservice-transactions")
+
+    async def _apply(self, transaction: StoredTransaction) -> None:
+        # The events are in hand: stored before the homeserver heard 200, applied from memory.
+        txn_id = transaction.txn_id
+        for event in transaction.events:
+            try:
+                await self.apply_event(event)
+            except Exception:
+                # One broken event must not hold back the ones after it.
+                logger.exception(
+                    "Failed to apply %s %s of transaction %s",
+                    event.get("type"),
+                    event.get("event_id"),
+                    txn_id,
+                )
+        await self._repository.mark_transaction_processed(txn_id)
+
+    async def apply_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        sender = event.get("sender")
+        room_id = event.get("room_id")
+        content = event.get("content")
+        if not isinstance(content, dict):
+            return
+        if isinstance(room_id, str) and kind in ("m.receipt", "m.typing"):
+            await self._ephemeral(RoomID(room_id), kind, content)
+            return
+        if not isinstance(sender, str):
+            return
+        if kind == "m.room.member":
+            await self._member(event, sender, content)
+            return
+        if kind == "m.room.power_levels" and isinstance(room_id, str):
+            await self._replies.on_power_levels(RoomID(room_id), UserID(sender))
+            return
+        if not isinstance(room_id, str) or self._names.is_ours(sender):
+            return
+        if kind == "m.room.message":
+            await self._message(RoomID(room_id), UserID(sender), event, content)
+        elif kind == "m.room.redaction":
+            redacts = event.get("redacts") or content.get("redacts")
+            if isinstance(redacts, str):
+                await self._replies.on_redaction(
+                    RoomID(room_id), UserID(sender), EventID(redacts), _time(event)
+                )
+
+    async def _member(self, event: dict[str, Any], sender: str, content: dict[str, Any]) -> None:
+        subject = event.get("state_key")
+        room_id = event.get("room_id")
+        membership = content.get("membership")
+        if not isinstance(subject, str) or not isinstance(membership, str):
+            return
+        if membership == "join" and subject == sender:
+            name = content.get("displayname")
+            self._rooms.remember_display_name(
+                UserID(sender), name if isinstance(name, str) and name else None
+            )
+        if isinstance(room_id, str) and not self._names.is_ours(subject):
+            await self._replies.on_membership(RoomID(room_id), UserID(subject), membership)
+
+    async def _message(
+        self, room_id: RoomID, sender: UserID, event: dict[str, Any], content: dict[str, Any]
+    ) -> None:
+        event_id = event.get("event_id")
+        if not isinstance(event_id, str):
+            return
+        relation = content.get("m.relates_to")
+        if isinstance(relation, dict) and relation.get("rel_type") == "m.replace":
+            new_content = content.get("m.new_content")
+            target = relation.get("event_id")
+            if (
+                isinstance(new_content, dict)
+                and isinstance(new_content.get("body"), str)
+                and isinstance(target, str)
+            ):
+                await self._replies.on_edit(
+                    room_id,
+                    sender,
+                    EventID(target),
+                    new_content["body"],
+                    _html(new_content),
+                    _time(event),
+                )
+            return
+        body = content.get("body")
+        if content.get("msgtype") in TEXT_MSGTYPES and isinstance(body, str) and body.strip():
+            managed = await self._spaces.management_room_seller(room_id)
+            if managed is not None:
+                await self._replies.on_management_message(room_id, *managed, sender, body)
+                return
+            site_room = await self._spaces.site_room_purpose(room_id)
+            if site_room is not None:
+                site, purpose = site_room
+                if purpose == ADMIN_ROOM:
+                    await self._broadcasts.on_admin_command(room_id, site, sender, event_id, body)
+                return
+            await self._replies.on_message(
+                room_id, sender, EventID(event_id), body, _html(content), _time(event)
+            )
+        else:
+            logger.info(
+                "Not relaying %s from %s: msgtype %r", event_id, sender, content.get("msgtype")
+            )
+
+    async def _ephemeral(self, room_id: RoomID, kind: str, content: dict[str, Any]) -> None:
+        if kind == "m.typing":
+            user_ids = content.get("user_ids")
+            if isinstance(user_ids, list):
+                typing = frozenset(UserID(u) for u in user_ids if isinstance(u, str))
+                await self._replies.on_typing(room_id, typing)
+            return
+        for event_id, receipts in content.items():
+            readers = receipts.get("m.read") if isinstance(receipts, dict) else None
+            if not isinstance(readers, dict):
+                continue
+            for reader in readers:
+                if isinstance(reader, str) and not self._names.is_ours(reader):
+                    await self._replies.on_read(room_id, UserID(reader), EventID(event_id))

@@ -1,0 +1,256 @@
+"""A thin appservice gateway over matrix-nio's sans-I/O request builders.
+
+nio builds the request (method, path, JSON body) and parses the answer; this module adds
+what an appservice needs and nio lacks: the `as_token` as bearer, `?user_id=` to act as a
+ghost, `?ts=` to keep a message's real time, and `m.login.application_service` sign-up.
+Failures become the domain's `HomeserverUnavailable` (retry) or `MatrixRejected` (don't).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import aiohttp
+import nio
+
+from bridge.core.ids import EventID, RoomID, UserID
+from bridge.core.ports import HomeserverUnavailable, MatrixRejected
+
+logger = logging.getLogger(__name__)
+
+# sock_connect, not connect: waiting for a free pooled connection is queueing, not a failure.
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5)
+
+
+class MatrixGateway:
+    def __init__(self, address: str, as_token: str, session: aiohttp.ClientSession) -> None:
+        self._address = address.rstrip("/")
+        self._as_token = as_token
+        self._session = session
+        # Requests made, by method: for logs and benchmarks of how much work a change costs.
+        self.requests: Counter[str] = Counter()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: str | bytes | dict[str, Any] | None = None,
+        *,
+        as_user: UserID | None = None,
+        ts: int | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        answer = await self.request_json(
+            method, path, body, as_user=as_user, ts=ts, content_type=content_type
+        )
+        return answer if isinstance(answer, dict) else {}
+
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        body: str | bytes | dict[str, Any] | None = None,
+        *,
+        as_user: UserID | None = None,
+        ts: int | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        """One client-server API call; the parsed JSON answer, whatever its shape."""
+        url = self._url(path, as_user=as_user, ts=ts)
+        path = urlsplit(path).path
+        self.requests[method] += 1
+        data = json.dumps(body) if isinstance(body, dict) else body
+        headers = {"Authorization": f"Bearer {self._as_token}"}
+        if data is not None:
+            headers["Content-Type"] = content_type
+        try:
+            async with self._session.request(
+                method, url, data=data, headers=headers, timeout=REQUEST_TIMEOUT
+            ) as response:
+                status = response.status
+                text = await response.text()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise HomeserverUnavailable(f"{method} {path}: {error!r}") from error
+        try:
+            answer = json.loads(text) if text else {}
+        except ValueError:
+            answer = {}
+        if status >= 500 or status == 429:
+            raise HomeserverUnavailable(f"{method} {path}: HTTP {status} {text[:200]}")
+        if status >= 400:
+            error_body = answer if isinstance(answer, dict) else {}
+            raise MatrixRejected(
+                str(error_body.get("errcode", f"HTTP_{status}")),
+                str(error_body.get("error", text[:200])),
+            )
+        return answer
+
+    def _url(self, path: str, *, as_user: UserID | None, ts: int | None) -> str:
+        parts = urlsplit(path)
+        # nio puts the access token in the query; the gateway sends the as_token as a header.
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "access_token"]
+        if as_user is not None:
+            query.append(("user_id", as_user))
+        if ts is not None:
+            query.append(("ts", str(ts)))
+        return self._address + urlunsplit(("", "", parts.path, urlencode(query), ""))
+
+    # Users
+
+    async def register_ghost(self, localpart: str) -> None:
+        """Register an appservice user; one that exists already is fine."""
+        body = {"type": "m.login.application_service", "username": localpart}
+        try:
+            await self.request("POST", "/_matrix/client/v3/register", body)
+        except MatrixRejected as error:
+            if error.errcode != "M_USER_IN_USE":
+                raise
+
+    async def set_display_name(self, user_id: UserID, name: str) -> None:
+        method, path, data = nio.Api.profile_set_displayname("", user_id, name)
+        await self.request(method, path, data, as_user=user_id)
+
+    async def display_name(self, user_id: UserID) -> str | None:
+        method, path = nio.Api.profile_get_displayname(user_id)
+        try:
+            answer = await self.request(method, path)
+        except MatrixRejected:
+            return None
+        name = answer.get("displayname")
+        return name if isinstance(name, str) and name else None
+
+    async def default_room_version(self) -> str:
+        answer = await self.request("GET", "/_matrix/client/v3/capabilities")
+        versions = answer.get("capabilities", {}).get("m.room_versions", {})
+        return str(versions.get("default", "1"))
+
+    async def room_state(
+        self, room_id: RoomID, event_type: str, state_key: str = ""
+    ) -> dict[str, Any] | None:
+        method, path = nio.Api.room_get_state_event("", room_id, event_type, state_key)
+        try:
+            return await self.request(method, path)
+        except MatrixRejected as error:
+            if error.errcode == "M_NOT_FOUND":
+                return None
+            raise
+
+    async def ping(self, appservice_id: str) -> int:
+        """Ask the homeserver to call us back (MSC2659); it also retries transactions it had
+        queued for us while we were away. Returns the round trip in milliseconds."""
+        answer = await self.request(
+            "POST",
+            f"/_matrix/client/v1/appservice/{quote(appservice_id, safe='')}/ping",
+            {"transaction_id": f"bazaar-ping-{secrets.token_hex(6)}"},
+        )
+        return int(answer.get("duration_ms", 0))
+
+    async def whoami(self) -> str:
+        answer = await self.request("GET", "/_matrix/client/v3/account/whoami")
+        return str(answer.get("user_id", ""))
+
+    # Media
+
+    async def upload(
+        self, data: bytes, content_type: str, filename: str, *, as_user: UserID | None = None
+    ) -> str:
+        """Put bytes in the homeserver's media repository; returns the mxc:// URI."""
+        method, path = nio.Api.upload("", filename)
+        answer = await self.request(method, path, data, as_user=as_user, content_type=content_type)
+        return str(nio.UploadResponse.from_dict(answer).content_uri)
+
+    # Rooms
+
+    async def create_room(
+        self,
+        *,
+        alias_localpart: str | None,
+        name: str,
+        topic: str | None,
+        room_version: str | None,
+        invite: Sequence[UserID],
+        initial_state: Sequence[dict[str, Any]],
+        power_levels: dict[str, Any],
+        space: bool = False,
+    ) -> RoomID:
+        method, path, data = nio.Api.room_create(
+            "",
+            alias=alias_localpart,
+            name=name,
+            topic=topic,
+            room_version=room_version,
+            preset=nio.RoomPreset.private_chat,
+            invite=invite,
+            initial_state=initial_state,
+            power_level_override=power_levels,
+            space=space,
+        )
+        answer = await self.request(method, path, data)
+        return RoomID(nio.RoomCreateResponse.from_dict(answer).room_id)
+
+    async def resolve_alias(self, alias: str) -> RoomID | None:
+        method, path = nio.Api.room_resolve_alias(alias)
+        try:
+            answer = await self.request(method, path)
+        except MatrixRejected as error:
+            if error.errcode == "M_NOT_FOUND":
+                return None
+            raise
+        return RoomID(nio.RoomResolveAliasResponse.from_dict(answer, alias).room_id)
+
+    async def invite(self, room_id: RoomID, user_id: UserID) -> None:
+        method, path, data = nio.Api.room_invite("", room_id, user_id)
+        await self.request(method, path, data)
+
+    async def kick(self, room_id: RoomID, user_id: UserID, reason: str) -> None:
+        method, path, data = nio.Api.room_kick("", room_id, user_id, reason)
+        await self.request(method, path, data)
+
+    async def full_state(self, room_id: RoomID) -> list[dict[str, Any]]:
+        method, path = nio.Api.room_get_state("", room_id)
+        answer = await self.request_json(method, path)
+        return (
+            [event for event in answer if isinstance(event, dict)]
+            if isinstance(answer, list)
+            else []
+        )
+
+    async def join(self, room_id: RoomID, user_id: UserID) -> None:
+        method, path = nio.Api.join("", room_id)
+        await self.request(method, path, "{}", as_user=user_id)
+
+    async def send(
+        self,
+        room_id: RoomID,
+        event_type: str,
+        content: dict[str, Any],
+        txn_id: str,
+        *,
+        as_user: UserID | None = None,
+        ts: int | None = None,
+    ) -> EventID:
+        method, path, data = nio.Api.room_send("", room_id, event_type, content, txn_id)
+        answer = await self.request(method, path, data, as_user=as_user, ts=ts)
+        return EventID(nio.RoomSendResponse.from_dict(answer, room_id).event_id)
+
+    async def read_receipt(self, room_id: RoomID, event_id: EventID, as_user: UserID) -> None:
+        # Unthreaded (no thread_id), so every client counts it for the whole room.
+        method, path, _ = nio.Api.update_receipt_marker("", room_id, event_id)
+        await self.request(method, path, "{}", as_user=as_user)
+
+    async def typing(self, room_id: RoomID, user_id: UserID, typing: bool) -> None:
+        method, path, data = nio.Api.room_typing("", room_id, user_id, typing, timeout=8000)
+        await self.request(method, path, data, as_user=user_id)
+
+    async def put_state(
+        self, room_id: RoomID, event_type: str, content: dict[str, Any], state_key: str = ""
+    ) -> EventID:
+        method, path, data = nio.Api.room_put_state("", room_id, event_type, content, state_key)
+        answer = await self.request(method, path, data)
+        return EventID(str(answer.get("event_id", "")))

@@ -1,0 +1,221 @@
+"""The seller's Space: one per seller and site, with sections Active, Archived and Blocked,
+each conversation room in exactly the section of its state, and a management room."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Protocol
+
+from bridge.core.ids import RoomID, SellerID, SiteID, UserID
+from bridge.core.models import ConversationState, Member, Seller, SellerSpace
+from bridge.core.ports import MatrixRejected
+from bridge.matrix.gateway import MatrixGateway
+from bridge.matrix.identifiers import MatrixNames
+
+logger = logging.getLogger(__name__)
+
+SECTION_NAMES = {
+    ConversationState.ACTIVE: "Active",
+    ConversationState.ARCHIVED: "Archived",
+    ConversationState.BLOCKED: "Blocked",
+}
+MANAGEMENT_TOPIC = "Talk to the Bazaar bot here: say !help for the commands."
+
+
+async def tolerant(change: Awaitable[object]) -> None:
+    """A membership change that may already have happened (another sync got there first)."""
+    try:
+        await change
+    except MatrixRejected as error:
+        logger.info("Membership change not needed or refused: %s", error)
+
+
+class SpaceMemory(Protocol):
+    async def seller_space(self, site: SiteID, seller_id: SellerID) -> SellerSpace | None: ...
+
+    async def remember_seller_space(
+        self, site: SiteID, seller_id: SellerID, space: SellerSpace
+    ) -> None: ...
+
+    async def management_room_seller(self, room_id: RoomID) -> tuple[SiteID, SellerID] | None: ...
+
+    async def site_room(self, site: SiteID, purpose: str) -> RoomID | None: ...
+
+    async def remember_site_room(self, site: SiteID, purpose: str, room_id: RoomID) -> None: ...
+
+    async def site_room_purpose(self, room_id: RoomID) -> tuple[SiteID, str] | None: ...
+
+
+ADMIN_ROOM = "admins"
+ADMIN_TOPIC = "The marketplace's control room: say !help for the commands."
+
+
+def _levels(bot_listed: bool, bot: UserID, people: Sequence[UserID]) -> dict[str, Any]:
+    users: dict[str, int] = dict.fromkeys(people, 50)
+    if bot_listed:
+        users[bot] = 100
+    return {
+        "users": users,
+        "users_default": 0,
+        "events_default": 0,
+        "state_default": 100,
+        "invite": 100,
+        "kick": 100,
+        "ban": 100,
+        "redact": 100,
+    }
+
+
+class SellerSpaces:
+    def __init__(
+        self,
+        gateway: MatrixGateway,
+        names: MatrixNames,
+        memory: SpaceMemory,
+        bot_is_listed: Callable[[], Awaitable[bool]],
+        admins: Mapping[SiteID, tuple[UserID, ...]],
+    ) -> None:
+        self._admins = admins
+        self._gateway = gateway
+        self._names = names
+        self._memory = memory
+        self._bot_is_listed = bot_is_listed
+        self._locks: dict[object, asyncio.Lock] = {}
+        self._placed: dict[RoomID, ConversationState] = {}
+        self._members: dict[RoomID, frozenset[Member]] = {}
+
+    def _child(self, parent: RoomID, child: RoomID, present: bool) -> Any:
+        content = {"via": [self._names.domain]} if present else {}
+        return self._gateway.put_state(parent, "m.space.child", content, state_key=child)
+
+    async def ensure(
+        self, seller: Seller, members: Sequence[Member], site_name: str
+    ) -> SellerSpace:
+        key = (seller.site, seller.seller_id)
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            space = await self._memory.seller_space(*key)
+            if space is None:
+                space = await self._create(seller, members, site_name)
+                await self._memory.remember_seller_space(*key, space)
+                self._members.update(dict.fromkeys(space.rooms, frozenset(members)))
+            if space.marketplace_id is None:
+                space = replace(
+                    space,
+                    marketplace_id=await self._new_marketplace_room(
+                        seller, members, site_name, space.space_id
+                    ),
+                )
+                await self._memory.remember_seller_space(*key, space)
+            return space
+
+    async def _room(
+        self,
+        name: str,
+        people: Sequence[UserID],
+        *,
+        space: bool = False,
+        topic: str | None = None,
+    ) -> RoomID:
+        return await self._gateway.create_room(
+            alias_localpart=None,
+            name=name,
+            topic=topic,
+            room_version=None,
+            invite=list(people),
+            initial_state=[],
+            power_levels=_levels(await self._bot_is_listed(), self._names.bot, people),
+            space=space,
+        )
+
+    async def _new_marketplace_room(
+        self, seller: Seller, members: Sequence[Member], site_name: str, space_id: RoomID
+    ) -> RoomID:
+        people = [m.user_id for m in members]
+        people += [a for a in self._admins.get(seller.site, ()) if a not in people]
+        room_id = await self._room(
+            f"{seller.name} ⇄ {site_name}",
+            people,
+            topic=f"{seller.name} and the {site_name} team: questions either way, listings",
+        )
+        await self._child(space_id, room_id, present=True)
+        return room_id
+
+    async def ensure_admin_room(
+        self, site: SiteID, site_name: str, admins: Sequence[UserID]
+    ) -> RoomID:
+        """The site admins' control room, where !broadcast reaches every seller."""
+        async with self._locks.setdefault((site, ADMIN_ROOM), asyncio.Lock()):
+            room_id = await self._memory.site_room(site, ADMIN_ROOM)
+            if room_id is None:
+                room_id = await self._room(
+                    f"Bazaar · {site_name} admins", admins, topic=ADMIN_TOPIC
+                )
+                await self._memory.remember_site_room(site, ADMIN_ROOM, room_id)
+            return room_id
+
+    async def _create(
+        self, seller: Seller, members: Sequence[Member], site_name: str
+    ) -> SellerSpace:
+        people = [member.user_id for member in members]
+        title = f"{seller.name} · {site_name}"
+        space_id = await self._room(
+            title, people, space=True, topic="Buyer conversations, by state"
+        )
+        sections = {
+            state: await self._room(f"{label} · {title}", people, space=True)
+            for state, label in SECTION_NAMES.items()
+        }
+        management_id = await self._room(f"Bazaar · {title}", people, topic=MANAGEMENT_TOPIC)
+        for child in (*sections.values(), management_id):
+            await self._child(space_id, child, present=True)
+        logger.info("Made the Space %s for %s/%s", space_id, seller.site, seller.seller_id)
+        return SellerSpace(space_id, sections, management_id)
+
+    async def place(self, room_id: RoomID, state: ConversationState, space: SellerSpace) -> None:
+        """Put the room in the section of its state, and only there."""
+        if self._placed.get(room_id) == state:
+            return
+        for section_state, section in space.sections.items():
+            await self._child(section, room_id, present=section_state == state)
+        self._placed[room_id] = state
+
+    async def follow_members(
+        self, site: SiteID, space: SellerSpace, members: Sequence[Member]
+    ) -> None:
+        """The Space's rooms hold the same people as the conversation rooms (and the
+        marketplace room the site's admins as well)."""
+        # Rooms of one seller sync side by side; their shared Space is done one at a time.
+        async with self._locks.setdefault(space.space_id, asyncio.Lock()):
+            admins = self._admins.get(site, ())
+            for room_id in space.rooms:
+                extra = admins if room_id == space.marketplace_id else ()
+                await self._follow(room_id, members, extra)
+
+    async def _follow(
+        self, room_id: RoomID, members: Sequence[Member], extra: Sequence[UserID]
+    ) -> None:
+        wanted = frozenset(members)
+        if self._members.get(room_id) == wanted:
+            return
+        people = [member.user_id for member in members]
+        people += [user_id for user_id in extra if user_id not in people]
+        state = await self._gateway.full_state(room_id)
+        joined = {
+            e["state_key"]
+            for e in state
+            if e.get("type") == "m.room.member"
+            and e.get("content", {}).get("membership") in ("join", "invite")
+        }
+        wanted_ids = set(people)
+        for user_id in sorted(joined - wanted_ids - {self._names.bot}):
+            await tolerant(
+                self._gateway.kick(room_id, UserID(user_id), "No longer answers for the shop")
+            )
+        for user_id in sorted(wanted_ids - joined):
+            await tolerant(self._gateway.invite(room_id, user_id))
+        levels = _levels(await self._bot_is_listed(), self._names.bot, people)
+        await self._gateway.put_state(room_id, "m.room.power_levels", levels)
+        self._members[room_id] = wanted

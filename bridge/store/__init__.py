@@ -1,0 +1,1 @@
+"""SQLAlchemy storage: SQLite through aiosqlite by default, PostgreSQL through asyncpg."""

@@ -1,0 +1,280 @@
+"""Conversations, their context and room, blocks and the archive."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from bridge.core.events import Event
+from bridge.core.ids import (
+    BuyerID,
+    ConversationID,
+    RoomID,
+    SellerID,
+    SiteID,
+)
+from bridge.core.models import (
+    Context,
+    Conversation,
+    ConversationState,
+    MessageStatus,
+    SenderKind,
+    Side,
+)
+from bridge.store.base import Sessions
+from bridge.store.records import (
+    store_events,
+    to_conversation,
+    utc_now,
+)
+from bridge.store.schema import (
+    BlockRow,
+    ConversationRow,
+    MessageRow,
+)
+
+
+class ConversationStore(Sessions):
+    # Conversations
+
+    async def create_conversation(
+        self, conversation: Conversation, events: Sequence[Event]
+    ) -> tuple[Conversation, bool]:
+        same_context = (
+            ConversationRow.site == conversation.site,
+            ConversationRow.seller_id == conversation.seller_id,
+            ConversationRow.buyer_id == conversation.buyer_id,
+            ConversationRow.context_type == conversation.context.type.value,
+            ConversationRow.context_id == conversation.context.id,
+        )
+        try:
+            async with self._writes.begin() as session:
+                existing = await session.scalar(select(ConversationRow).where(*same_context))
+                if existing is not None:
+                    return to_conversation(existing), False
+                session.add(
+                    ConversationRow(
+                        conversation_id=conversation.conversation_id,
+                        site=conversation.site,
+                        seller_id=conversation.seller_id,
+                        buyer_id=conversation.buyer_id,
+                        context_type=conversation.context.type.value,
+                        context_id=conversation.context.id,
+                        context=conversation.context.to_json(),
+                        state=conversation.state.value,
+                        room_id=conversation.room_id,
+                        created_at=conversation.created_at,
+                        last_message_at=None,
+                        buyer_read_seq=0,
+                        seller_read_seq=0,
+                    )
+                )
+                await store_events(session, events)
+            return conversation, True
+        except IntegrityError:
+            # Another request made the same conversation at the same moment.
+            async with self._reads() as session:
+                existing = await session.scalar(select(ConversationRow).where(*same_context))
+                if existing is None:
+                    raise
+                return to_conversation(existing), False
+
+    async def get_conversation(
+        self, site: SiteID, conversation_id: ConversationID
+    ) -> Conversation | None:
+        conversation = await self.get_conversation_by_id(conversation_id)
+        if conversation is None or conversation.site != site:
+            return None
+        return conversation
+
+    async def get_conversation_by_id(self, conversation_id: ConversationID) -> Conversation | None:
+        async with self._reads() as session:
+            row = await session.get(ConversationRow, conversation_id)
+            return to_conversation(row) if row else None
+
+    async def conversation_by_room(self, room_id: RoomID) -> Conversation | None:
+        async with self._reads() as session:
+            row = await session.scalar(
+                select(ConversationRow).where(ConversationRow.room_id == room_id)
+            )
+            return to_conversation(row) if row else None
+
+    async def list_conversations(
+        self,
+        site: SiteID,
+        *,
+        seller_id: SellerID | None = None,
+        buyer_id: BuyerID | None = None,
+        state: ConversationState | None = None,
+    ) -> list[Conversation]:
+        def unread(sender: SenderKind, read_seq: Any) -> Any:
+            return (
+                select(func.count(MessageRow.seq))
+                .where(
+                    MessageRow.conversation_id == ConversationRow.conversation_id,
+                    MessageRow.sender == sender.value,
+                    MessageRow.seq > read_seq,
+                    MessageRow.deleted_at.is_(None),
+                )
+                .correlate(ConversationRow)
+                .scalar_subquery()
+            )
+
+        query = select(
+            ConversationRow,
+            unread(SenderKind.SELLER, ConversationRow.buyer_read_seq),
+            unread(SenderKind.BUYER, ConversationRow.seller_read_seq),
+        ).where(ConversationRow.site == site)
+        if seller_id is not None:
+            query = query.where(ConversationRow.seller_id == seller_id)
+        if buyer_id is not None:
+            query = query.where(ConversationRow.buyer_id == buyer_id)
+        if state is not None:
+            query = query.where(ConversationRow.state == state.value)
+        query = query.order_by(
+            func.coalesce(ConversationRow.last_message_at, ConversationRow.created_at).desc(),
+            ConversationRow.conversation_id,
+        )
+        async with self._reads() as session:
+            rows = (await session.execute(query)).all()
+        return [to_conversation(row, buyer, seller) for row, buyer, seller in rows]
+
+    async def conversations_needing_delivery(self) -> list[Conversation]:
+        pending = select(MessageRow.conversation_id).where(
+            MessageRow.status == MessageStatus.PENDING.value
+        )
+        async with self._reads() as session:
+            rows = await session.scalars(
+                select(ConversationRow).where(
+                    (ConversationRow.room_id.is_(None))
+                    | ConversationRow.conversation_id.in_(pending)
+                )
+            )
+            return [to_conversation(row) for row in rows]
+
+    async def set_room(self, conversation_id: ConversationID, room_id: RoomID) -> None:
+        async with self._writes.begin() as session:
+            await session.execute(
+                update(ConversationRow)
+                .where(ConversationRow.conversation_id == conversation_id)
+                .values(room_id=room_id)
+            )
+
+    async def set_context(self, conversation_id: ConversationID, context: Context) -> None:
+        async with self._writes.begin() as session:
+            await session.execute(
+                update(ConversationRow)
+                .where(ConversationRow.conversation_id == conversation_id)
+                .values(context=context.to_json())
+            )
+
+    # Blocks
+
+    async def blocks(self, site: SiteID, seller_id: SellerID, buyer_id: BuyerID) -> frozenset[Side]:
+        async with self._reads() as session:
+            sides = await session.scalars(
+                select(BlockRow.blocked_by).where(
+                    BlockRow.site == site,
+                    BlockRow.seller_id == seller_id,
+                    BlockRow.buyer_id == buyer_id,
+                )
+            )
+            return frozenset(Side(side) for side in sides)
+
+    async def set_block(
+        self,
+        site: SiteID,
+        seller_id: SellerID,
+        buyer_id: BuyerID,
+        side: Side,
+        blocked: bool,
+        events_for: Callable[[Conversation], Sequence[Event]],
+    ) -> list[Conversation]:
+        """Add or lift one side's block; every conversation of the pair takes the state that
+        follows. Returns the conversations whose state changed."""
+        pair = (
+            BlockRow.site == site,
+            BlockRow.seller_id == seller_id,
+            BlockRow.buyer_id == buyer_id,
+        )
+        async with self._writes.begin() as session:
+            await session.execute(delete(BlockRow).where(*pair, BlockRow.blocked_by == side.value))
+            if blocked:
+                await session.execute(
+                    insert(BlockRow).values(
+                        site=site,
+                        seller_id=seller_id,
+                        buyer_id=buyer_id,
+                        blocked_by=side.value,
+                        created_at=utc_now(),
+                    )
+                )
+            still_blocked = await session.scalar(select(func.count()).where(*pair)) or 0
+            rows = (
+                await session.scalars(
+                    select(ConversationRow).where(
+                        ConversationRow.site == site,
+                        ConversationRow.seller_id == seller_id,
+                        ConversationRow.buyer_id == buyer_id,
+                    )
+                )
+            ).all()
+            changed = []
+            for row in rows:
+                if still_blocked and row.state != ConversationState.BLOCKED.value:
+                    row.state = ConversationState.BLOCKED.value
+                elif not still_blocked and row.state == ConversationState.BLOCKED.value:
+                    row.state = ConversationState.ACTIVE.value
+                else:
+                    continue
+                changed.append(to_conversation(row))
+            await session.flush()
+            for conversation in changed:
+                await store_events(session, events_for(conversation))
+            return changed
+
+    # Archive
+
+    async def set_state(
+        self,
+        conversation_ids: Sequence[ConversationID],
+        state: ConversationState,
+        events_for: Callable[[Conversation], Sequence[Event]],
+        *,
+        only_from: ConversationState,
+    ) -> list[Conversation]:
+        """Move conversations from `only_from` to `state`; returns those that moved."""
+        if not conversation_ids:
+            return []
+        async with self._writes.begin() as session:
+            rows = (
+                await session.scalars(
+                    select(ConversationRow).where(
+                        ConversationRow.conversation_id.in_(conversation_ids),
+                        ConversationRow.state == only_from.value,
+                    )
+                )
+            ).all()
+            for row in rows:
+                row.state = state.value
+            await session.flush()
+            changed = [to_conversation(row) for row in rows]
+            for conversation in changed:
+                await store_events(session, events_for(conversation))
+            return changed
+
+    async def idle_conversations(self, quiet_since: datetime) -> list[ConversationID]:
+        """Active conversations with no message since `quiet_since`."""
+        async with self._reads() as session:
+            found = await session.scalars(
+                select(ConversationRow.conversation_id).where(
+                    ConversationRow.state == ConversationState.ACTIVE.value,
+                    func.coalesce(ConversationRow.last_message_at, ConversationRow.created_at)
+                    < quiet_since,
+                )
+            )
+            return [ConversationID(cid) for cid in found]

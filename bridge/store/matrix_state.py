@@ -1,0 +1,83 @@
+"""What the Matrix side keeps: sellers' Spaces, site rooms, registered ghosts."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bridge.core.ids import (
+    RoomID,
+    SellerID,
+    SiteID,
+    UserID,
+)
+from bridge.core.models import (
+    ConversationState,
+    SellerSpace,
+)
+from bridge.store.base import Sessions
+from bridge.store.records import (
+    to_seller_space,
+)
+from bridge.store.schema import (
+    GhostRow,
+    SellerSpaceRow,
+    SiteRoomRow,
+)
+
+
+class MatrixStateStore(Sessions):
+    # Sellers' Spaces (kept for the Matrix side)
+
+    async def seller_space(self, site: SiteID, seller_id: SellerID) -> SellerSpace | None:
+        async with self._reads() as session:
+            row = await session.get(SellerSpaceRow, (site, seller_id))
+            return to_seller_space(row) if row else None
+
+    async def remember_seller_space(
+        self, site: SiteID, seller_id: SellerID, space: SellerSpace
+    ) -> None:
+        async with self._writes.begin() as session:
+            await session.merge(
+                SellerSpaceRow(
+                    site=site,
+                    seller_id=seller_id,
+                    space_id=space.space_id,
+                    active_id=space.sections[ConversationState.ACTIVE],
+                    archived_id=space.sections[ConversationState.ARCHIVED],
+                    blocked_id=space.sections[ConversationState.BLOCKED],
+                    management_id=space.management_id,
+                    marketplace_id=space.marketplace_id,
+                )
+            )
+
+    async def management_room_seller(self, room_id: RoomID) -> tuple[SiteID, SellerID] | None:
+        async with self._reads() as session:
+            row = await session.scalar(
+                select(SellerSpaceRow).where(SellerSpaceRow.management_id == room_id)
+            )
+            return (SiteID(row.site), SellerID(row.seller_id)) if row else None
+
+    async def site_room(self, site: SiteID, purpose: str) -> RoomID | None:
+        async with self._reads() as session:
+            row = await session.get(SiteRoomRow, (site, purpose))
+            return RoomID(row.room_id) if row else None
+
+    async def remember_site_room(self, site: SiteID, purpose: str, room_id: RoomID) -> None:
+        async with self._writes.begin() as session:
+            await session.merge(SiteRoomRow(site=site, purpose=purpose, room_id=room_id))
+
+    async def site_room_purpose(self, room_id: RoomID) -> tuple[SiteID, str] | None:
+        async with self._reads() as session:
+            row = await session.scalar(select(SiteRoomRow).where(SiteRoomRow.room_id == room_id))
+            return (SiteID(row.site), row.purpose) if row else None
+
+    # Ghosts (used by the Matrix side to skip repeat registrations)
+
+    async def ghost_display_name(self, user_id: UserID) -> tuple[bool, str | None]:
+        async with self._reads() as session:
+            row = await session.get(GhostRow, user_id)
+            return (row is not None, row.display_name if row else None)
+
+    async def remember_ghost(self, user_id: UserID, display_name: str | None) -> None:
+        async with self._writes.begin() as session:
+            await session.merge(GhostRow(user_id=user_id, display_name=display_name))

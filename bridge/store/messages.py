@@ -1,0 +1,260 @@
+"""Messages: idempotent inserts, status changes, reads, paging."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bridge.core.events import Event, EventsFor
+from bridge.core.ids import (
+    ConversationID,
+    EventID,
+    MessageID,
+)
+from bridge.core.models import (
+    Message,
+    MessageStatus,
+    SenderKind,
+)
+from bridge.store.base import Sessions
+from bridge.store.records import (
+    store_events,
+    to_message,
+)
+from bridge.store.schema import (
+    ConversationRow,
+    MessageRow,
+)
+
+
+class MessageStore(Sessions):
+    # Messages
+
+    async def add_message(self, message: Message, events: Sequence[Event]) -> tuple[Message, bool]:
+        # Insert first and let the unique keys (client id, event id) catch a repeat: the
+        # first try is by far the common case.
+        try:
+            async with self._writes.begin() as session:
+                await session.execute(
+                    insert(MessageRow).values(
+                        message_id=message.message_id,
+                        conversation_id=message.conversation_id,
+                        sender=message.sender.value,
+                        sender_name=message.sender_name,
+                        sender_user_id=message.sender_user_id,
+                        text=message.text,
+                        html=message.html,
+                        lang=message.lang,
+                        original_text=message.original.text if message.original else None,
+                        original_lang=message.original.lang if message.original else None,
+                        status=message.status.value,
+                        client_id=message.client_id,
+                        event_id=message.event_id,
+                        attachments=list(message.attachments),
+                        created_at=message.created_at,
+                    )
+                )
+                await session.execute(
+                    update(ConversationRow)
+                    .where(ConversationRow.conversation_id == message.conversation_id)
+                    .values(last_message_at=message.created_at)
+                    .execution_options(synchronize_session=False)
+                )
+                await store_events(session, events)
+            return message, True
+        except IntegrityError:
+            async with self._reads() as session:
+                existing = await self._same_message(session, message)
+                if existing is None:
+                    raise
+                return to_message(existing), False
+
+    @staticmethod
+    async def _same_message(session: AsyncSession, message: Message) -> MessageRow | None:
+        if message.client_id is not None:
+            return await session.scalar(
+                select(MessageRow).where(
+                    MessageRow.conversation_id == message.conversation_id,
+                    MessageRow.client_id == message.client_id,
+                )
+            )
+        if message.event_id is not None:
+            return await session.scalar(
+                select(MessageRow).where(MessageRow.event_id == message.event_id)
+            )
+        return None
+
+    async def get_message(self, message_id: MessageID) -> Message | None:
+        async with self._reads() as session:
+            row = await session.scalar(
+                select(MessageRow).where(MessageRow.message_id == message_id)
+            )
+            return to_message(row) if row else None
+
+    async def message_by_event(self, event_id: EventID) -> Message | None:
+        async with self._reads() as session:
+            row = await session.scalar(select(MessageRow).where(MessageRow.event_id == event_id))
+            return to_message(row) if row else None
+
+    async def list_messages(
+        self, conversation_id: ConversationID, *, after: MessageID | None, limit: int
+    ) -> list[Message]:
+        query = select(MessageRow).where(
+            MessageRow.conversation_id == conversation_id, MessageRow.deleted_at.is_(None)
+        )
+        if after is not None:
+            anchor = select(MessageRow.seq).where(MessageRow.message_id == after)
+            query = query.where(MessageRow.seq > anchor.scalar_subquery())
+        async with self._reads() as session:
+            rows = await session.scalars(query.order_by(MessageRow.seq).limit(limit))
+            return [to_message(row) for row in rows]
+
+    async def pending_messages(self, conversation_id: ConversationID) -> list[Message]:
+        async with self._reads() as session:
+            rows = await session.scalars(
+                select(MessageRow)
+                .where(
+                    MessageRow.conversation_id == conversation_id,
+                    MessageRow.status == MessageStatus.PENDING.value,
+                )
+                .order_by(MessageRow.seq)
+            )
+            return [to_message(row) for row in rows]
+
+    async def _change_message(
+        self, message_id: MessageID, events: EventsFor, **values: Any
+    ) -> Message:
+        async with self._writes.begin() as session:
+            row = (
+                await session.execute(
+                    update(MessageRow)
+                    .where(MessageRow.message_id == message_id)
+                    .values(**values)
+                    .returning(*MessageRow.__table__.columns)
+                    .execution_options(synchronize_session=False)
+                )
+            ).one_or_none()
+            if row is None:
+                raise LookupError(f"message {message_id} is not stored")
+            message = to_message(row)
+            await store_events(session, events(message))
+            return message
+
+    async def mark_delivered(
+        self, message_id: MessageID, event_id: EventID, events: EventsFor
+    ) -> Message:
+        return await self._change_message(
+            message_id, events, status=MessageStatus.SENT.value, event_id=event_id
+        )
+
+    async def requeue(self, message_id: MessageID, events: EventsFor) -> Message:
+        return await self._change_message(message_id, events, status=MessageStatus.PENDING.value)
+
+    async def mark_failed(self, message_id: MessageID, events: EventsFor) -> Message:
+        return await self._change_message(message_id, events, status=MessageStatus.FAILED.value)
+
+    async def edit_message(
+        self,
+        message_id: MessageID,
+        text: str,
+        html: str | None,
+        edited_at: datetime,
+        events: EventsFor,
+    ) -> Message:
+        return await self._change_message(
+            message_id, events, text=text, html=html, edited_at=edited_at
+        )
+
+    async def delete_message(
+        self, message_id: MessageID, deleted_at: datetime, events: EventsFor
+    ) -> Message:
+        # A taken-back message keeps its row (ids stay stable) but not its words.
+        return await self._change_message(
+            message_id, events, text="", html=None, deleted_at=deleted_at, attachments=[]
+        )
+
+    async def mark_read(
+        self,
+        conversation_id: ConversationID,
+        reader: SenderKind,
+        up_to: MessageID,
+        events: EventsFor,
+    ) -> list[Message]:
+        written_by = SenderKind.BUYER if reader == SenderKind.SELLER else SenderKind.SELLER
+        marker = (
+            ConversationRow.seller_read_seq
+            if reader == SenderKind.SELLER
+            else ConversationRow.buyer_read_seq
+        )
+        async with self._writes.begin() as session:
+            anchor = await session.scalar(
+                select(MessageRow.seq).where(
+                    MessageRow.message_id == up_to,
+                    MessageRow.conversation_id == conversation_id,
+                )
+            )
+            if anchor is None:
+                raise LookupError(f"message {up_to} is not in {conversation_id}")
+            await session.execute(
+                update(ConversationRow)
+                .where(ConversationRow.conversation_id == conversation_id, marker < anchor)
+                .values({marker: anchor})
+            )
+            rows = (
+                await session.scalars(
+                    select(MessageRow)
+                    .where(
+                        MessageRow.conversation_id == conversation_id,
+                        MessageRow.sender == written_by.value,
+                        MessageRow.seq <= anchor,
+                        MessageRow.status == MessageStatus.SENT.value,
+                        MessageRow.deleted_at.is_(None),
+                    )
+                    .order_by(MessageRow.seq)
+                    .with_for_update()
+                )
+            ).all()
+            changed = []
+            for row in rows:
+                row.status = MessageStatus.READ.value
+            await session.flush()
+            for row in rows:
+                message = to_message(row)
+                changed.append(message)
+                await store_events(session, events(message))
+            return changed
+
+    async def last_messages(
+        self, conversation_ids: Sequence[ConversationID]
+    ) -> dict[ConversationID, Message]:
+        if not conversation_ids:
+            return {}
+        latest = (
+            select(func.max(MessageRow.seq))
+            .where(
+                MessageRow.conversation_id.in_(conversation_ids),
+                MessageRow.deleted_at.is_(None),
+            )
+            .group_by(MessageRow.conversation_id)
+        )
+        async with self._reads() as session:
+            rows = await session.scalars(select(MessageRow).where(MessageRow.seq.in_(latest)))
+            return {ConversationID(row.conversation_id): to_message(row) for row in rows}
+
+    async def list_messages_before(
+        self, conversation_id: ConversationID, *, before: MessageID | None, limit: int
+    ) -> list[Message]:
+        query = select(MessageRow).where(
+            MessageRow.conversation_id == conversation_id, MessageRow.deleted_at.is_(None)
+        )
+        if before is not None:
+            anchor = select(MessageRow.seq).where(MessageRow.message_id == before)
+            query = query.where(MessageRow.seq < anchor.scalar_subquery())
+        async with self._reads() as session:
+            newest_first = await session.scalars(query.order_by(MessageRow.seq.desc()).limit(limit))
+            return [to_message(row) for row in reversed(newest_first.all())]

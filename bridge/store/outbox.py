@@ -1,0 +1,145 @@
+"""What waits to go out: the buyers' feed, appservice transactions, the webhook outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from bridge.core.events import Event
+from bridge.core.ids import (
+    BuyerID,
+    ConversationID,
+    SiteID,
+)
+from bridge.core.ports import OutgoingWebhook, StoredFrame, StoredTransaction
+from bridge.store.base import Sessions
+from bridge.store.records import (
+    store_events,
+    utc_now,
+)
+from bridge.store.schema import (
+    BuyerRow,
+    FeedRow,
+    TransactionRow,
+    WebhookRow,
+)
+
+
+class OutboxStore(Sessions):
+    # The buyer's feed
+
+    async def add_frames(self, frames: Sequence[Event]) -> None:
+        async with self._writes.begin() as session:
+            await store_events(session, frames)
+
+    async def frames_since(
+        self, site: SiteID, buyer_id: BuyerID, since: int, limit: int
+    ) -> list[StoredFrame]:
+        async with self._reads() as session:
+            rows = await session.scalars(
+                select(FeedRow)
+                .where(FeedRow.site == site, FeedRow.buyer_id == buyer_id, FeedRow.seq > since)
+                .order_by(FeedRow.seq)
+                .limit(limit)
+            )
+            return [
+                StoredFrame(row.seq, row.type, ConversationID(row.conversation_id), row.payload)
+                for row in rows
+            ]
+
+    async def latest_frame(self, site: SiteID, buyer_id: BuyerID) -> int:
+        async with self._reads() as session:
+            seq = await session.scalar(
+                select(BuyerRow.feed_seq).where(
+                    BuyerRow.site == site, BuyerRow.buyer_id == buyer_id
+                )
+            )
+            return int(seq or 0)
+
+    # Appservice transactions
+
+    async def store_transaction(self, txn_id: str, events: list[dict[str, Any]]) -> bool:
+        try:
+            async with self._writes.begin() as session:
+                if await session.get(TransactionRow, txn_id) is not None:
+                    return False
+                session.add(
+                    TransactionRow(
+                        txn_id=txn_id, events=events, received_at=utc_now(), processed_at=None
+                    )
+                )
+            return True
+        except IntegrityError:
+            return False
+
+    async def unprocessed_transactions(self) -> list[StoredTransaction]:
+        async with self._reads() as session:
+            rows = await session.scalars(
+                select(TransactionRow)
+                .where(TransactionRow.processed_at.is_(None))
+                .order_by(TransactionRow.received_at)
+            )
+            return [StoredTransaction(row.txn_id, list(row.events)) for row in rows]
+
+    async def mark_transaction_processed(self, txn_id: str) -> None:
+        async with self._writes.begin() as session:
+            await session.execute(
+                update(TransactionRow)
+                .where(TransactionRow.txn_id == txn_id)
+                .values(processed_at=utc_now())
+            )
+
+    # Webhook outbox
+
+    async def due_webhooks(self, site: SiteID, now: datetime, limit: int) -> list[OutgoingWebhook]:
+        async with self._reads() as session:
+            rows = await session.scalars(
+                select(WebhookRow)
+                .where(WebhookRow.site == site, WebhookRow.delivered_at.is_(None))
+                .order_by(WebhookRow.seq)
+                .limit(limit)
+            )
+            due = []
+            for row in rows:
+                # Keep order: stop at the first one still waiting out its backoff.
+                if row.next_attempt_at > now:
+                    break
+                due.append(
+                    OutgoingWebhook(
+                        row.delivery_id, SiteID(row.site), row.body.encode(), row.attempts
+                    )
+                )
+            return due
+
+    async def next_webhook_attempt(self, site: SiteID) -> datetime | None:
+        async with self._reads() as session:
+            return await session.scalar(
+                select(WebhookRow.next_attempt_at)
+                .where(WebhookRow.site == site, WebhookRow.delivered_at.is_(None))
+                .order_by(WebhookRow.seq)
+                .limit(1)
+            )
+
+    async def mark_webhook_delivered(self, delivery_id: str, at: datetime) -> None:
+        async with self._writes.begin() as session:
+            await session.execute(
+                update(WebhookRow)
+                .where(WebhookRow.delivery_id == delivery_id)
+                .values(delivered_at=at, attempts=WebhookRow.attempts + 1, last_error=None)
+            )
+
+    async def defer_webhook(self, delivery_id: str, next_attempt_at: datetime, error: str) -> None:
+        async with self._writes.begin() as session:
+            await session.execute(
+                update(WebhookRow)
+                .where(WebhookRow.delivery_id == delivery_id)
+                .values(
+                    next_attempt_at=next_attempt_at,
+                    attempts=WebhookRow.attempts + 1,
+                    last_error=error[:2000],
+                )
+            )

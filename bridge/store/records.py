@@ -1,0 +1,165 @@
+"""Conversions between rows and domain records, and the events written beside a change."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row, insert, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bridge.core.events import Event, WebhookEvent
+from bridge.core.ids import (
+    BuyerID,
+    ConversationID,
+    EventID,
+    MessageID,
+    RoomID,
+    SellerID,
+    SiteID,
+    UserID,
+)
+from bridge.core.models import (
+    Context,
+    ContextType,
+    Conversation,
+    ConversationState,
+    Message,
+    MessageStatus,
+    Original,
+    SellerSpace,
+    SenderKind,
+)
+from bridge.store.schema import (
+    BuyerRow,
+    ConversationRow,
+    FeedRow,
+    MessageRow,
+    SellerSpaceRow,
+    WebhookRow,
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_context(raw: dict[str, Any]) -> Context:
+    return Context(
+        type=ContextType(raw["type"]),
+        id=raw["id"],
+        title=raw["title"],
+        url=raw.get("url"),
+        image_url=raw.get("image_url"),
+        price=raw.get("price"),
+        currency=raw.get("currency"),
+        status=raw.get("status"),
+    )
+
+
+def to_conversation(
+    row: ConversationRow, unread_buyer: int = 0, unread_seller: int = 0
+) -> Conversation:
+    return Conversation(
+        site=SiteID(row.site),
+        conversation_id=ConversationID(row.conversation_id),
+        seller_id=SellerID(row.seller_id),
+        buyer_id=BuyerID(row.buyer_id),
+        context=to_context(row.context),
+        state=ConversationState(row.state),
+        room_id=RoomID(row.room_id) if row.room_id else None,
+        created_at=row.created_at,
+        last_message_at=row.last_message_at,
+        unread_buyer=unread_buyer,
+        unread_seller=unread_seller,
+    )
+
+
+def to_message(row: MessageRow | Row[Any]) -> Message:
+    original = None
+    if row.original_text is not None:
+        original = Original(text=row.original_text, lang=row.original_lang or "")
+    return Message(
+        message_id=MessageID(row.message_id),
+        conversation_id=ConversationID(row.conversation_id),
+        sender=SenderKind(row.sender),
+        sender_name=row.sender_name,
+        text=row.text,
+        lang=row.lang,
+        status=MessageStatus(row.status),
+        created_at=row.created_at,
+        client_id=row.client_id,
+        sender_user_id=UserID(row.sender_user_id) if row.sender_user_id else None,
+        event_id=EventID(row.event_id) if row.event_id else None,
+        original=original,
+        edited_at=row.edited_at,
+        deleted=row.deleted_at is not None,
+        html=row.html,
+        attachments=tuple(row.attachments),
+    )
+
+
+def to_seller_space(row: SellerSpaceRow) -> SellerSpace:
+    return SellerSpace(
+        space_id=RoomID(row.space_id),
+        sections={
+            ConversationState.ACTIVE: RoomID(row.active_id),
+            ConversationState.ARCHIVED: RoomID(row.archived_id),
+            ConversationState.BLOCKED: RoomID(row.blocked_id),
+        },
+        management_id=RoomID(row.management_id),
+        marketplace_id=RoomID(row.marketplace_id) if row.marketplace_id else None,
+    )
+
+
+def _webhook_values(event: WebhookEvent, at: datetime) -> dict[str, Any]:
+    delivery_id = "w" + secrets.token_hex(12)
+    body = {
+        "id": delivery_id,
+        "type": event.type,
+        "site": event.site,
+        "conversation_id": event.conversation_id,
+        **event.payload,
+    }
+    return {
+        "delivery_id": delivery_id,
+        "site": event.site,
+        "body": json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        "attempts": 0,
+        "next_attempt_at": at,
+    }
+
+
+async def store_events(session: AsyncSession, events: Sequence[Event]) -> None:
+    """Put events in the outbox and the buyers' feeds, inside the caller's transaction.
+
+    Core statements rather than ORM objects: these run for every message, both ways.
+    """
+    now = utc_now()
+    for event in events:
+        if isinstance(event, WebhookEvent):
+            await session.execute(insert(WebhookRow).values(_webhook_values(event, now)))
+            continue
+        seq = await session.scalar(
+            update(BuyerRow)
+            .where(BuyerRow.site == event.site, BuyerRow.buyer_id == event.buyer_id)
+            .values(feed_seq=BuyerRow.feed_seq + 1)
+            .returning(BuyerRow.feed_seq)
+            .execution_options(synchronize_session=False)
+        )
+        if seq is None:
+            raise LookupError(f"no buyer {event.buyer_id} on {event.site} for a feed frame")
+        await session.execute(
+            insert(FeedRow).values(
+                site=event.site,
+                buyer_id=event.buyer_id,
+                seq=seq,
+                type=event.type,
+                conversation_id=event.conversation_id,
+                payload=event.payload,
+                created_at=now,
+            )
+        )

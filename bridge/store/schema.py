@@ -1,0 +1,240 @@
+"""Tables of the bridge. Changes here need a migration in `migrations/versions/`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Always timezone-aware UTC in Python, whatever the database keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for room to grow.
+SerialKey = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class SellerRow(Base):
+    __tablename__ = "sellers"
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seller_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(16))
+    email: Mapped[str | None] = mapped_column(String(320))
+    chat_enabled: Mapped[bool] = mapped_column(Boolean)
+    greeting: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+
+class SellerMemberRow(Base):
+    __tablename__ = "seller_members"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["site", "seller_id"], ["sellers.site", "sellers.seller_id"], ondelete="CASCADE"
+        ),
+    )
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seller_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32))
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class BuyerRow(Base):
+    __tablename__ = "buyers"
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    buyer_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str | None] = mapped_column(String(16))
+    email: Mapped[str | None] = mapped_column(String(320))
+    updated_at: Mapped[datetime]
+    # The last `seq` handed out in this buyer's feed; bumping it locks the row, so one
+    # buyer's frames commit in `seq` order and a reader never skips one.
+    feed_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class ConversationRow(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint(
+            "site",
+            "seller_id",
+            "buyer_id",
+            "context_type",
+            "context_id",
+            name="uq_conversation_context",
+        ),
+        Index("ix_conversations_seller", "site", "seller_id"),
+        Index("ix_conversations_buyer", "site", "buyer_id"),
+    )
+
+    conversation_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    seller_id: Mapped[str] = mapped_column(String(200))
+    buyer_id: Mapped[str] = mapped_column(String(200))
+    context_type: Mapped[str] = mapped_column(String(16))
+    context_id: Mapped[str] = mapped_column(String(200))
+    context: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(16))
+    room_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime]
+    last_message_at: Mapped[datetime | None]
+    buyer_read_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    seller_read_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MessageRow(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "client_id", name="uq_message_client_id"),
+        Index("ix_messages_conversation_seq", "conversation_id", "seq"),
+        Index("ix_messages_pending", "status", "conversation_id"),
+    )
+
+    seq: Mapped[int] = mapped_column(SerialKey, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(40), unique=True)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.conversation_id", ondelete="CASCADE")
+    )
+    sender: Mapped[str] = mapped_column(String(16))
+    sender_name: Mapped[str] = mapped_column(String(255))
+    sender_user_id: Mapped[str | None] = mapped_column(String(255))
+    text: Mapped[str] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)
+    lang: Mapped[str | None] = mapped_column(String(16))
+    original_text: Mapped[str | None] = mapped_column(Text)
+    original_lang: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    client_id: Mapped[str | None] = mapped_column(String(100))
+    event_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    attachments: Mapped[list[Any]]
+    created_at: Mapped[datetime]
+    edited_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]
+
+
+class WebhookRow(Base):
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (Index("ix_webhook_outbox_due", "site", "delivered_at", "seq"),)
+
+    seq: Mapped[int] = mapped_column(SerialKey, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(String(40), unique=True)
+    site: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class BlockRow(Base):
+    """One side of a seller–buyer pair has blocked the other; all their rooms follow."""
+
+    __tablename__ = "blocks"
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seller_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    buyer_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    blocked_by: Mapped[str] = mapped_column(String(16), primary_key=True)
+    created_at: Mapped[datetime]
+
+
+class SellerSpaceRow(Base):
+    """The Matrix Space the bot keeps for a seller: sections by state, a management room."""
+
+    __tablename__ = "seller_spaces"
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seller_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    space_id: Mapped[str] = mapped_column(String(255))
+    active_id: Mapped[str] = mapped_column(String(255))
+    archived_id: Mapped[str] = mapped_column(String(255))
+    blocked_id: Mapped[str] = mapped_column(String(255))
+    management_id: Mapped[str] = mapped_column(String(255), unique=True)
+    # The room the seller's members share with the site's admins.
+    marketplace_id: Mapped[str | None] = mapped_column(String(255))
+
+
+class SiteRoomRow(Base):
+    """Rooms the bot keeps for a whole site, such as the admins' control room."""
+
+    __tablename__ = "site_rooms"
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32), primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(255), unique=True)
+
+
+class FeedRow(Base):
+    """A frame of a buyer's real-time stream, kept so a reconnecting client misses nothing."""
+
+    __tablename__ = "buyer_feed"
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    buyer_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    type: Mapped[str] = mapped_column(String(32))
+    conversation_id: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class TransactionRow(Base):
+    __tablename__ = "appservice_transactions"
+
+    txn_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    events: Mapped[list[Any]]
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None]
+
+
+class GhostRow(Base):
+    __tablename__ = "ghosts"
+
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    display_name: Mapped[str | None] = mapped_column(String(255))

@@ -1,0 +1,1 @@
+"""The buyer's side: the widget API, its real-time stream and the embeddable widget."""

@@ -1,0 +1,1464 @@
+/*
+ * Bazaar Bridge buyer widget.
+ *
+ *   <script src="{public_url}/widget/widget.js" defer></script>
+ *   <bazaar-chat site="demo" token="{jwt}" seller="acme"
+ *                context='{"type":"product","id":"kettle-1","title":"Kettle"}'></bazaar-chat>
+ *
+ * One file, no framework, no build step. Everything renders into an open Shadow DOM
+ * (open so that accessibility tools can inspect it), with its styles inside, so the
+ * shop's CSS and ours never mix. The server is the only source of history: the widget
+ * keeps nothing but the last stream `seq` in memory, so reloads, tabs and devices agree.
+ * The API contract is docs/widget-api.md.
+ */
+(() => {
+  'use strict';
+
+  if (customElements.get('bazaar-chat')) return; // the script was included twice
+
+  // Captured now: document.currentScript is only set while this file runs.
+  const SCRIPT_SRC = document.currentScript ? document.currentScript.src : '';
+
+  const DRAFT = '#draft'; // thread key of the conversation the first message will start
+  const PAGE_SIZE = 50;
+  const TYPING_IDLE_MS = 3000; // we stop "typing" after this long without a keystroke
+  const TYPING_REPEAT_MS = 20000; // while typing goes on, say so again this often
+  const SELLER_TYPING_MS = 30000; // forget a seller's "typing" if no "stopped" arrives
+  const PING_MS = 25000;
+  const RANK = { pending: 0, failed: 0, sent: 1, read: 2 };
+
+  // ---------------------------------------------------------------- strings
+
+  const STRINGS = {
+    en: {
+      ask: 'Ask a question',
+      dialog: 'Chat with the seller',
+      conversations: 'Your conversations',
+      back: 'All conversations',
+      close: 'Close chat',
+      signIn: 'Sign in to ask the seller a question.',
+      label: 'Your message',
+      placeholder: 'Write a message…',
+      send: 'Send',
+      sending: 'Sending…',
+      sent: 'Sent',
+      read: 'Read',
+      failed: 'Not sent',
+      retry: 'Retry',
+      edited: 'edited',
+      typing: '{name} is typing…',
+      seller: 'Seller',
+      earlier: 'Load earlier messages',
+      loading: 'Loading…',
+      messages: 'Messages',
+      empty: 'No conversations yet.',
+      start: 'Ask the seller about “{title}”. The answer will appear here.',
+      askAbout: 'Ask about “{title}”',
+      general: 'Question',
+      blocked: 'This conversation is blocked. New messages cannot be sent.',
+      sellerBlocked: 'The seller has closed this conversation. New messages cannot be sent.',
+      more: 'More actions',
+      block: 'Block seller',
+      blockTitle: 'Block this seller?',
+      blockText: 'The seller will no longer be able to write to you in any of your conversations with them, and you will not be able to write to them. You can unblock them later.',
+      blockYes: 'Block',
+      cancel: 'Cancel',
+      unblock: 'Unblock seller',
+      unblocked: 'The conversation is open again.',
+      blockedList: 'Blocked',
+      archived: 'This conversation is archived.',
+      disabled: 'This seller is not taking questions in chat right now.',
+      error: 'Something went wrong. Please try again.',
+      reconnecting: 'Reconnecting…',
+      incoming: 'New message from {name}: {text}',
+      unread: { one: '{n} unread message', other: '{n} unread messages' },
+    },
+    ru: {
+      ask: 'Задать вопрос',
+      dialog: 'Чат с продавцом',
+      conversations: 'Ваши переписки',
+      back: 'Все переписки',
+      close: 'Закрыть чат',
+      signIn: 'Войдите, чтобы задать вопрос продавцу.',
+      label: 'Ваше сообщение',
+      placeholder: 'Напишите сообщение…',
+      send: 'Отправить',
+      sending: 'Отправляется…',
+      sent: 'Отправлено',
+      read: 'Прочитано',
+      failed: 'Не отправлено',
+      retry: 'Повторить',
+      edited: 'изменено',
+      typing: '{name} печатает…',
+      seller: 'Продавец',
+      earlier: 'Показать более ранние сообщения',
+      loading: 'Загрузка…',
+      messages: 'Сообщения',
+      empty: 'Переписок пока нет.',
+      start: 'Задайте продавцу вопрос о «{title}». Ответ появится здесь.',
+      askAbout: 'Спросить о «{title}»',
+      general: 'Вопрос',
+      blocked: 'Эта переписка заблокирована. Новые сообщения отправить нельзя.',
+      sellerBlocked: 'Продавец закрыл эту переписку. Новые сообщения отправить нельзя.',
+      more: 'Другие действия',
+      block: 'Заблокировать продавца',
+      blockTitle: 'Заблокировать этого продавца?',
+      blockText: 'Продавец больше не сможет писать вам ни в одной из переписок с ним, а вы не сможете писать ему. Разблокировать его можно позже.',
+      blockYes: 'Заблокировать',
+      cancel: 'Отмена',
+      unblock: 'Разблокировать продавца',
+      unblocked: 'Переписка снова открыта.',
+      blockedList: 'Заблокированные',
+      archived: 'Эта переписка в архиве.',
+      disabled: 'Этот продавец сейчас не принимает вопросы в чате.',
+      error: 'Что-то пошло не так. Попробуйте ещё раз.',
+      reconnecting: 'Переподключение…',
+      incoming: 'Новое сообщение от {name}: {text}',
+      unread: {
+        one: '{n} непрочитанное сообщение',
+        few: '{n} непрочитанных сообщения',
+        many: '{n} непрочитанных сообщений',
+        other: '{n} непрочитанного сообщения',
+      },
+    },
+  };
+
+  /** The first supported language among the candidates ("ru-RU" counts as "ru"). */
+  function pickLang(...candidates) {
+    for (const tag of candidates) {
+      const base = String(tag || '').toLowerCase().split(/[-_]/)[0];
+      if (STRINGS[base]) return base;
+    }
+    return 'en';
+  }
+
+  function translator(lang) {
+    const table = STRINGS[lang];
+    const plurals = new Intl.PluralRules(lang);
+    return (key, vars = {}) => {
+      let text = table[key] ?? STRINGS.en[key];
+      if (typeof text === 'object') text = text[plurals.select(vars.n)] ?? text.other;
+      return text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ''));
+    };
+  }
+
+  // ---------------------------------------------------------------- small helpers
+
+  /** Creates an element; strings become text nodes, so nothing here parses HTML. */
+  function h(tag, props = {}, ...children) {
+    const el = document.createElement(tag);
+    for (const [key, value] of Object.entries(props)) {
+      if (value == null || value === false) continue;
+      if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
+      else if (key === 'class') el.className = value;
+      else el.setAttribute(key, value === true ? '' : value);
+    }
+    for (const child of children.flat()) {
+      if (child != null && child !== false) el.append(child);
+    }
+    return el;
+  }
+
+  /** Moves `nodes` into `parent` in order, touching only what changed, so focus survives. */
+  function reconcile(parent, nodes) {
+    let cursor = parent.firstChild;
+    for (const node of nodes) {
+      if (node === cursor) cursor = cursor.nextSibling;
+      else parent.insertBefore(node, cursor);
+    }
+    while (cursor) {
+      const next = cursor.nextSibling;
+      cursor.remove();
+      cursor = next;
+    }
+  }
+
+  /** The JWT's claims, unverified: only to read `lang` and `exp`; the server checks it. */
+  function jwtClaims(token) {
+    try {
+      const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      const bytes = Uint8Array.from(atob(part), (c) => c.charCodeAt(0));
+      return JSON.parse(new TextDecoder().decode(bytes));
+    } catch {
+      return null;
+    }
+  }
+
+  function uuid() {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    // randomUUID needs a secure context; a shop on plain http still gets unique ids.
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const x = [...b].map((v) => v.toString(16).padStart(2, '0')).join('');
+    return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+  }
+
+  /** The bridge's public URL: widget.js is served at {public_url}/widget/widget.js. */
+  function defaultApi() {
+    if (!SCRIPT_SRC) return location.origin;
+    const url = new URL(SCRIPT_SRC);
+    const path = url.pathname.replace(/\/widget\/widget\.js$/, '');
+    return url.origin + (path === url.pathname ? '' : path);
+  }
+
+  function sameContext(a, b) {
+    return !!a && !!b && a.type === b.type && String(a.id) === String(b.id);
+  }
+
+  // ---------------------------------------------------------------- the server
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      super((body && body.error) || `HTTP ${status}`);
+      this.status = status; // 0: the network failed
+      this.errcode = body && body.errcode;
+      this.retryAfter = body && body.retry_after_ms;
+    }
+  }
+
+  class Api {
+    constructor(base, token) {
+      this.base = base.replace(/\/+$/, '') + '/widget/v1';
+      this.token = token;
+    }
+
+    async call(method, path, body) {
+      const headers = { Authorization: `Bearer ${this.token}` };
+      if (body !== undefined) headers['Content-Type'] = 'application/json';
+      let response;
+      try {
+        response = await fetch(this.base + path, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+      } catch {
+        throw new ApiError(0, null);
+      }
+      const answer = await response.json().catch(() => null);
+      if (!response.ok) throw new ApiError(response.status, answer);
+      return answer;
+    }
+
+    streamUrl(since) {
+      const url = new URL(this.base + '/stream');
+      url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+      if (since != null) url.searchParams.set('since', since);
+      url.searchParams.set('access_token', this.token);
+      return url.href;
+    }
+  }
+
+  /**
+   * The buyer's live feed. Reconnects with growing, jittered delays and resumes from the
+   * last `seq` it saw, so a dropped connection loses nothing. Without a seq yet (nothing
+   * arrived so far) the server starts from its newest frame.
+   */
+  class Stream {
+    constructor(api, onFrame, onStatus) {
+      this.api = api;
+      this.onFrame = onFrame;
+      this.onStatus = onStatus; // (connected: bool, resumed: bool)
+      this.seq = null;
+      this.attempt = 0;
+      this.everOpened = false;
+      this.stopped = false;
+    }
+
+    open() {
+      if (this.stopped || this.ws) return;
+      clearTimeout(this.retryTimer);
+      const ws = new WebSocket(this.api.streamUrl(this.seq));
+      this.ws = ws;
+      ws.onopen = () => {
+        this.attempt = 0;
+        this.onStatus(true, this.everOpened);
+        this.everOpened = true;
+        this.keepAlive();
+      };
+      ws.onmessage = (event) => this.receive(event.data);
+      ws.onclose = () => this.lost(ws);
+      ws.onerror = () => ws.close();
+    }
+
+    receive(data) {
+      this.awaitingPong = false;
+      let frame;
+      try {
+        frame = JSON.parse(data);
+      } catch {
+        return;
+      }
+      if (frame.type === 'pong') return;
+      if (typeof frame.seq === 'number') {
+        if (this.seq != null && frame.seq <= this.seq) return; // already applied
+        this.seq = frame.seq;
+      }
+      this.onFrame(frame);
+    }
+
+    // Browsers don't expose the server's pings; our own ping notices a silently dead
+    // connection (a laptop waking up, a proxy dropping it) within a minute.
+    keepAlive() {
+      clearInterval(this.pingTimer);
+      this.pingTimer = setInterval(() => {
+        if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+        if (this.awaitingPong) return this.ws.close();
+        this.awaitingPong = true;
+        this.ws.send(JSON.stringify({ type: 'ping' }));
+      }, PING_MS);
+    }
+
+    lost(ws) {
+      if (ws !== this.ws) return;
+      this.ws = null;
+      this.awaitingPong = false;
+      clearInterval(this.pingTimer);
+      if (this.stopped) return;
+      this.onStatus(false, false);
+      const delay = Math.min(30000, 500 * 2 ** this.attempt++) * (0.5 + Math.random() / 2);
+      this.retryTimer = setTimeout(() => this.open(), delay);
+    }
+
+    /** Try again now (the browser came back online or the tab became visible). */
+    nudge() {
+      if (this.ws || this.stopped) return;
+      this.attempt = 0;
+      this.open();
+    }
+
+    stop() {
+      this.stopped = true;
+      clearTimeout(this.retryTimer);
+      clearInterval(this.pingTimer);
+      if (this.ws) this.ws.close();
+      this.ws = null;
+    }
+  }
+
+  // ---------------------------------------------------------------- messages
+
+  /** Keeps a stale answer from undoing a newer one: status only moves forward, edits
+   *  only to a later version, a removal sticks. */
+  function merge(old, incoming) {
+    const keepStatus =
+      old.message_id === incoming.message_id && RANK[old.status] > RANK[incoming.status];
+    const keepText = old.edited_at && (!incoming.edited_at || incoming.edited_at < old.edited_at);
+    const status = keepStatus ? old.status : incoming.status;
+    const text = keepText ? { text: old.text, html: old.html, edited_at: old.edited_at } : {};
+    Object.assign(old, incoming, text, { status, deleted: old.deleted || incoming.deleted });
+    delete old.error;
+    return old;
+  }
+
+  /** The loaded window of one conversation's messages, oldest first. */
+  class Thread {
+    constructor() {
+      this.items = [];
+      this.loaded = false;
+      this.hasMore = false;
+    }
+
+    find(m) {
+      return this.items.find(
+        (x) =>
+          (m.message_id && x.message_id === m.message_id) ||
+          (m.client_id && x.sender === 'buyer' && m.sender === 'buyer' && x.client_id === m.client_id),
+      );
+    }
+
+    /** Adds or updates one message; true when it was new to us. */
+    upsert(m) {
+      const old = this.find(m);
+      if (old) merge(old, m);
+      else this.items.push({ ...m });
+      return !old;
+    }
+
+    /** The server's latest page replaces what we had, keeping newer and unsent messages. */
+    setLatest(page, hasMore) {
+      const merged = page.map((m) => {
+        const old = this.find(m);
+        return old ? merge(old, m) : { ...m };
+      });
+      this.items = merged.concat(this.items.filter((x) => !merged.includes(x)));
+      this.loaded = true;
+      this.hasMore = hasMore;
+    }
+
+    prepend(page, hasMore) {
+      const fresh = page.filter((m) => !this.find(m)).map((m) => ({ ...m }));
+      this.items = fresh.concat(this.items);
+      this.hasMore = hasMore;
+    }
+
+    visible() {
+      return this.items.filter((m) => !m.deleted);
+    }
+
+    lastConfirmed() {
+      return [...this.items].reverse().find((m) => m.message_id);
+    }
+
+    lastFromSeller() {
+      return [...this.items].reverse().find((m) => m.sender === 'seller' && m.message_id);
+    }
+  }
+
+  // ---------------------------------------------------------------- styles
+
+  const STYLE = `
+:host{all:initial;display:inline-block;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111827}
+*{box-sizing:border-box}
+[hidden]{display:none!important}
+.sr{position:absolute;width:1px;height:1px;margin:-1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;border:0}
+button{font:inherit;cursor:pointer}
+button:focus-visible,textarea:focus-visible,.log:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
+.launcher{display:inline-flex;align-items:center;gap:8px;padding:10px 18px;border:0;border-radius:999px;background:#1d4ed8;color:#fff;font-weight:600}
+.launcher:hover{background:#1e40af}
+.badge{display:inline-block;min-width:22px;padding:0 6px;border-radius:999px;background:#b91c1c;color:#fff;font-size:13px;font-weight:700;line-height:22px;text-align:center}
+.panel{position:fixed;right:16px;bottom:16px;z-index:2147483000;display:flex;flex-direction:column;width:370px;max-width:calc(100vw - 32px);height:min(580px,calc(100vh - 32px));background:#fff;border:1px solid #d1d5db;border-radius:12px;box-shadow:0 12px 40px rgba(0,0,0,.25);overflow:hidden}
+@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;max-width:none;height:100vh;border-radius:0}}
+.head{display:flex;align-items:center;gap:8px;padding:10px 12px;background:#1d4ed8;color:#fff}
+.head h2{flex:1;margin:0;font-size:16px;font-weight:600;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.head h2:focus{outline:none}
+.icon{width:32px;height:32px;padding:0;border:0;border-radius:6px;background:transparent;color:#fff;font-size:22px;line-height:1}
+.icon:hover{background:rgba(255,255,255,.18)}
+.thumb{width:32px;height:32px;border-radius:6px;object-fit:cover;background:#e5e7eb;flex:none}
+.body{flex:1;display:flex;flex-direction:column;min-height:0}
+.pad{padding:16px;margin:0}
+.notice{margin:0;padding:8px 12px;background:#fef3c7;color:#78350f;font-size:14px}
+.error{background:#fee2e2;color:#7f1d1d}
+.log{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:6px}
+.earlier{align-self:center;margin-bottom:6px;padding:4px 12px;border:1px solid #1d4ed8;border-radius:999px;background:#fff;color:#1d4ed8;font-size:13px}
+.intro{color:#4b5563;text-align:center;margin:auto 8px}
+ol{list-style:none;margin:0;padding:0;display:flex;flex-direction:column;gap:6px}
+.msg{max-width:82%;display:flex;flex-direction:column}
+.msg.buyer{align-self:flex-end;align-items:flex-end}
+.msg.seller{align-self:flex-start}
+.msg.system{align-self:center;color:#4b5563;font-size:13px}
+.who{font-size:12px;color:#4b5563;margin:4px 0 2px}
+.bubble{padding:8px 12px;border-radius:14px;white-space:pre-wrap;overflow-wrap:anywhere}
+.buyer .bubble{background:#1d4ed8;color:#fff;border-bottom-right-radius:4px}
+.seller .bubble{background:#f3f4f6;color:#111827;border-bottom-left-radius:4px}
+.seller .bubble a{color:#1e3a8a;text-decoration:underline}
+.html{white-space:normal}
+.html>:first-child{margin-top:0}.html>:last-child{margin-bottom:0}
+.meta{display:flex;gap:6px;align-items:center;font-size:12px;color:#4b5563;margin-top:2px}
+.ticks{color:#4b5563;font-weight:700;letter-spacing:-2px}
+.read .ticks{color:#1d4ed8}
+.failed{color:#b91c1c;font-weight:600}
+.retry{padding:1px 8px;border:1px solid #b91c1c;border-radius:999px;background:#fff;color:#b91c1c;font-size:12px}
+.typing{margin:0;padding:2px 14px 4px;min-height:22px;font-size:13px;color:#4b5563;font-style:italic}
+form{display:flex;gap:8px;align-items:flex-end;padding:10px 12px;border-top:1px solid #e5e7eb}
+textarea{flex:1;resize:none;max-height:140px;padding:8px 10px;border:1px solid #6b7280;border-radius:8px;font:inherit;color:#111827;background:#fff}
+textarea::placeholder{color:#6b7280}
+.send{padding:8px 14px;border:0;border-radius:8px;background:#1d4ed8;color:#fff;font-weight:600}
+.send:disabled{background:#6b7280;cursor:default}
+.lists{flex:1;overflow-y:auto}
+.convs{list-style:none;margin:0;padding:0}
+.section{margin:0;padding:12px 14px 4px;border-bottom:1px solid #e5e7eb;font-size:13px;font-weight:600;color:#4b5563}
+.more{position:relative}
+.menu{position:absolute;right:0;top:calc(100% + 6px);z-index:1;padding:4px;background:#fff;border:1px solid #d1d5db;border-radius:8px;box-shadow:0 6px 20px rgba(0,0,0,.18)}
+.item{display:block;padding:8px 12px;border:0;border-radius:6px;background:#fff;color:#b91c1c;text-align:left;white-space:nowrap}
+.item:hover{background:#fef2f2}
+.confirm,.shut{padding:12px;border-top:1px solid #e5e7eb}
+.shut{background:#f9fafb}
+.confirm h3{margin:0 0 4px;font-size:15px}
+.confirm p,.shut p{margin:0 0 10px;font-size:14px;color:#374151}
+.shut p:focus{outline:none}
+.actions{display:flex;gap:8px;justify-content:flex-end}
+.ghost,.danger{padding:6px 14px;border:1px solid #1d4ed8;border-radius:8px;background:#fff;color:#1d4ed8;font-weight:600}
+.danger{border-color:#b91c1c;background:#b91c1c;color:#fff}
+.conv{display:flex;gap:10px;align-items:center;width:100%;padding:10px 14px;border:0;border-bottom:1px solid #e5e7eb;background:#fff;color:#111827;text-align:left}
+.conv:hover{background:#f9fafb}
+.conv img,.conv .ph{width:44px;height:44px;border-radius:8px;object-fit:cover;background:#e5e7eb;flex:none}
+.conv .text{flex:1;min-width:0}
+.conv .title{display:block;font-weight:600;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.conv .last,.conv .seller{display:block;color:#4b5563;font-size:13px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.conv .seller{font-size:12px}
+.new{margin:12px 14px;padding:8px 12px;border:1px solid #1d4ed8;border-radius:8px;background:#fff;color:#1d4ed8;font-weight:600}
+`;
+
+  // ---------------------------------------------------------------- the element
+
+  class BazaarChat extends HTMLElement {
+    static get observedAttributes() {
+      return ['site', 'token', 'seller', 'context', 'lang', 'api'];
+    }
+
+    constructor() {
+      super();
+      this.root = this.attachShadow({ mode: 'open' });
+      this.opened = false;
+      this.onVisibility = () => this.visibilityChanged();
+      this.onOnline = () => this.stream && this.stream.nudge();
+    }
+
+    connectedCallback() {
+      document.addEventListener('visibilitychange', this.onVisibility);
+      window.addEventListener('online', this.onOnline);
+      this.start();
+    }
+
+    disconnectedCallback() {
+      document.removeEventListener('visibilitychange', this.onVisibility);
+      window.removeEventListener('online', this.onOnline);
+      this.teardown();
+    }
+
+    attributeChangedCallback(name, before, after) {
+      // A new token (or seller, page, …) is a new session: start over from the server.
+      if (this.isConnected && this.ui && before !== after) {
+        this.teardown();
+        this.start();
+      }
+    }
+
+    // ------------------------------------------------------------ session
+
+    start() {
+      const token = (this.getAttribute('token') || '').trim();
+      const claims = token ? jwtClaims(token) : null;
+      const site = this.getAttribute('site');
+      if (claims && site && claims.iss && claims.iss !== site) {
+        console.warn(`bazaar-chat: the token is for site "${claims.iss}", not "${site}"`);
+      }
+      this.language = pickLang(
+        this.getAttribute('lang'),
+        claims && claims.lang,
+        document.documentElement.lang,
+      );
+      this.t = translator(this.language);
+      this.seller = this.getAttribute('seller') || '';
+      this.context = this.readContext();
+      this.expiresAt = claims && claims.exp ? claims.exp * 1000 : null;
+      this.signedIn = !!(claims && claims.sub && (!this.expiresAt || this.expiresAt > Date.now()));
+      this.api = new Api(this.getAttribute('api') || defaultApi(), token);
+
+      this.convs = new Map(); // conversation id → the buyer's view of it
+      this.threads = new Map(); // conversation id (or DRAFT) → Thread
+      this.readUpTo = new Map(); // conversation id → last message id we marked read
+      this.hiddenUnread = 0; // unread in conversations the list did not include
+      this.listLoaded = false;
+      this.current = null; // the open conversation's id, DRAFT, or null for the list
+      this.screen = null;
+      this.notice = null; // a problem worth telling the buyer, shown above the log
+      this.sellerTyping = null;
+      this.offline = false;
+      // Sellers whose own block we found still standing when the buyer unblocked: the
+      // server doesn't say who blocked, so Unblock is offered until it proves useless.
+      this.sellerBlocked = new Set();
+      this.menuOpen = false;
+      this.confirming = false; // the "Block this seller?" step is showing
+      this.stateClock = 0; // counts conversation views applied from the stream or an answer
+      this.stateAt = new Map(); // conversation id → stateClock when its view last came
+
+      this.build();
+      if (!this.signedIn) return this.render();
+      this.stream = new Stream(
+        this.api,
+        (frame) => this.apply(frame),
+        (up, resumed) => this.streamStatus(up, resumed),
+      );
+      this.stream.open(); // before loading, so nothing that happens meanwhile is missed
+      this.loadList();
+      this.render();
+    }
+
+    teardown() {
+      if (this.stream) this.stream.stop();
+      this.stream = null;
+      this.stopTyping();
+      clearTimeout(this.refreshTimer);
+      clearTimeout(this.listRetry);
+      clearTimeout(this.offlineTimer);
+      clearTimeout(this.sellerTypingTimer);
+      this.root.replaceChildren();
+    }
+
+    readContext() {
+      try {
+        const context = JSON.parse(this.getAttribute('context') || 'null');
+        if (context && context.type && context.id != null && context.title) return context;
+      } catch {
+        console.warn('bazaar-chat: the context attribute is not valid JSON');
+      }
+      return null;
+    }
+
+    /** The context a new conversation from this page is about. */
+    pageContext() {
+      return this.context || { type: 'general', id: 'general', title: this.t('general') };
+    }
+
+    signedOut() {
+      this.signedIn = false;
+      if (this.stream) this.stream.stop();
+      this.stream = null;
+      this.render();
+    }
+
+    // ------------------------------------------------------------ loading
+
+    async loadList() {
+      this.listLoads = (this.listLoads || 0) + 1;
+      const asked = this.stateClock;
+      try {
+        const answer = await this.api.call('GET', '/conversations');
+        const listed = answer.conversations || [];
+        for (const c of listed) {
+          // A state the stream brought while this list was on its way is the newer one.
+          const old = this.convs.get(c.conversation_id);
+          if (old && this.stateAt.get(c.conversation_id) > asked) c.state = old.state;
+        }
+        this.convs = new Map(listed.map((c) => [c.conversation_id, c]));
+        const counted = listed.reduce((sum, c) => sum + (c.unread || 0), 0);
+        this.hiddenUnread = Math.max(0, (answer.unread_total || 0) - counted);
+        this.listLoaded = true;
+      } catch (error) {
+        // Keep trying while the server is unreachable; the badge depends on this list.
+        if (error.status !== 401) this.listRetry = setTimeout(() => this.loadList(), 5000);
+        return this.failed(error);
+      } finally {
+        this.listLoads -= 1;
+      }
+      this.notice = null;
+      if (this.opened && this.choosing) this.chooseConversation();
+      this.render();
+    }
+
+    /** Refreshes the list soon; several triggers in a burst make one request. */
+    refreshSoon() {
+      clearTimeout(this.refreshTimer);
+      this.refreshTimer = setTimeout(() => this.loadList(), 250);
+    }
+
+    thread(id) {
+      if (!this.threads.has(id)) this.threads.set(id, new Thread());
+      return this.threads.get(id);
+    }
+
+    async loadLatest(id) {
+      try {
+        const answer = await this.api.call(
+          'GET',
+          `/conversations/${encodeURIComponent(id)}/messages?limit=${PAGE_SIZE}`,
+        );
+        const page = answer.messages || [];
+        this.thread(id).setLatest(page, page.length >= PAGE_SIZE);
+      } catch (error) {
+        return this.failed(error);
+      }
+      this.render({ scroll: 'bottom' });
+      this.markRead();
+    }
+
+    /** Catches up on what arrived while the stream was down and we had no seq. */
+    async loadNewer(id) {
+      const last = this.thread(id).lastConfirmed();
+      if (!last) return this.loadLatest(id);
+      try {
+        const answer = await this.api.call(
+          'GET',
+          `/conversations/${encodeURIComponent(id)}/messages?after=${encodeURIComponent(last.message_id)}&limit=100`,
+        );
+        for (const m of answer.messages || []) this.thread(id).upsert(m);
+      } catch (error) {
+        return this.failed(error);
+      }
+      this.render({ scroll: 'follow' });
+      this.markRead();
+    }
+
+    async loadEarlier() {
+      const id = this.current;
+      const thread = this.thread(id);
+      const first = thread.items.find((m) => m.message_id);
+      if (!first || thread.loadingEarlier) return;
+      thread.loadingEarlier = true;
+      try {
+        const answer = await this.api.call(
+          'GET',
+          `/conversations/${encodeURIComponent(id)}/messages?before=${encodeURIComponent(first.message_id)}&limit=${PAGE_SIZE}`,
+        );
+        const page = answer.messages || [];
+        thread.prepend(page, page.length >= PAGE_SIZE);
+      } catch (error) {
+        this.failed(error);
+      } finally {
+        thread.loadingEarlier = false;
+      }
+      this.render({ scroll: 'anchor' });
+    }
+
+    /** A failed call: a dead token signs the buyer out, anything else is shown. */
+    failed(error) {
+      if (error.status === 401) return this.signedOut();
+      this.notice = error.errcode === 'BAZAAR_CHAT_DISABLED' ? 'disabled' : 'error';
+      this.render();
+    }
+
+    // ------------------------------------------------------------ the stream
+
+    streamStatus(up, resumed) {
+      clearTimeout(this.offlineTimer);
+      if (!up) {
+        // The browser hides why a WebSocket failed; an expired token is the one we can see.
+        if (this.expiresAt && this.expiresAt <= Date.now()) return this.signedOut();
+        // Say "reconnecting" only if it takes a while: a quick reconnect is not news.
+        this.offlineTimer = setTimeout(() => {
+          this.offline = true;
+          this.render();
+        }, 2000);
+        return;
+      }
+      if (resumed && this.stream.seq == null) {
+        // We never saw a frame, so there is no seq to resume from: ask the server.
+        this.loadList();
+        if (this.current && this.current !== DRAFT) this.loadNewer(this.current);
+      }
+      if (this.offline) {
+        this.offline = false;
+        this.render();
+      }
+    }
+
+    apply(frame) {
+      const id = frame.conversation_id;
+      switch (frame.type) {
+        case 'message.created':
+        case 'message.updated':
+          return this.applyMessage(id, frame.message, frame.type === 'message.created');
+        case 'typing':
+          return this.applyTyping(id, frame);
+        case 'conversation.updated':
+          return this.applyConversation(frame.conversation);
+        default:
+          return undefined; // a frame type from a newer server
+      }
+    }
+
+    applyMessage(id, message, created) {
+      if (!message) return;
+      const conv = this.convs.get(id);
+      if (!conv) this.refreshSoon(); // a conversation started elsewhere
+      if (conv && (!conv.last_message || conv.last_message.message_id === message.message_id ||
+          created)) {
+        conv.last_message = message;
+        conv.last_message_at = message.created_at;
+      }
+      const isNew = this.threads.has(id) ? this.thread(id).upsert(message) : created;
+      if (message.sender === 'seller' && created && isNew) {
+        if (this.sellerTyping && this.sellerTyping.id === id) this.applyTyping(id, {});
+        this.announce(this.t('incoming', { name: message.sender_name || this.t('seller'), text: message.text }));
+        if (this.isReading(id)) this.markRead();
+        else this.refreshSoon(); // the unread counts changed; the server knows them
+      }
+      this.render({ scroll: message.sender === 'buyer' ? 'bottom' : 'follow' });
+    }
+
+    applyTyping(id, frame) {
+      clearTimeout(this.sellerTypingTimer);
+      this.sellerTyping = frame.typing ? { id, name: frame.sender_name } : null;
+      if (frame.typing) {
+        this.sellerTypingTimer = setTimeout(() => this.applyTyping(id, {}), SELLER_TYPING_MS);
+      }
+      this.render();
+    }
+
+    applyConversation(view) {
+      if (!view) return;
+      const old = this.convs.get(view.conversation_id) || {};
+      if (!this.convs.has(view.conversation_id)) this.refreshSoon(); // for the seller's name
+      if (view.state !== 'blocked') this.sellerBlocked.delete(view.seller_id);
+      this.stateAt.set(view.conversation_id, ++this.stateClock);
+      if (old.state && old.state !== view.state && !this.busy && this.opened &&
+          this.current === view.conversation_id && (view.state === 'blocked' || old.state === 'blocked')) {
+        // Blocked or unblocked from elsewhere (the seller in Matrix): say so, the
+        // composer appears or goes away.
+        this.announce(this.t(view.state === 'blocked' ? 'blocked' : 'unblocked'));
+      }
+      // A view in a frame may leave out the seller's name and the last message: keep ours.
+      this.convs.set(view.conversation_id, {
+        ...old,
+        ...view,
+        seller_name: view.seller_name || old.seller_name,
+        last_message: view.last_message || old.last_message,
+      });
+      if (this.isReading(view.conversation_id) && view.unread > 0) this.markRead();
+      this.render();
+    }
+
+    // ------------------------------------------------------------ reading
+
+    isReading(id) {
+      return this.opened && this.current === id && document.visibilityState === 'visible';
+    }
+
+    /** Tells the server the buyer has seen the seller's latest message. */
+    async markRead() {
+      const id = this.current;
+      if (!id || id === DRAFT || !this.isReading(id)) return;
+      const last = this.thread(id).lastFromSeller();
+      if (!last || this.readUpTo.get(id) === last.message_id) return;
+      this.readUpTo.set(id, last.message_id);
+      try {
+        const answer = await this.api.call(
+          'POST',
+          `/conversations/${encodeURIComponent(id)}/read`,
+          { up_to: last.message_id },
+        );
+        const conv = this.convs.get(id);
+        if (conv && answer && typeof answer.unread === 'number') conv.unread = answer.unread;
+        // A list answer already on its way may predate this read: ask again after it.
+        if (this.listLoads) this.refreshSoon();
+      } catch (error) {
+        this.readUpTo.delete(id); // try again on the next occasion
+        if (error.status === 401) return this.signedOut();
+      }
+      this.render();
+    }
+
+    visibilityChanged() {
+      if (document.visibilityState !== 'visible') return;
+      if (this.stream) this.stream.nudge();
+      this.markRead();
+    }
+
+    unreadTotal() {
+      let total = this.hiddenUnread;
+      for (const conv of this.convs.values()) total += conv.unread || 0;
+      return total;
+    }
+
+    // ------------------------------------------------------------ sending
+
+    async send(text) {
+      const id = this.current;
+      const entry = {
+        client_id: uuid(),
+        conversation_id: id === DRAFT ? null : id,
+        sender: 'buyer',
+        text,
+        status: 'pending',
+        created_at: new Date().toISOString(),
+      };
+      this.thread(id).items.push(entry);
+      this.stopTyping();
+      this.render({ scroll: 'bottom' });
+      await this.deliver(entry);
+    }
+
+    /** Posts a message; Retry calls this again with the same client_id, so the server
+     *  recognizes a repeat instead of storing the message twice. */
+    async deliver(entry) {
+      entry.status = 'pending';
+      delete entry.error;
+      this.notice = null;
+      this.render();
+      try {
+        if (!entry.conversation_id) entry.conversation_id = await this.startConversation();
+        const id = entry.conversation_id;
+        const message = await this.api.call(
+          'POST',
+          `/conversations/${encodeURIComponent(id)}/messages`,
+          { text: entry.text, client_id: entry.client_id },
+        );
+        this.thread(id).upsert({ ...message, client_id: message.client_id || entry.client_id });
+      } catch (error) {
+        if (error.status === 429) {
+          // Rate-limited: still "sending", try again when the server says we may.
+          setTimeout(() => this.deliver(entry), error.retryAfter || 2000);
+          return;
+        }
+        entry.status = 'failed';
+        entry.error = true;
+        if (error.status === 401) return this.signedOut();
+        if (error.errcode === 'BAZAAR_CHAT_DISABLED') this.notice = 'disabled';
+        if (error.errcode === 'BAZAAR_BLOCKED') {
+          // Blocked before the stream told us: show it now, and learn the rest.
+          const conv = this.convs.get(entry.conversation_id);
+          if (conv) conv.state = 'blocked';
+          this.refreshSoon();
+        }
+      }
+      this.render();
+    }
+
+    /** Starts the conversation about this page once, however many messages wait for it. */
+    startConversation() {
+      if (!this.starting) {
+        this.starting = this.api
+          .call('POST', '/conversations', { seller_id: this.seller, context: this.pageContext() })
+          .then((view) => {
+            const id = view.conversation_id;
+            this.convs.set(id, { ...this.convs.get(id), ...view });
+            // The draft's messages become the conversation's; the server's history (it
+            // may have existed already) is merged in around them.
+            const draft = this.thread(DRAFT);
+            const thread = this.thread(id);
+            for (const m of draft.items) {
+              m.conversation_id = id;
+              if (!thread.find(m)) thread.items.push(m);
+            }
+            this.threads.delete(DRAFT);
+            if (this.current === DRAFT) this.current = id;
+            this.loadLatest(id);
+            return id;
+          })
+          .finally(() => {
+            this.starting = null;
+          });
+      }
+      return this.starting;
+    }
+
+    // ------------------------------------------------------------ blocking
+
+    toggleMenu(open = !this.menuOpen) {
+      this.menuOpen = open;
+      this.render();
+    }
+
+    /** "Block seller" asks first, in place of the composer; Cancel is the safe default. */
+    askBlock() {
+      this.menuOpen = false;
+      this.confirming = true;
+      this.render();
+      this.ui.cancel.focus();
+    }
+
+    cancelBlock() {
+      this.confirming = false;
+      this.ui.more.focus(); // back to what opened it
+      this.render();
+    }
+
+    /** Blocks (or unblocks) the seller of the open conversation: all the buyer's
+     *  conversations with them follow, through the stream. */
+    async setBlock(blocked) {
+      const id = this.current;
+      if (this.busy || !id || id === DRAFT) return;
+      this.busy = true;
+      try {
+        const view = await this.api.call(
+          'POST',
+          `/conversations/${encodeURIComponent(id)}/${blocked ? 'block' : 'unblock'}`,
+        );
+        // Still blocked after lifting ours: the seller's block stands, Unblock can't help.
+        if (!blocked && view.state === 'blocked') this.sellerBlocked.add(view.seller_id);
+        this.applyConversation(view);
+        this.refreshSoon();
+      } catch (error) {
+        this.failed(error);
+      } finally {
+        this.busy = false;
+      }
+      this.confirming = false;
+      this.render();
+      if (this.current === id) this.focusPanel();
+    }
+
+    // ------------------------------------------------------------ typing
+
+    typed() {
+      const id = this.current;
+      if (!id || id === DRAFT) return; // nobody to tell before the conversation exists
+      clearTimeout(this.idleTimer);
+      this.idleTimer = setTimeout(() => this.stopTyping(), TYPING_IDLE_MS);
+      const now = Date.now();
+      if (this.typingIn === id && now - this.typingSince < TYPING_REPEAT_MS) return;
+      this.typingIn = id;
+      this.typingSince = now;
+      this.postTyping(id, true);
+    }
+
+    stopTyping() {
+      clearTimeout(this.idleTimer);
+      if (!this.typingIn) return;
+      this.postTyping(this.typingIn, false);
+      this.typingIn = null;
+    }
+
+    postTyping(id, typing) {
+      // Typing is a courtesy: a failure is not worth telling the buyer about.
+      this.api
+        .call('POST', `/conversations/${encodeURIComponent(id)}/typing`, { typing })
+        .catch(() => {});
+    }
+
+    // ------------------------------------------------------------ opening and moving
+
+    open() {
+      this.opened = true;
+      // Which conversation to show is decided once the list is known, here or on load.
+      this.choosing = this.current == null;
+      if (this.signedIn && this.choosing && this.listLoaded) this.chooseConversation();
+      this.render({ scroll: 'bottom' });
+      this.focusPanel();
+      this.markRead();
+    }
+
+    close() {
+      this.opened = false;
+      this.menuOpen = false;
+      this.confirming = false;
+      this.stopTyping();
+      this.render();
+      this.ui.launcher.focus();
+    }
+
+    /** On open: this page's conversation if there is one, else a fresh one about it. */
+    chooseConversation() {
+      const mine = [...this.convs.values()].find(
+        (c) => c.seller_id === this.seller && sameContext(c.context, this.pageContext()),
+      );
+      if (mine) return this.show(mine.conversation_id);
+      if (!this.context && this.convs.size) return this.show(null);
+      return this.show(DRAFT);
+    }
+
+    show(id) {
+      this.choosing = false;
+      this.stopTyping();
+      this.current = id;
+      this.notice = null;
+      this.menuOpen = false;
+      this.confirming = false;
+      if (id && id !== DRAFT && !this.thread(id).loaded) this.loadLatest(id);
+      this.render({ scroll: 'bottom' });
+      this.markRead();
+    }
+
+    /** The message box, else the blocked notice, else the panel's title. */
+    focusPanel() {
+      const ui = this.ui;
+      const target = [ui.textarea, ui.blockedText].find(
+        (el) => el && el.isConnected && !el.disabled && el.getClientRects().length,
+      );
+      (target || ui.title).focus();
+    }
+
+    announce(text) {
+      // Emptied first, so the same words twice are still announced twice.
+      this.ui.live.textContent = '';
+      setTimeout(() => {
+        this.ui.live.textContent = text;
+      }, 50);
+    }
+
+    // ------------------------------------------------------------ rendering
+
+    /** The parts that exist whatever the screen: launcher, panel frame, live region. */
+    build() {
+      const t = this.t;
+      const ui = (this.ui = {});
+      ui.badge = h('span', { class: 'badge', hidden: true });
+      ui.launcher = h(
+        'button',
+        {
+          class: 'launcher',
+          type: 'button',
+          part: 'launcher',
+          lang: this.language,
+          'aria-expanded': 'false',
+          'aria-controls': 'panel',
+          onclick: () => (this.opened ? this.close() : this.open()),
+        },
+        h('span', {}, t('ask')),
+        ui.badge,
+      );
+      ui.back = h('button', {
+        class: 'icon',
+        type: 'button',
+        'aria-label': t('back'),
+        onclick: () => {
+          this.show(null);
+          this.ui.title.focus();
+        },
+      }, '‹');
+      ui.thumb = h('img', { class: 'thumb', alt: '', hidden: true });
+      ui.title = h('h2', { id: 'title', tabindex: '-1' });
+      ui.close = h('button', {
+        class: 'icon',
+        type: 'button',
+        'aria-label': t('close'),
+        onclick: () => this.close(),
+      }, '×');
+      // A small disclosure menu; for now it holds one thing: blocking the seller.
+      ui.more = h('button', {
+        class: 'icon',
+        type: 'button',
+        'aria-label': t('more'),
+        'aria-expanded': 'false',
+        'aria-controls': 'menu',
+        onclick: () => this.toggleMenu(),
+      }, '⋮');
+      ui.menu = h('div', { class: 'menu', id: 'menu', hidden: true },
+        h('button', { class: 'item', type: 'button', onclick: () => this.askBlock() }, t('block')));
+      ui.moreWrap = h('div', {
+        class: 'more',
+        onfocusout: (event) => {
+          // Tabbing out closes it (a click elsewhere is the panel's pointerdown).
+          if (event.relatedTarget && !ui.moreWrap.contains(event.relatedTarget)) this.toggleMenu(false);
+        },
+      }, ui.more, ui.menu);
+      ui.body = h('div', { class: 'body' });
+      ui.notice = h('p', { class: 'notice', role: 'status', hidden: true });
+      ui.panel = h(
+        'div',
+        {
+          class: 'panel',
+          id: 'panel',
+          role: 'dialog',
+          'aria-labelledby': 'title',
+          lang: this.language,
+          hidden: true,
+          onkeydown: (event) => {
+            if (event.key !== 'Escape') return;
+            // Escape undoes the innermost thing: the confirm step, the menu, then the chat.
+            event.preventDefault();
+            if (this.confirming) this.cancelBlock();
+            else if (this.menuOpen) {
+              ui.more.focus();
+              this.toggleMenu(false);
+            } else this.close();
+          },
+          onpointerdown: (event) => {
+            if (this.menuOpen && !ui.moreWrap.contains(event.target)) this.toggleMenu(false);
+          },
+        },
+        h('div', { class: 'head' }, ui.back, ui.thumb, ui.title, ui.moreWrap, ui.close),
+        ui.notice,
+        ui.body,
+      );
+      ui.live = h('div', { class: 'sr', 'aria-live': 'polite', lang: this.language });
+      this.root.replaceChildren(h('style', {}, STYLE), ui.launcher, ui.panel, ui.live);
+      this.screen = null;
+    }
+
+    render(options = {}) {
+      if (!this.ui) return;
+      const ui = this.ui;
+      const total = this.signedIn ? this.unreadTotal() : 0;
+      ui.badge.hidden = total === 0;
+      ui.badge.replaceChildren(...this.count(total));
+      ui.launcher.setAttribute('aria-expanded', String(this.opened));
+      ui.panel.hidden = !this.opened;
+      if (!this.opened) return;
+      const focused = this.root.activeElement;
+
+      const name = !this.signedIn ? 'signin'
+        : this.current != null ? 'conversation'
+          : this.listLoaded ? 'list' : 'loading';
+      const key = name === 'conversation' ? `conversation:${this.current}` : name;
+      if (key !== this.screen) {
+        // A DRAFT that just became a real conversation keeps its DOM (and the focus).
+        const promoted = this.screen === `conversation:${DRAFT}` && name === 'conversation';
+        if (!promoted) this.buildScreen(name);
+        this.screen = key;
+      }
+      this.renderHeader(name);
+      if (name !== 'conversation') this.renderNotice(null);
+      if (name === 'list') this.renderList();
+      if (name === 'conversation') this.renderConversation(options.scroll);
+      // What had the focus may have just gone (the composer of a conversation that got
+      // blocked, a closed menu): keep the focus in the panel rather than lose it.
+      if (focused && (!focused.isConnected || !focused.getClientRects().length)) this.focusPanel();
+    }
+
+    /** An unread count: the number to see, the words ("2 unread messages") to hear. */
+    count(n) {
+      return [
+        h('span', { class: 'count', 'aria-hidden': 'true' }, String(n)),
+        h('span', { class: 'sr' }, ` ${this.t('unread', { n })}`),
+      ];
+    }
+
+    renderHeader(screen) {
+      const { back, thumb, title, moreWrap, more, menu } = this.ui;
+      const conv = this.convs.get(this.current);
+      const context = conv ? conv.context : this.current === DRAFT ? this.pageContext() : null;
+      back.hidden = screen !== 'conversation';
+      // Blocking needs a conversation to block from; a blocked one offers Unblock instead.
+      moreWrap.hidden = !(screen === 'conversation' && conv && conv.state !== 'blocked');
+      if (moreWrap.hidden) this.menuOpen = false;
+      menu.hidden = !this.menuOpen;
+      more.setAttribute('aria-expanded', String(this.menuOpen));
+      title.textContent = context ? context.title
+        : screen === 'list' ? this.t('conversations') : this.t('dialog');
+      const image = context && context.image_url;
+      thumb.hidden = !image;
+      if (image && thumb.getAttribute('src') !== image) thumb.src = image;
+    }
+
+    /** One line above the screen: a failure, the conversation's state, or reconnecting. */
+    renderNotice(state) {
+      const { notice } = this.ui;
+      const problem = this.notice || state || (this.offline ? 'reconnecting' : null);
+      notice.hidden = !problem || !this.signedIn;
+      notice.textContent = problem ? this.t(problem) : '';
+      notice.classList.toggle('error', problem === 'error');
+    }
+
+    buildScreen(name) {
+      const t = this.t;
+      const ui = this.ui;
+      this.messageNodes = new Map();
+      this.convNodes = new Map();
+      let content;
+      if (name === 'signin') {
+        // The shop may slot in its own link: <a slot="signin" href="/login">Sign in</a>
+        content = h('div', { class: 'pad' }, h('p', {}, t('signIn')), h('slot', { name: 'signin' }));
+      } else if (name === 'loading') {
+        content = h('p', { class: 'pad', role: 'status' }, t('loading'));
+      } else if (name === 'list') {
+        ui.convs = h('ul', { class: 'convs', 'aria-label': t('conversations') });
+        ui.blockedHeading = h('h3', { class: 'section', id: 'blocked-heading' }, t('blockedList'));
+        ui.blockedConvs = h('ul', { class: 'convs', 'aria-labelledby': 'blocked-heading' });
+        ui.newButton = h('button', {
+          class: 'new',
+          type: 'button',
+          onclick: () => this.chooseForPage(),
+        }, t('askAbout', { title: this.pageContext().title }));
+        ui.empty = h('p', { class: 'pad' }, t('empty'));
+        content = [ui.newButton, ui.empty,
+          h('div', { class: 'lists' }, ui.convs, ui.blockedHeading, ui.blockedConvs)];
+      } else {
+        content = this.buildConversation();
+      }
+      ui.body.replaceChildren(...[content].flat());
+    }
+
+    chooseForPage() {
+      this.current = null;
+      this.chooseConversation();
+      this.focusPanel();
+    }
+
+    buildConversation() {
+      const t = this.t;
+      const ui = this.ui;
+      ui.earlier = h('button', {
+        class: 'earlier',
+        type: 'button',
+        hidden: true,
+        onclick: () => this.loadEarlier(),
+      }, t('earlier'));
+      ui.intro = h('p', { class: 'intro' });
+      ui.messages = h('ol', {});
+      ui.log = h('div', { class: 'log', tabindex: '0', role: 'group', 'aria-label': t('messages') },
+        ui.earlier, ui.intro, ui.messages);
+      ui.typing = h('p', { class: 'typing' });
+      ui.textarea = h('textarea', {
+        id: 'message',
+        rows: '1',
+        placeholder: t('placeholder'),
+        oninput: () => {
+          this.grow();
+          if (ui.textarea.value.trim()) this.typed();
+          else this.stopTyping();
+        },
+        onkeydown: (event) => {
+          // Enter sends, Shift+Enter is a new line; not while an IME is composing a word.
+          if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+            event.preventDefault();
+            this.submit();
+          }
+        },
+      });
+      ui.sendButton = h('button', { class: 'send', type: 'submit' }, t('send'));
+      ui.form = h('form', {
+        onsubmit: (event) => {
+          event.preventDefault();
+          this.submit();
+        },
+      }, h('label', { class: 'sr', for: 'message' }, t('label')), ui.textarea, ui.sendButton);
+      // The confirm step and the blocked notice take the composer's place.
+      ui.cancel = h('button', { class: 'ghost', type: 'button', onclick: () => this.cancelBlock() }, t('cancel'));
+      ui.confirm = h('div', {
+        class: 'confirm',
+        role: 'alertdialog',
+        'aria-labelledby': 'confirm-title',
+        'aria-describedby': 'confirm-text',
+        hidden: true,
+      },
+      h('h3', { id: 'confirm-title' }, t('blockTitle')),
+      h('p', { id: 'confirm-text' }, t('blockText')),
+      h('div', { class: 'actions' },
+        ui.cancel,
+        h('button', { class: 'danger', type: 'button', onclick: () => this.setBlock(true) }, t('blockYes'))));
+      ui.blockedText = h('p', { tabindex: '-1' });
+      ui.unblock = h('button', { class: 'ghost', type: 'button', onclick: () => this.setBlock(false) }, t('unblock'));
+      ui.shut = h('div', { class: 'shut', hidden: true }, ui.blockedText, ui.unblock);
+      return [ui.log, ui.typing, ui.form, ui.confirm, ui.shut];
+    }
+
+    submit() {
+      const text = this.ui.textarea.value.trim();
+      if (!text || this.ui.textarea.disabled) return;
+      this.ui.textarea.value = '';
+      this.grow();
+      this.send(text);
+    }
+
+    /** The textarea grows with its text, up to its max-height. */
+    grow() {
+      const area = this.ui.textarea;
+      area.style.height = 'auto';
+      area.style.height = `${area.scrollHeight + 2}px`;
+    }
+
+    renderList() {
+      const ui = this.ui;
+      const convs = [...this.convs.values()].sort((a, b) =>
+        String(b.last_message_at || b.created_at).localeCompare(String(a.last_message_at || a.created_at)));
+      ui.empty.hidden = convs.length > 0;
+      // The page's own conversation is in the list already once it exists.
+      ui.newButton.hidden = convs.some(
+        (c) => c.seller_id === this.seller && sameContext(c.context, this.pageContext()),
+      );
+      // Blocked conversations come last, under their own heading.
+      const open = convs.filter((c) => c.state !== 'blocked');
+      const shut = convs.filter((c) => c.state === 'blocked');
+      ui.convs.hidden = !open.length;
+      ui.blockedHeading.hidden = ui.blockedConvs.hidden = !shut.length;
+      reconcile(ui.convs, open.map((conv) => this.convNode(conv)));
+      reconcile(ui.blockedConvs, shut.map((conv) => this.convNode(conv)));
+    }
+
+    /** One conversation in the list, rebuilt only when what it shows has changed. */
+    convNode(conv) {
+      const last = conv.last_message && !conv.last_message.deleted ? conv.last_message : null;
+      const signature = JSON.stringify([conv.context, conv.seller_name, conv.unread, last && last.text]);
+      const cached = this.convNodes.get(conv.conversation_id);
+      if (cached && cached.signature === signature) return cached.node;
+      const image = conv.context.image_url;
+      const node = h('li', {}, h('button', {
+        class: 'conv',
+        type: 'button',
+        onclick: () => {
+          this.show(conv.conversation_id);
+          this.focusPanel();
+        },
+      },
+      image ? h('img', { src: image, alt: '' }) : h('span', { class: 'ph' }),
+      h('span', { class: 'text' },
+        h('span', { class: 'title' }, conv.context.title),
+        conv.seller_name ? h('span', { class: 'seller' }, conv.seller_name) : null,
+        last ? h('span', { class: 'last' }, last.text) : null),
+      conv.unread ? h('span', { class: 'badge' }, ...this.count(conv.unread)) : null));
+      this.convNodes.set(conv.conversation_id, { signature, node });
+      return node;
+    }
+
+    renderConversation(scroll) {
+      const ui = this.ui;
+      const t = this.t;
+      const id = this.current;
+      const conv = this.convs.get(id);
+      const thread = this.thread(id);
+      const state = conv ? conv.state : 'active';
+      const blocked = state === 'blocked';
+      if (blocked) this.confirming = false;
+      this.renderNotice(state === 'archived' ? state : null);
+      ui.form.hidden = blocked || this.confirming;
+      ui.textarea.disabled = blocked;
+      ui.confirm.hidden = !this.confirming;
+      ui.shut.hidden = !blocked;
+      const bySeller = blocked && this.sellerBlocked.has(conv.seller_id);
+      ui.blockedText.textContent = blocked ? t(bySeller ? 'sellerBlocked' : 'blocked') : '';
+      ui.unblock.hidden = bySeller;
+
+      const messages = thread.visible();
+      const loading = id !== DRAFT && !thread.loaded;
+      ui.intro.hidden = messages.length > 0;
+      ui.intro.textContent = loading ? t('loading')
+        : t('start', { title: (conv ? conv.context : this.pageContext()).title });
+      ui.earlier.hidden = !thread.hasMore;
+
+      const typing = this.sellerTyping && this.sellerTyping.id === id;
+      ui.typing.textContent = typing ? t('typing', { name: this.sellerTyping.name || t('seller') }) : '';
+
+      const log = ui.log;
+      const nearBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 60;
+      const height = log.scrollHeight;
+      reconcile(ui.messages, this.messageList(messages));
+      if (scroll === 'bottom' || (scroll === 'follow' && nearBottom)) log.scrollTop = log.scrollHeight;
+      else if (scroll === 'anchor') log.scrollTop += log.scrollHeight - height;
+    }
+
+    /** The message nodes, with what the buyer reads from them worked out first. */
+    messageList(messages) {
+      // A read receipt covers everything before it: show ✓✓ on earlier messages too.
+      let readLater = false;
+      const shown = new Map();
+      for (let i = messages.length - 1; i >= 0; i--) {
+        const m = messages[i];
+        if (m.sender !== 'buyer') continue;
+        if (m.status === 'read') readLater = true;
+        shown.set(m, m.status === 'sent' && readLater ? 'read' : m.status);
+      }
+      return messages.map((m, i) => {
+        const previous = messages[i - 1];
+        const showName = m.sender === 'seller' &&
+          (!previous || previous.sender !== 'seller' || previous.sender_name !== m.sender_name);
+        return this.messageNode(m, shown.get(m), showName);
+      });
+    }
+
+    messageNode(m, status, showName) {
+      const key = m.client_id && m.sender === 'buyer' ? `c:${m.client_id}` : `m:${m.message_id}`;
+      const signature = JSON.stringify([m.text, m.html, m.edited_at, status, showName, this.language]);
+      const cached = this.messageNodes.get(key);
+      if (cached && cached.signature === signature) return cached.node;
+      const node = this.buildMessage(m, status, showName);
+      this.messageNodes.set(key, { signature, node });
+      return node;
+    }
+
+    buildMessage(m, status, showName) {
+      const t = this.t;
+      const bubble = h('div', { class: 'bubble' });
+      if (m.sender === 'seller' && m.html) {
+        // The only innerHTML in the widget: the server sanitized it with an allow-list.
+        bubble.classList.add('html');
+        bubble.innerHTML = m.html;
+        for (const link of bubble.querySelectorAll('a')) {
+          link.target = '_blank';
+          link.rel = 'noopener noreferrer nofollow';
+        }
+      } else {
+        bubble.textContent = m.text;
+      }
+      const time = m.created_at ? new Date(m.created_at) : null;
+      const meta = h('div', { class: 'meta' },
+        time ? h('time', { datetime: m.created_at }, time.toLocaleTimeString(this.language, { hour: '2-digit', minute: '2-digit' })) : null,
+        m.edited_at ? h('span', {}, t('edited')) : null,
+        m.sender === 'buyer' ? this.statusNode(m, status) : null);
+      return h('li', { class: `msg ${m.sender}` },
+        showName ? h('span', { class: 'who' }, m.sender_name || t('seller')) : null,
+        bubble, meta);
+    }
+
+    statusNode(m, status) {
+      const t = this.t;
+      if (status === 'failed') {
+        return [
+          h('span', { class: 'failed' }, t('failed')),
+          h('button', { class: 'retry', type: 'button', onclick: () => this.deliver(m) }, t('retry')),
+        ];
+      }
+      if (status === 'pending') return h('span', { class: 'status' }, t('sending'));
+      // The ticks are decoration; the words beside them are for screen readers.
+      const ticks = status === 'read' ? '✓✓' : '✓';
+      return h('span', { class: `status ${status}`, title: t(status) },
+        h('span', { class: 'ticks', 'aria-hidden': 'true' }, ticks),
+        h('span', { class: 'sr' }, t(status)));
+    }
+  }
+
+  customElements.define('bazaar-chat', BazaarChat);
+})();
