@@ -1,0 +1,560 @@
+"""The widget as a buyer uses it: Debian's Chromium on the demo shop, a real bridge and Synapse.
+
+Everything asserted is something the buyer sees on the page: text, the ✓ and ✓✓, the
+unread badge. The seller is a real Matrix client.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import nio
+import pytest
+import pytest_asyncio
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Browser, Locator, Page, Route, async_playwright, expect
+
+from bridge.demo.shop import DemoShop
+from bridge.demo.synapse import free_port
+from tests.conftest import SITE, BridgeRunner, Sites
+from tests.support.marketplace import MarketplaceClient
+from tests.support.seller import SellerClient
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.synapse
+
+NewSeller = Callable[[str], Awaitable[SellerClient]]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+SELLER = "demo-shop"
+# A Matrix round trip (room, invite, delivery, receipt) takes a few seconds at most; what
+# only the bridge and the page do gets a shorter wait, still generous for a busy CI machine.
+SLOW = 30_000
+expect.set_options(timeout=15_000)
+
+# Lets a test cut the stream as a network would: `window.__streamDown = true` closes the open
+# WebSockets and sends new ones to a port where nothing listens, until it is false again.
+# (Chromium's offline mode alone may hold a closing socket open for a long time.)
+STREAM_SWITCH = """
+(() => {
+  const Native = window.WebSocket;
+  const sockets = [];
+  let down = false;
+  Object.defineProperty(window, '__streamDown', {
+    get: () => down,
+    set: (value) => {
+      down = value;
+      if (down) sockets.forEach((socket) => socket.close());
+    },
+  });
+  window.WebSocket = class extends Native {
+    constructor(url, ...rest) {
+      super(down ? 'ws://127.0.0.1:%d/' : url, ...rest);
+      sockets.push(this);
+    }
+  };
+})();
+"""
+
+
+def _require_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    message = f"the browser tests need Debian's Chromium at {CHROMIUM}: apt-get install chromium"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    _require_chromium()
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@dataclass
+class Shop:
+    url: str
+    owner: SellerClient
+    marketplace: MarketplaceClient
+
+    async def room_of(self, buyer_id: str) -> str:
+        """The Matrix room of the buyer's conversation, as the marketplace knows it."""
+
+        async def listed() -> str | None:
+            found = await self.marketplace.ok(
+                "GET", "/conversations", params={"buyer_id": buyer_id}
+            )
+            rooms = [c["room_id"] for c in found["conversations"] if c.get("room_id")]
+            return rooms[0] if rooms else None
+
+        room_id = await eventually(listed, what=f"a room for {buyer_id}'s conversation")
+        return room_id
+
+    async def join(self, room_id: str) -> None:
+        await self.owner.wait_until(lambda: room_id in self.owner.invites, what="the invite")
+        await self.owner.accept_invite(room_id)
+
+    async def question(self, room_id: str, text: str) -> dict[str, Any]:
+        found = await self.owner.wait_until(
+            lambda: [m for m in self.owner.messages(room_id) if m["content"].get("body") == text],
+            what=f"the buyer's question {text!r}",
+        )
+        event: dict[str, Any] = found[0]
+        return event
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def shop(
+    runner: BridgeRunner, sites: Sites, marketplace: MarketplaceClient, new_seller: NewSeller
+) -> AsyncIterator[Shop]:
+    """The demo shop on its own port, allowed to call the bridge from the browser."""
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    config = runner.config
+    runner.config = replace(
+        config,
+        sites=tuple(replace(site, allowed_origins=(origin,)) for site in config.sites),
+    )
+    await runner.start()
+    owner = await new_seller("Olga")
+    await marketplace.ok(
+        "PUT",
+        f"/sellers/{SELLER}",
+        {"name": "Demo Shop", "members": [{"user_id": owner.user_id, "role": "owner"}]},
+    )
+    demo = DemoShop(
+        site=SITE,
+        seller=SELLER,
+        widget_secret=sites.widget_secret,
+        bridge_url=runner.config.web.public_url,
+        port=port,
+    )
+    await demo.start()
+    try:
+        yield Shop(demo.url, owner, marketplace)
+    finally:
+        await demo.stop()
+
+
+class Widget:
+    """The `<bazaar-chat>` on a page, through what the buyer sees and does."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        chat = page.locator("bazaar-chat")
+        self.launcher = page.get_by_role("button", name=re.compile("^Ask a question"))
+        self.badge = chat.locator(".launcher .badge")
+        self.badge_count = self.badge.locator(".count")
+        self.ticks = chat.locator(".msg.buyer .ticks")
+        self.message_box = page.get_by_role("textbox", name="Your message")
+        self._bubbles = chat.locator(".bubble")
+
+    def bubble(self, text: str) -> Locator:
+        return self._bubbles.filter(has_text=re.compile(rf"^{re.escape(text)}$"))
+
+    def message(self, text: str) -> Locator:
+        """A whole message (bubble, time, ✓, "edited") by its exact text."""
+        bubble = self.page.locator(".bubble").filter(has_text=re.compile(rf"^{re.escape(text)}$"))
+        return self.page.locator("bazaar-chat .msg").filter(has=bubble)
+
+    async def bubbles(self) -> list[str]:
+        return await self._bubbles.all_inner_texts()
+
+    async def ask(self, text: str) -> None:
+        await self.message_box.fill(text)
+        await self.message_box.press("Enter")
+        await expect(self.bubble(text)).to_be_visible()
+
+    async def assert_accessible(self) -> None:
+        results = await Axe().run(self.page, context="bazaar-chat")
+        assert results.violations_count == 0, results.generate_report()
+
+    async def screenshot(self, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        await self.page.screenshot(path=str(ARTIFACTS / name))
+
+
+async def signed_in(browser: Browser, shop: Shop, name: str, product: str) -> Widget:
+    context = await browser.new_context(viewport={"width": 1200, "height": 800})
+    await context.add_init_script(STREAM_SWITCH % free_port())
+    page = await context.new_page()
+    await page.goto(f"{shop.url}/login?name={name}&next=/p/{product}")
+    await expect(page.get_by_text(f"Signed in as {name}")).to_be_visible()
+    return Widget(page)
+
+
+async def test_a_buyer_asks_on_a_product_page_and_the_seller_answers(
+    browser: Browser, shop: Shop
+) -> None:
+    widget = await signed_in(browser, shop, "Anna", "kettle-1")
+    await expect(widget.launcher).to_be_visible()
+    await expect(widget.badge).to_be_hidden()
+    await widget.screenshot("widget-closed.png")
+
+    room_id = await _ask_and_get_an_answer(widget, shop)
+    await _replies_count_on_the_badge_while_closed(widget, shop, room_id)
+    await _a_reload_shows_the_same_history(widget)
+    await _the_list_holds_every_conversation(widget, shop, room_id)
+    await widget.page.context.close()
+
+
+async def _ask_and_get_an_answer(widget: Widget, shop: Shop) -> str:
+    # Opening puts the buyer in the message box; Enter sends.
+    await widget.launcher.click()
+    await expect(widget.page.get_by_role("dialog", name="Electric kettle 1.7 l")).to_be_visible()
+    await expect(widget.message_box).to_be_focused()
+    await widget.ask("Hello! Is this kettle in stock?")
+    await expect(widget.message_box).to_have_value("")
+
+    # It reaches the seller's room for this buyer and product: ✓ in the page.
+    room_id = await shop.room_of("anna")
+    await shop.join(room_id)
+    question = await shop.question(room_id, "Hello! Is this kettle in stock?")
+    assert question["sender"] == "@bazaar_shop_anna:localhost"
+    context = await shop.owner.state(room_id, "io.bazaar.context")
+    assert (context["type"], context["id"]) == ("product", "kettle-1")
+    await expect(widget.ticks).to_have_text("✓", timeout=SLOW)
+
+    # The seller reads it: ✓✓.
+    await shop.owner.client.update_receipt_marker(room_id, question["event_id"])
+    await expect(widget.ticks).to_have_text("✓✓", timeout=SLOW)
+
+    # The seller types, then answers with formatting.
+    await shop.owner.client.room_typing(room_id, True, timeout=10_000)
+    await expect(widget.page.get_by_text("Olga is typing…")).to_be_visible(timeout=SLOW)
+    await shop.owner.send(
+        room_id,
+        {
+            "msgtype": "m.text",
+            "body": "Yes, two left.",
+            "format": "org.matrix.custom.html",
+            "formatted_body": "Yes, <b>two</b> left.",
+        },
+    )
+    await expect(widget.bubble("Yes, two left.")).to_be_visible(timeout=SLOW)
+    await expect(widget.bubble("Yes, two left.").locator("b")).to_have_text("two")
+    await expect(widget.page.get_by_text("Olga is typing…")).to_be_hidden()
+    await expect(widget.badge).to_be_hidden()  # read as it arrived: the chat is open
+    await widget.assert_accessible()
+    await widget.screenshot("widget-open.png")
+    return room_id
+
+
+async def _replies_count_on_the_badge_while_closed(
+    widget: Widget, shop: Shop, room_id: str
+) -> None:
+    # Escape closes and returns to the launcher.
+    await widget.page.keyboard.press("Escape")
+    await expect(widget.page.get_by_role("dialog")).to_be_hidden()
+    await expect(widget.launcher).to_be_focused()
+    await shop.owner.send_text(room_id, "They ship tomorrow.")
+    await expect(widget.badge_count).to_have_text("1", timeout=SLOW)
+    await shop.owner.send_text(room_id, "Anything else?")
+    await expect(widget.badge_count).to_have_text("2", timeout=SLOW)
+
+    # Opening shows them and clears the badge.
+    await widget.launcher.click()
+    await expect(widget.bubble("Anything else?")).to_be_visible()
+    await expect(widget.badge).to_be_hidden(timeout=SLOW)
+    assert await widget.bubbles() == [
+        "Hello! Is this kettle in stock?",
+        "Yes, two left.",
+        "They ship tomorrow.",
+        "Anything else?",
+    ]
+
+
+async def _a_reload_shows_the_same_history(widget: Widget) -> None:
+    history = await widget.bubbles()
+    await widget.page.reload()
+    await expect(widget.launcher).to_be_visible()
+    await expect(widget.badge).to_be_hidden()
+    await widget.launcher.click()
+    await expect(widget.bubble("Anything else?")).to_be_visible()
+    assert await widget.bubbles() == history
+    await expect(widget.ticks).to_have_text("✓✓")
+
+
+async def _the_list_holds_every_conversation(widget: Widget, shop: Shop, room_id: str) -> None:
+    # On another product page the first message starts a second conversation.
+    page = widget.page
+    await page.goto(f"{shop.url}/p/mug-3")
+    await widget.launcher.click()
+    await expect(
+        page.get_by_text("Ask the seller about “Stoneware mugs, set of two”.")
+    ).to_be_visible()
+    await widget.ask("Are they microwave safe?")
+    await expect(widget.ticks).to_have_text("✓", timeout=SLOW)
+    assert await widget.bubbles() == ["Are they microwave safe?"]
+
+    # The list holds both, newest first, with the kettle's new reply counted as unread.
+    await shop.owner.send_text(room_id, "P.S. The lid is stainless steel.")
+    await page.get_by_role("button", name="All conversations").click()
+    entries = page.get_by_role("list", name="Your conversations").get_by_role("button")
+    await expect(entries).to_have_count(2)
+    kettle, mugs = entries.nth(0), entries.nth(1)
+    await expect(kettle).to_contain_text("Electric kettle 1.7 l", timeout=SLOW)
+    await expect(kettle).to_contain_text("P.S. The lid is stainless steel.")
+    await expect(kettle.locator(".count")).to_have_text("1")
+    await expect(mugs).to_contain_text("Stoneware mugs, set of two")
+    await expect(mugs).to_contain_text("Are they microwave safe?")
+    await expect(widget.badge_count).to_have_text("1")
+    await widget.assert_accessible()
+    await widget.screenshot("widget-conversations.png")
+
+    # Opening the kettle's conversation from the list reads the reply.
+    await kettle.click()
+    await expect(widget.bubble("P.S. The lid is stainless steel.")).to_be_visible()
+    await expect(widget.badge).to_be_hidden(timeout=SLOW)
+
+
+async def test_the_stream_resumes_after_the_connection_drops(browser: Browser, shop: Shop) -> None:
+    widget = await signed_in(browser, shop, "Boris", "teapot-2")
+    page = widget.page
+    await widget.launcher.click()
+    await widget.ask("Does it come with a strainer?")
+    room_id = await shop.room_of("boris")
+    await shop.join(room_id)
+    await shop.question(room_id, "Does it come with a strainer?")
+    answer_id = await shop.owner.send_text(room_id, "Yes, a steel one.")
+    await expect(widget.bubble("Yes, a steel one.")).to_be_visible(timeout=SLOW)
+
+    # The network goes away and the stream with it; the seller answers meanwhile.
+    await page.evaluate("window.__streamDown = true")
+    await page.context.set_offline(True)
+    await expect(page.get_by_text("Reconnecting…")).to_be_visible(timeout=SLOW)
+    aside_id = await shop.owner.send_text(room_id, "It also fits the mugs.")
+
+    async def stored() -> bool:
+        found = await shop.marketplace.ok("GET", "/conversations", params={"buyer_id": "boris"})
+        conversation_id = found["conversations"][0]["conversation_id"]
+        listed = await shop.marketplace.ok("GET", f"/conversations/{conversation_id}/messages")
+        return any(m["text"] == "It also fits the mugs." for m in listed["messages"])
+
+    await eventually(stored, what="the reply stored by the bridge")
+    await expect(widget.bubble("It also fits the mugs.")).to_have_count(0)
+
+    # Back online: the widget resumes where it stopped and the reply appears, once.
+    await page.evaluate("window.__streamDown = false")
+    await page.context.set_offline(False)
+    await expect(widget.bubble("It also fits the mugs.")).to_be_visible(timeout=SLOW)
+    await expect(page.get_by_text("Reconnecting…")).to_be_hidden()
+    assert await widget.bubbles() == [
+        "Does it come with a strainer?",
+        "Yes, a steel one.",
+        "It also fits the mugs.",
+    ]
+
+    # The seller corrects one answer and takes back the other: the page follows.
+    await shop.owner.send(
+        room_id,
+        {
+            "msgtype": "m.text",
+            "body": "* Yes, a stainless steel one.",
+            "m.new_content": {"msgtype": "m.text", "body": "Yes, a stainless steel one."},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": answer_id},
+        },
+    )
+    edited = widget.message("Yes, a stainless steel one.")
+    await expect(edited).to_contain_text("edited", timeout=SLOW)
+    aside = widget.message("It also fits the mugs.")
+    await shop.owner.redact(room_id, aside_id)
+    await expect(aside).to_have_count(0, timeout=SLOW)
+    assert await widget.bubbles() == [
+        "Does it come with a strainer?",
+        "Yes, a stainless steel one.",
+    ]
+    await page.context.close()
+
+
+async def test_a_message_that_failed_is_sent_once_on_retry(browser: Browser, shop: Shop) -> None:
+    widget = await signed_in(browser, shop, "Chen", "grinder-4")
+    page = widget.page
+    await widget.launcher.click()
+
+    # The network fails just as the message is posted.
+    async def lose_posts(route: Route) -> None:
+        if route.request.method == "POST":
+            await route.abort("internetdisconnected")
+        else:
+            await route.continue_()
+
+    messages = re.compile(r".*/widget/v1/conversations/[^/]+/messages$")
+    await page.route(messages, lose_posts)
+    await widget.ask("How fine does it grind?")
+    await expect(page.get_by_text("Not sent")).to_be_visible(timeout=SLOW)
+
+    # Retry sends it: ✓ in the page, and the seller gets it once.
+    await page.unroute(messages)
+    await page.get_by_role("button", name="Retry").click()
+    await expect(widget.ticks).to_have_text("✓", timeout=SLOW)
+    await expect(page.get_by_text("Not sent")).to_be_hidden()
+    room_id = await shop.room_of("chen")
+    await shop.join(room_id)
+    await shop.question(room_id, "How fine does it grind?")
+    await page.reload()
+    await widget.launcher.click()
+    await expect(widget.bubble("How fine does it grind?")).to_be_visible()
+    assert await widget.bubbles() == ["How fine does it grind?"]
+    assert [m["content"]["body"] for m in shop.owner.messages(room_id)] == [
+        "How fine does it grind?"
+    ]
+    await page.context.close()
+
+
+async def test_a_signed_out_buyer_is_asked_to_sign_in_in_the_page_language(
+    browser: Browser, shop: Shop
+) -> None:
+    context = await browser.new_context(viewport={"width": 1200, "height": 800})
+    page = await context.new_page()
+    await page.goto(f"{shop.url}/lang/ru?next=/p/kettle-1")
+    await page.get_by_role("button", name="Задать вопрос").click()
+    await expect(page.get_by_text("Войдите, чтобы задать вопрос продавцу.")).to_be_visible()
+    await expect(page.locator("bazaar-chat").get_by_role("textbox")).to_have_count(0)
+    await Widget(page).assert_accessible()
+    await page.get_by_role("button", name="Закрыть чат").click()
+    await expect(page.get_by_text("Войдите, чтобы задать вопрос продавцу.")).to_be_hidden()
+    await context.close()
+
+
+BLOCKED = "This conversation is blocked. New messages cannot be sent."
+
+
+async def test_a_buyer_blocks_the_seller_after_confirming_and_unblocks(
+    browser: Browser, shop: Shop
+) -> None:
+    widget = await signed_in(browser, shop, "Dana", "kettle-1")
+    page = widget.page
+    await widget.launcher.click()
+    await widget.ask("Is it loud when it boils?")
+    room_id = await shop.room_of("dana")
+    await shop.join(room_id)
+    await shop.question(room_id, "Is it loud when it boils?")
+    await shop.owner.send_text(room_id, "Call me, I'll tell you all about it.")
+    await expect(widget.bubble("Call me, I'll tell you all about it.")).to_be_visible(timeout=SLOW)
+
+    # "Block seller" asks first, inside the chat; Cancel has the focus, Escape cancels.
+    more = page.get_by_role("button", name="More actions")
+    confirm = page.get_by_role("alertdialog", name="Block this seller?")
+    await more.click()
+    await page.get_by_role("button", name="Block seller").click()
+    await expect(confirm).to_be_visible()
+    await expect(confirm.get_by_role("button", name="Cancel")).to_be_focused()
+    await widget.assert_accessible()
+    await widget.screenshot("widget-block-confirm.png")
+    await page.keyboard.press("Escape")
+    await expect(confirm).to_be_hidden()
+    await expect(page.get_by_role("dialog", name="Electric kettle 1.7 l")).to_be_visible()
+    await expect(more).to_be_focused()
+    await expect(widget.message_box).to_be_visible()
+
+    # Confirmed: the composer gives way to the notice and the seller can't post any more.
+    await more.press("Enter")
+    await page.get_by_role("button", name="Block seller").press("Enter")
+    await confirm.get_by_role("button", name="Block", exact=True).click()
+    await expect(page.get_by_text(BLOCKED)).to_be_visible()
+    await expect(page.get_by_text(BLOCKED)).to_be_focused()
+    await expect(confirm).to_be_hidden()
+    await expect(widget.message_box).to_be_hidden()
+    await expect(page.get_by_role("button", name="Send")).to_be_hidden()
+    await expect(more).to_be_hidden()
+    await widget.assert_accessible()
+    await widget.screenshot("widget-blocked.png")
+
+    async def members_muted() -> bool:
+        levels = await shop.owner.state(room_id, "m.room.power_levels")
+        return bool(levels.get("events_default", 0) > levels["users"].get(shop.owner.user_id, 0))
+
+    await shop.owner.wait_until_async(members_muted, what="the room closed to the seller")
+    refused = await shop.owner.client.room_send(
+        room_id, "m.room.message", {"msgtype": "m.text", "body": "Hello? Please answer!"}
+    )
+    assert isinstance(refused, nio.RoomSendError), refused
+
+    # The list shows it under "Blocked"; opening it from there shows the notice again.
+    await page.get_by_role("button", name="All conversations").click()
+    blocked = page.get_by_role("list", name="Blocked").get_by_role("button")
+    await expect(blocked).to_have_count(1)
+    await expect(blocked).to_contain_text("Electric kettle 1.7 l")
+    await expect(page.get_by_role("list", name="Your conversations")).to_be_hidden()
+    await widget.assert_accessible()
+    await blocked.click()
+    await expect(page.get_by_text(BLOCKED)).to_be_visible()
+
+    # Unblocked: the composer is back and a message reaches the seller again.
+    await page.get_by_role("button", name="Unblock seller").click()
+    await expect(widget.message_box).to_be_focused()
+    await expect(page.get_by_text(BLOCKED)).to_be_hidden()
+    await expect(more).to_be_visible()
+    await widget.ask("Sorry, wrong button. Is it loud?")
+    await shop.question(room_id, "Sorry, wrong button. Is it loud?")
+    await expect(widget.message("Sorry, wrong button. Is it loud?").locator(".ticks")).to_have_text(
+        "✓", timeout=SLOW
+    )
+    # What the seller saw: the question, their reply, the bot's word on the block and on
+    # the unblock, and the buyer's next question.
+    assert [m["content"]["body"] for m in shop.owner.messages(room_id)] == [
+        "Is it loud when it boils?",
+        "Call me, I'll tell you all about it.",
+        "The buyer has blocked this conversation: messages can't be sent.",
+        "The buyer has unblocked this conversation.",
+        "Sorry, wrong button. Is it loud?",
+    ]
+    await page.context.close()
+
+
+async def test_the_seller_blocking_the_buyer_shows_at_once(browser: Browser, shop: Shop) -> None:
+    widget = await signed_in(browser, shop, "Emil", "teapot-2")
+    page = widget.page
+    await widget.launcher.click()
+    await widget.ask("Can it go on an induction hob?")
+    room_id = await shop.room_of("emil")
+    await shop.join(room_id)
+    await shop.question(room_id, "Can it go on an induction hob?")
+    found = await shop.marketplace.ok("GET", "/conversations", params={"buyer_id": "emil"})
+    conversation_id = found["conversations"][0]["conversation_id"]
+
+    # The seller blocks the buyer while the page is open: the notice replaces the composer.
+    await widget.message_box.fill("One more thing")
+    await shop.marketplace.ok("POST", f"/conversations/{conversation_id}/block", {"by": "seller"})
+    await expect(page.get_by_text(BLOCKED)).to_be_visible(timeout=SLOW)
+    await expect(widget.message_box).to_be_hidden()
+    await expect(page.get_by_text(BLOCKED)).to_be_focused()
+    await expect(page.get_by_role("button", name="More actions")).to_be_hidden()
+
+    # Unblocking from the page can't lift the seller's block, and the page says so.
+    await page.get_by_role("button", name="Unblock seller").click()
+    sellers_block = "The seller has closed this conversation. New messages cannot be sent."
+    await expect(page.get_by_text(sellers_block)).to_be_visible()
+    await expect(page.get_by_role("button", name="Unblock seller")).to_be_hidden()
+    await expect(widget.message_box).to_be_hidden()
+    await widget.assert_accessible()
+
+    # The seller unblocks: the composer comes back, with what the buyer had typed.
+    await shop.marketplace.ok("POST", f"/conversations/{conversation_id}/unblock", {"by": "seller"})
+    await expect(widget.message_box).to_have_value("One more thing", timeout=SLOW)
+    await expect(page.get_by_text(sellers_block)).to_be_hidden()
+    await page.context.close()
