@@ -75,9 +75,29 @@ class BridgeSettings:
     archive_after_days: int
 
 
+TRANSLATION_PROVIDERS = ("none", "google", "deepl", "microsoft", "mymemory", "libre")
+# Languages the offline detector chooses among when a buyer's language is unknown.
+DETECTED_LANGUAGES = ("en", "ru", "uk", "kk", "pl", "lt", "lv", "et", "de", "fr", "es", "it", "tr")
+
+
 @dataclass(frozen=True)
 class TranslationConfig:
-    provider: str
+    provider: str = "none"
+    api_key: str | None = None
+    # LibreTranslate: the server's base URL (self-hosted or a public instance).
+    url: str | None = None
+    # Microsoft: the Azure resource's region, when it is not global.
+    region: str | None = None
+    timeout_seconds: float = 5.0
+    detect_languages: tuple[str, ...] = DETECTED_LANGUAGES
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    """Where checked attachments are kept, and how big one may be."""
+
+    directory: Path = Path("media")
+    max_upload_bytes: int = 20 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -102,6 +122,7 @@ class Config:
     bridge: BridgeSettings
     translation: TranslationConfig
     sites: tuple[SiteConfig, ...]
+    media: MediaConfig = field(default_factory=MediaConfig)
     logging: dict[str, Any] | None = None
     path: Path | None = field(default=None, compare=False)
 
@@ -183,7 +204,15 @@ class _Section:
 def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     sections = {name.upper(): name for name in raw} | {
         name.upper(): name
-        for name in ("homeserver", "appservice", "database", "web", "bridge", "translation")
+        for name in (
+            "homeserver",
+            "appservice",
+            "database",
+            "web",
+            "bridge",
+            "translation",
+            "media",
+        )
     }
     for variable, text in environ.items():
         if not variable.startswith(ENV_PREFIX):
@@ -272,8 +301,11 @@ def parse_config(
         archive_after_days=bridge_section.integer("archive_after_days", 7, low=1, high=3650),
     )
 
-    translation = TranslationConfig(
-        provider=_Section(raw.get("translation"), "translation").text("provider", "none")
+    translation = _parse_translation(_Section(raw.get("translation"), "translation"))
+    media_section = _Section(raw.get("media"), "media")
+    media = MediaConfig(
+        directory=Path(media_section.text("directory", "media")),
+        max_upload_bytes=media_section.integer("max_upload_mb", 20, low=1, high=1024) * 1024 * 1024,
     )
 
     raw_sites = raw.get("sites") or []
@@ -300,7 +332,34 @@ def parse_config(
         bridge=settings,
         translation=translation,
         sites=sites,
+        media=media,
         logging=logging_config,
+    )
+
+
+def _parse_translation(section: _Section) -> TranslationConfig:
+    provider = section.text("provider", "none").lower()
+    if provider not in TRANSLATION_PROVIDERS:
+        raise ConfigError(
+            "translation.provider", f"must be one of {', '.join(TRANSLATION_PROVIDERS)}"
+        )
+    api_key = section.optional_text("api_key")
+    if provider in ("deepl", "microsoft") and (api_key is None or is_placeholder(api_key)):
+        raise ConfigError("translation.api_key", f"is required for {provider}")
+    url = section.url("url") if section.optional_text("url") else None
+    if provider == "libre" and url is None:
+        raise ConfigError("translation.url", "is required for libre: the LibreTranslate server")
+    timeout = section.integer("timeout_seconds", 5, low=1, high=60)
+    languages = section.text_list("detect_languages", list(DETECTED_LANGUAGES))
+    if len(languages) < 2:
+        raise ConfigError("translation.detect_languages", "must name at least two languages")
+    return TranslationConfig(
+        provider=provider,
+        api_key=api_key,
+        url=url,
+        region=section.optional_text("region"),
+        timeout_seconds=float(timeout),
+        detect_languages=tuple(language.lower() for language in languages),
     )
 
 

@@ -6,7 +6,9 @@ BridgeError                     status 500, BAZAAR_INTERNAL
 ├── Unauthorized                401, M_MISSING_TOKEN / M_UNKNOWN_TOKEN
 ├── Forbidden                   403, M_FORBIDDEN
 ├── NotFound                    404, M_NOT_FOUND / BAZAAR_UNKNOWN_*
-└── Conflict                    409, BAZAAR_CONFLICT
+├── Conflict                    409, BAZAAR_CONFLICT
+├── RateLimited                 429, M_LIMIT_EXCEEDED
+└── Unavailable                 503, BAZAAR_UNAVAILABLE (try again later)
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ class NotFound(BridgeError):
 class Conflict(BridgeError):
     status = 409
     default_errcode = "BAZAAR_CONFLICT"
+
+
+class Unavailable(BridgeError):
+    status = 503
+    default_errcode = "BAZAAR_UNAVAILABLE"
 
 
 class RateLimited(BridgeError):

@@ -28,3 +28,15 @@ def new_conversation_id() -> ConversationID:
 
 def new_message_id() -> MessageID:
     return MessageID(_sortable_id("m"))
+
+
+def attachment_id(message_id: MessageID, index: int) -> str:
+    """Attachments are numbered within their message, so the id leads to the message."""
+    return f"{message_id}.{index}"
+
+
+def message_of_attachment(attachment: str) -> MessageID | None:
+    message_id, dot, index = attachment.rpartition(".")
+    if not dot or not index.isdigit() or not message_id.startswith("m"):
+        return None
+    return MessageID(message_id)

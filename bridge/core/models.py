@@ -124,12 +124,58 @@ class Conversation:
     last_message_at: datetime | None = None
     unread_buyer: int = 0
     unread_seller: int = 0
+    translation_enabled: bool = True
 
 
 @dataclass(frozen=True)
 class Original:
     text: str
     lang: str
+
+
+class AttachmentKind(enum.StrEnum):
+    IMAGE = "image"  # shown inline
+    FILE = "file"  # offered as a download
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    content_type: str
+    width: int
+    height: int
+    size: int
+    sha256: str | None = None
+    mxc: str | None = None
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file carried with a message. Its bytes live in the bridge's media store under
+    `sha256` (known once checked), and in the homeserver's media repository under `mxc`."""
+
+    attachment_id: str
+    kind: AttachmentKind
+    name: str
+    content_type: str
+    size: int
+    sha256: str | None = None
+    mxc: str | None = None
+    width: int | None = None
+    height: int | None = None
+    thumbnail: Thumbnail | None = None
+
+
+@dataclass(frozen=True)
+class TranslationNote:
+    """How a message's text came to be in the reader's language.
+
+    `failed` says the provider was asked and did not answer in time or at all: the text is
+    then the original, delivered untranslated."""
+
+    source: str
+    target: str
+    provider: str
+    failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,7 +195,8 @@ class Message:
     edited_at: datetime | None = None
     deleted: bool = False
     html: str | None = None
-    attachments: tuple[dict[str, Any], ...] = field(default=())
+    attachments: tuple[Attachment, ...] = field(default=())
+    translation: TranslationNote | None = None
 
 
 @dataclass(frozen=True)

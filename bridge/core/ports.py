@@ -23,15 +23,18 @@ from bridge.core.ids import (
     UserID,
 )
 from bridge.core.models import (
+    Attachment,
     Buyer,
     Context,
     Conversation,
     ConversationState,
     Member,
     Message,
+    Original,
     Seller,
     SenderKind,
     Side,
+    TranslationNote,
 )
 
 
@@ -46,6 +49,37 @@ class MatrixRejected(Exception):
         super().__init__(f"{errcode}: {error}")
         self.errcode = errcode
         self.error = error
+
+
+class TranslationUnavailable(Exception):
+    """The translation provider failed or did not answer in time."""
+
+
+class TranslationProvider(Protocol):
+    """One translation service (Google, DeepL, LibreTranslate, …)."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def translate(self, text: str, source: str, target: str) -> str:
+        """`text` from `source` into `target` (ISO 639-1 codes); raises
+        TranslationUnavailable on any failure, including a timeout."""
+
+
+class LanguageDetector(Protocol):
+    def detect(self, text: str) -> str | None:
+        """The ISO 639-1 code of the text's language, or None when unsure."""
+
+
+class TranslationCache(Protocol):
+    async def cached_translation(
+        self, provider: str, source: str, target: str, text: str
+    ) -> str | None: ...
+
+    async def keep_translation(
+        self, provider: str, source: str, target: str, text: str, translated: str
+    ) -> None:
+        """Remember a translation; keeping the same one twice is harmless."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +175,27 @@ class Repository(Protocol):
 
     async def get_message(self, message_id: MessageID) -> Message | None: ...
 
+    async def message_by_client_id(
+        self, conversation_id: ConversationID, client_id: str
+    ) -> Message | None: ...
+
+    async def set_attachments(
+        self, message_id: MessageID, attachments: Sequence[Attachment]
+    ) -> Message: ...
+
+    async def set_rendering(
+        self,
+        message_id: MessageID,
+        text: str,
+        original: Original | None,
+        note: TranslationNote | None,
+        events: EventsFor,
+    ) -> Message: ...
+
+    async def set_translation_enabled(
+        self, conversation_id: ConversationID, enabled: bool
+    ) -> None: ...
+
     async def message_by_event(self, event_id: EventID) -> Message | None: ...
 
     async def list_messages(
@@ -166,6 +221,9 @@ class Repository(Protocol):
         html: str | None,
         edited_at: datetime,
         events: EventsFor,
+        *,
+        original: Original | None = None,
+        note: TranslationNote | None = None,
     ) -> Message: ...
 
     async def mark_read(
@@ -222,6 +280,25 @@ class Repository(Protocol):
     ) -> None: ...
 
 
+class MediaPort(Protocol):
+    """Attachments' bytes: checked and cleaned on the way in, kept by their sha256."""
+
+    max_bytes: int
+
+    async def accept_upload(self, data: bytes, name: str | None) -> Attachment:
+        """Check a buyer's file (real type, size, allow-list), strip an image's metadata and
+        make its thumbnail, keep the bytes; raises BadRequest/TooLarge on bad input. The
+        attachment id is left empty for the caller to set."""
+
+    async def keep(self, data: bytes) -> str:
+        """Keep bytes as they are (a seller's file fetched from Matrix); their sha256."""
+
+    async def read(self, sha256: str) -> bytes | None: ...
+
+    def content_type(self, data: bytes) -> str | None:
+        """The type the bytes really are, when it is one the bridge lets through."""
+
+
 class MatrixPort(Protocol):
     async def create_conversation_room(
         self,
@@ -237,6 +314,13 @@ class MatrixPort(Protocol):
     ) -> EventID: ...
 
     async def update_context(self, conversation: Conversation, buyer: Buyer) -> None: ...
+
+    async def upload_as_buyer(self, buyer: Buyer, data: bytes, content_type: str, name: str) -> str:
+        """Put a buyer's file in the homeserver's media repository as the buyer's ghost;
+        returns the mxc:// URI."""
+
+    async def download(self, mxc: str, max_bytes: int) -> bytes:
+        """The bytes behind an mxc:// URI (a seller's file)."""
 
     async def sync_members(
         self,

@@ -23,6 +23,8 @@ from bridge.core.ids import (
     UserID,
 )
 from bridge.core.models import (
+    Attachment,
+    AttachmentKind,
     Context,
     ContextType,
     Conversation,
@@ -32,6 +34,8 @@ from bridge.core.models import (
     Original,
     SellerSpace,
     SenderKind,
+    Thumbnail,
+    TranslationNote,
 )
 from bridge.store.schema import (
     BuyerRow,
@@ -75,6 +79,7 @@ def to_conversation(
         last_message_at=row.last_message_at,
         unread_buyer=unread_buyer,
         unread_seller=unread_seller,
+        translation_enabled=row.translation_enabled,
     )
 
 
@@ -98,8 +103,66 @@ def to_message(row: MessageRow | Row[Any]) -> Message:
         edited_at=row.edited_at,
         deleted=row.deleted_at is not None,
         html=row.html,
-        attachments=tuple(row.attachments),
+        attachments=tuple(to_attachment(raw) for raw in row.attachments),
+        translation=to_translation_note(row.translation),
     )
+
+
+def attachment_values(attachment: Attachment) -> dict[str, Any]:
+    """An attachment as the messages table keeps it (JSON)."""
+    thumbnail = attachment.thumbnail
+    return {
+        "attachment_id": attachment.attachment_id,
+        "kind": attachment.kind.value,
+        "name": attachment.name,
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "sha256": attachment.sha256,
+        "mxc": attachment.mxc,
+        "width": attachment.width,
+        "height": attachment.height,
+        "thumbnail": None
+        if thumbnail is None
+        else {
+            "content_type": thumbnail.content_type,
+            "width": thumbnail.width,
+            "height": thumbnail.height,
+            "size": thumbnail.size,
+            "sha256": thumbnail.sha256,
+            "mxc": thumbnail.mxc,
+        },
+    }
+
+
+def to_attachment(raw: dict[str, Any]) -> Attachment:
+    thumbnail = raw.get("thumbnail")
+    return Attachment(
+        attachment_id=raw["attachment_id"],
+        kind=AttachmentKind(raw["kind"]),
+        name=raw["name"],
+        content_type=raw["content_type"],
+        size=raw["size"],
+        sha256=raw.get("sha256"),
+        mxc=raw.get("mxc"),
+        width=raw.get("width"),
+        height=raw.get("height"),
+        thumbnail=None if thumbnail is None else Thumbnail(**thumbnail),
+    )
+
+
+def translation_values(note: TranslationNote | None) -> dict[str, Any] | None:
+    if note is None:
+        return None
+    return {
+        "source": note.source,
+        "target": note.target,
+        "provider": note.provider,
+        "failed": note.failed,
+    }
+
+
+def to_translation_note(raw: dict[str, Any] | None) -> TranslationNote | None:
+    return None if raw is None else TranslationNote(**raw)
 
 
 def to_seller_space(row: SellerSpaceRow) -> SellerSpace:

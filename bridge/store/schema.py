@@ -122,6 +122,7 @@ class ConversationRow(Base):
     context: Mapped[dict[str, Any]]
     state: Mapped[str] = mapped_column(String(16))
     room_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    translation_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     created_at: Mapped[datetime]
     last_message_at: Mapped[datetime | None]
     buyer_read_seq: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -153,6 +154,7 @@ class MessageRow(Base):
     client_id: Mapped[str | None] = mapped_column(String(100))
     event_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     attachments: Mapped[list[Any]]
+    translation: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
     edited_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
@@ -238,3 +240,23 @@ class GhostRow(Base):
 
     user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     display_name: Mapped[str | None] = mapped_column(String(255))
+
+
+class TranslationRow(Base):
+    """A provider's translation of one text into one language, kept so that a repeated
+    text (a template, a greeting) costs one call."""
+
+    __tablename__ = "translations"
+    __table_args__ = (
+        UniqueConstraint(
+            "provider", "source_lang", "target_lang", "text_sha256", name="uq_translation"
+        ),
+    )
+
+    seq: Mapped[int] = mapped_column(SerialKey, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    source_lang: Mapped[str] = mapped_column(String(16))
+    target_lang: Mapped[str] = mapped_column(String(16))
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    translated: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
