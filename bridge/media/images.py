@@ -7,18 +7,15 @@ from dataclasses import dataclass
 
 import aiohttp
 
+# The type is read from the first bytes, never from the name or the server's header.
+from bridge.media.attachments import sniff_image_type
+
+__all__ = ["FETCH_TIMEOUT", "MAX_IMAGE_BYTES", "Image", "ProductImages", "sniff_image_type"]
+
 logger = logging.getLogger(__name__)
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 FETCH_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)
-
-# The type is read from the first bytes, never from the name or the server's header.
-_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-)
 
 
 @dataclass(frozen=True)
@@ -26,15 +23,6 @@ class Image:
     data: bytes
     content_type: str
     filename: str
-
-
-def sniff_image_type(data: bytes) -> str | None:
-    for signature, content_type in _SIGNATURES:
-        if data.startswith(signature):
-            return content_type
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 class ProductImages:
