@@ -10,9 +10,17 @@ from bridge.store.matrix_state import MatrixStateStore
 from bridge.store.messages import MessageStore
 from bridge.store.outbox import OutboxStore
 from bridge.store.parties import PartyStore
+from bridge.store.translations import TranslationStore
 
 
-class SqlRepository(PartyStore, ConversationStore, MessageStore, OutboxStore, MatrixStateStore):
+class SqlRepository(
+    PartyStore,
+    ConversationStore,
+    MessageStore,
+    OutboxStore,
+    MatrixStateStore,
+    TranslationStore,
+):
     """Every store operation the bridge needs, on SQLite or PostgreSQL."""
 
 
