@@ -15,6 +15,7 @@ import json
 import logging
 import secrets
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -273,6 +274,7 @@ def bridge_settings(synapse_port: int, database: str) -> dict[str, Any]:
         },
         "database": database,
         "web": {"port": free_port()},
+        "media": {"directory": tempfile.mkdtemp(prefix="bazaar-bench-media-")},
         "sites": [
             {
                 "id": SITE,

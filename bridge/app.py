@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.config import Config
 from bridge.core.archive import Archive
+from bridge.core.attachments import AttachmentFiles
 from bridge.core.blocking import Blocking
 from bridge.core.broadcast import Broadcasts
 from bridge.core.buyers import BuyerDesk
@@ -22,9 +23,10 @@ from bridge.core.events import Announcer
 from bridge.core.ids import SiteID, UserID
 from bridge.core.limits import Rate, RateLimiter
 from bridge.core.models import Buyer, Site
-from bridge.core.ports import HomeserverUnavailable, MatrixRejected
+from bridge.core.ports import HomeserverUnavailable, MatrixRejected, TranslationProvider
 from bridge.core.replies import SellerReplies
 from bridge.core.tasks import TaskKeeper
+from bridge.core.translation import Translations
 from bridge.http import errors_middleware
 from bridge.marketplace.api import marketplace_routes
 from bridge.marketplace.webhooks import RetryPolicy, WebhookDispatcher, WebhookTarget
@@ -34,8 +36,11 @@ from bridge.matrix.gateway import MatrixGateway
 from bridge.matrix.identifiers import MatrixNames
 from bridge.matrix.rooms import MatrixRooms
 from bridge.media.images import ProductImages
+from bridge.media.library import MediaLibrary
 from bridge.store.database import create_engine, create_read_engine, migrate, sessions
 from bridge.store.repository import SqlRepository
+from bridge.translation.detection import LinguaDetector
+from bridge.translation.providers import DeepTranslatorProvider, make_provider
 from bridge.widget.api import WidgetContext, WidgetSite, cors_middleware, widget_routes
 from bridge.widget.stream import FeedHub
 from bridge.widget.tokens import issue_buyer_token
@@ -63,6 +68,7 @@ class Bridge:
         self.tasks = TaskKeeper()
         self._runners: list[web.AppRunner] = []
         self._http: aiohttp.ClientSession | None = None
+        self._translator: TranslationProvider | None = None
         self._engine: AsyncEngine | None = None
         self._read_engine: AsyncEngine | None = None
 
@@ -119,6 +125,15 @@ class Bridge:
         allowed_roles = config.bridge.allowed_roles
         self.feed = FeedHub()
         announcer = Announcer(sites, self.webhooks.wake, self.feed.notify)
+        self.media = MediaLibrary(config.media.directory, config.media.max_upload_bytes)
+        self.files = AttachmentFiles(self.repository, self.rooms, self.media)
+        self.detector = (
+            LinguaDetector(config.translation.detect_languages)
+            if config.translation.provider != "none"
+            else None
+        )
+        self._translator = make_provider(config.translation)
+        self.translations = Translations(self._translator, self.repository, self.detector)
         self.courier = Courier(
             self.repository,
             self.rooms,
@@ -127,6 +142,8 @@ class Bridge:
             self.tasks,
             announcer,
             self.tuning.delivery_backoff,
+            translations=self.translations,
+            media=self.media,
         )
         self.blocking = Blocking(self.repository, self.rooms, self.courier, announcer)
         self.archive = Archive(
@@ -141,6 +158,7 @@ class Bridge:
             allowed_roles,
             self.blocking,
             self.archive,
+            detector=self.detector,
         )
         replies = SellerReplies(
             self.repository,
@@ -149,7 +167,8 @@ class Bridge:
             announcer,
             self.courier.refresh_members,
             self.archive,
-            SellerCommands(self.rooms, self.blocking),
+            SellerCommands(self.repository, self.rooms, self.blocking),
+            self.translations,
         )
         desk = BuyerDesk(
             self.repository,
@@ -158,6 +177,7 @@ class Bridge:
             announcer,
             RateLimiter(self.tuning.buyer_rates),
             self.tasks,
+            self.files,
         )
         self.broadcasts = Broadcasts(self.repository, self.rooms, sites, allowed_roles)
         self.transactions = TransactionProcessor(
@@ -186,6 +206,7 @@ class Bridge:
                     SiteID(site.id): WidgetSite(site.widget_secret, frozenset(site.allowed_origins))
                     for site in config.sites
                 },
+                config.media.max_upload_bytes,
             ),
         )
         marketplace_routes(
@@ -193,6 +214,7 @@ class Bridge:
             self.conversations,
             {SiteID(site.id): site.api_token for site in config.sites},
             issue_token,
+            self.files,
         )
         homeserver_app = appservice_app(
             config.appservice.hs_token,
@@ -201,6 +223,8 @@ class Bridge:
             self.conversations,
             self.rooms,
         )
+        if self.detector is not None:
+            await self.detector.warm_up()
         await self._serve(homeserver_app, config.appservice.hostname, config.appservice.port)
         await self._serve(web_app, config.web.hostname, config.web.port)
 
@@ -252,6 +276,8 @@ class Bridge:
             await runner.cleanup()
         self._runners.clear()
         await self.tasks.close()
+        if isinstance(self._translator, DeepTranslatorProvider):
+            self._translator.close()
         if self._http is not None:
             await self._http.close()
             self._http = None

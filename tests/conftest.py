@@ -60,6 +60,7 @@ def bridge_config(
     sites: Sites,
     webhook_url: str | None,
     web_port: int,
+    media_directory: Path,
 ) -> Config:
     raw = {
         "homeserver": {"address": homeserver.synapse.address, "domain": "localhost"},
@@ -70,6 +71,7 @@ def bridge_config(
         },
         "database": database_url,
         "web": {"port": web_port},
+        "media": {"directory": str(media_directory)},
         "sites": [
             {
                 "id": SITE,
@@ -198,28 +200,45 @@ class BridgeRunner:
 
 
 def _runner(
-    homeserver: Homeserver, database: str, sites: Sites, webhooks: WebhookReceiver | None
+    homeserver: Homeserver,
+    database: str,
+    sites: Sites,
+    webhooks: WebhookReceiver | None,
+    media_directory: Path,
 ) -> BridgeRunner:
     config = bridge_config(
-        homeserver, database, sites, webhooks.url if webhooks else None, free_port()
+        homeserver,
+        database,
+        sites,
+        webhooks.url if webhooks else None,
+        free_port(),
+        media_directory,
     )
     return BridgeRunner(config)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def runner(
-    homeserver: Homeserver, sqlite_url: str, sites: Sites, webhooks: WebhookReceiver
+    homeserver: Homeserver,
+    sqlite_url: str,
+    sites: Sites,
+    webhooks: WebhookReceiver,
+    tmp_path: Path,
 ) -> AsyncIterator[BridgeRunner]:
-    bridges = _runner(homeserver, sqlite_url, sites, webhooks)
+    bridges = _runner(homeserver, sqlite_url, sites, webhooks, tmp_path / "media")
     yield bridges
     await bridges.stop_all()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def runner_on_each_database(
-    homeserver: Homeserver, database_url: str, sites: Sites, webhooks: WebhookReceiver
+    homeserver: Homeserver,
+    database_url: str,
+    sites: Sites,
+    webhooks: WebhookReceiver,
+    tmp_path: Path,
 ) -> AsyncIterator[BridgeRunner]:
-    bridges = _runner(homeserver, database_url, sites, webhooks)
+    bridges = _runner(homeserver, database_url, sites, webhooks, tmp_path / "media")
     yield bridges
     await bridges.stop_all()
 

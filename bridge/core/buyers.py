@@ -6,11 +6,20 @@ import logging
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
+from bridge.core.attachments import AttachmentFiles, Download
 from bridge.core.conversations import Conversations
 from bridge.core.events import Announcer
 from bridge.core.ids import BuyerID, ConversationID, MessageID, SellerID, SiteID
 from bridge.core.limits import RateLimiter
-from bridge.core.models import Buyer, Context, Conversation, Message, SenderKind, Side
+from bridge.core.models import (
+    Buyer,
+    Context,
+    Conversation,
+    ConversationState,
+    Message,
+    SenderKind,
+    Side,
+)
 from bridge.core.ports import HomeserverUnavailable, MatrixPort, MatrixRejected, Repository
 from bridge.core.tasks import TaskKeeper
 from bridge.errors import Forbidden, NotFound
@@ -37,6 +46,7 @@ class BuyerDesk:
         announcer: Announcer,
         limiter: RateLimiter,
         tasks: TaskKeeper,
+        files: AttachmentFiles,
     ) -> None:
         self._repository = repository
         self._conversations = conversations
@@ -44,6 +54,7 @@ class BuyerDesk:
         self._announcer = announcer
         self._limiter = limiter
         self._tasks = tasks
+        self._files = files
         self._known: dict[tuple[SiteID, BuyerID], Buyer] = {}
 
     async def sign_in(self, claimed: Buyer) -> Buyer:
@@ -143,6 +154,43 @@ class BuyerDesk:
         return await self._conversations.post_buyer_message(
             buyer.site, conversation.conversation_id, text, client_id
         )
+
+    async def retry(self, buyer: Buyer, conversation_id: ConversationID, client_id: str) -> Message:
+        conversation = await self.own_conversation(buyer, conversation_id)
+        self._limiter.take(self._who(buyer), "message")
+        return await self._conversations.retry_buyer_message(
+            buyer.site, conversation.conversation_id, client_id
+        )
+
+    async def post_file(
+        self,
+        buyer: Buyer,
+        conversation_id: ConversationID,
+        text: str,
+        client_id: str,
+        data: bytes,
+        name: str | None,
+    ) -> tuple[Message, bool]:
+        """A message with a file: the file is checked and cleaned before anything is stored."""
+        conversation = await self.own_conversation(buyer, conversation_id)
+        if conversation.state == ConversationState.BLOCKED:
+            raise Forbidden("This conversation is blocked", "BAZAAR_BLOCKED")
+        self._limiter.take(self._who(buyer), "message")
+        attachment = await self._files.accept_upload(data, name)
+        return await self._conversations.post_buyer_message(
+            buyer.site, conversation.conversation_id, text, client_id, attachment
+        )
+
+    async def attachment(
+        self,
+        buyer: Buyer,
+        conversation_id: ConversationID,
+        attachment_id: str,
+        *,
+        thumbnail: bool,
+    ) -> Download:
+        conversation = await self.own_conversation(buyer, conversation_id)
+        return await self._files.download(conversation, attachment_id, thumbnail=thumbnail)
 
     async def read(self, buyer: Buyer, conversation_id: ConversationID, up_to: MessageID) -> int:
         """Mark the seller's messages up to `up_to` read; returns what is still unread."""

@@ -8,9 +8,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from bridge.core.blocking import Blocking
-from bridge.core.ids import RoomID, UserID
-from bridge.core.models import Conversation, ConversationState, Side
-from bridge.core.ports import MatrixPort
+from bridge.core.ids import EventID, RoomID, UserID
+from bridge.core.models import Conversation, ConversationState, SenderKind, Side
+from bridge.core.ports import MatrixPort, Repository
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +21,9 @@ HELP = (
     "!block — block this buyer in all your conversations (asks to confirm)\n"
     "!block confirm — confirm the block\n"
     "!unblock — let this buyer write to you again\n"
+    "!original — the words of a message as written (reply to the message, or the buyer's "
+    "latest)\n"
+    "!translation off / !translation on — stop or resume translating this conversation\n"
     "!help — this list"
 )
 
@@ -29,7 +32,8 @@ MANAGEMENT_HELP = (
     "Commands here:\n"
     "!status — how many conversations are active, archived and blocked\n"
     "!help — this list\n"
-    "In a conversation room: !block, !block confirm, !unblock, !help"
+    "In a conversation room: !block, !block confirm, !unblock, !original, "
+    "!translation off, !translation on, !help"
 )
 
 
@@ -40,16 +44,25 @@ def is_command(text: str) -> bool:
 class SellerCommands:
     def __init__(
         self,
+        repository: Repository,
         matrix: MatrixPort,
         blocking: Blocking,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._repository = repository
         self._matrix = matrix
         self._blocking = blocking
         self._clock = clock
         self._pending_blocks: dict[tuple[RoomID, UserID], float] = {}
 
-    async def run(self, conversation: Conversation, sender: UserID, text: str) -> None:
+    async def run(
+        self,
+        conversation: Conversation,
+        sender: UserID,
+        text: str,
+        *,
+        reply_to: EventID | None = None,
+    ) -> None:
         room_id = conversation.room_id
         if room_id is None:
             return
@@ -76,8 +89,39 @@ class SellerCommands:
         elif command == "unblock" and not rest:
             await self._set_block(conversation, blocked=False)
             await self._matrix.send_notice(room_id, "Unblocked. The buyer can write to you again.")
+        elif command == "original" and not rest:
+            await self._matrix.send_notice(room_id, await self._original(conversation, reply_to))
+        elif command == "translation" and rest in (["off"], ["on"]):
+            enabled = rest == ["on"]
+            await self._repository.set_translation_enabled(conversation.conversation_id, enabled)
+            await self._matrix.send_notice(
+                room_id,
+                "Translation is on: messages are translated between your language and the buyer's."
+                if enabled
+                else "Translation is off: messages in this conversation go as written. "
+                "Say !translation on to resume.",
+            )
         else:
             await self._matrix.send_notice(room_id, HELP)
+
+    async def _original(self, conversation: Conversation, reply_to: EventID | None) -> str:
+        if reply_to is not None:
+            message = await self._repository.message_by_event(reply_to)
+            if message is None or message.conversation_id != conversation.conversation_id:
+                return "That message did not pass through the bridge, so it has no original."
+        else:
+            recent = await self._repository.list_messages_before(
+                conversation.conversation_id, before=None, limit=50
+            )
+            message = next((m for m in reversed(recent) if m.sender == SenderKind.BUYER), None)
+            if message is None:
+                return "The buyer has not written yet."
+        if message.original is None:
+            note = message.translation
+            if note is not None and note.failed:
+                return f"This message was not translated; it reads as written:\n{message.text}"
+            return "This message was not translated; what you see is what was written."
+        return f"Original ({message.original.lang}):\n{message.original.text}"
 
     async def run_management(
         self, room_id: RoomID, conversations: Sequence[Conversation], text: str

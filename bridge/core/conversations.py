@@ -17,10 +17,12 @@ from bridge.core.ids import (
     MessageID,
     SellerID,
     SiteID,
+    attachment_id,
     new_conversation_id,
     new_message_id,
 )
 from bridge.core.models import (
+    Attachment,
     Buyer,
     Context,
     Conversation,
@@ -33,12 +35,22 @@ from bridge.core.models import (
     Side,
     Site,
 )
-from bridge.core.ports import MatrixPort, Repository
-from bridge.errors import Conflict, Forbidden, NotFound
+from bridge.core.ports import LanguageDetector, MatrixPort, Repository
+from bridge.errors import BadRequest, Conflict, Forbidden, NotFound
 
 logger = logging.getLogger(__name__)
 
 MAX_PAGE = 200
+DETECT_CHARS = 400
+
+
+def _same_words(stored: Message, repeat: Message) -> bool:
+    """Whether a repeated client id carries what was stored under it (text as written, and
+    the same file)."""
+    written = stored.original.text if stored.original else stored.text
+    return written == repeat.text and [a.sha256 for a in stored.attachments] == [
+        a.sha256 for a in repeat.attachments
+    ]
 
 
 class Conversations:
@@ -53,6 +65,7 @@ class Conversations:
         blocking: Blocking,
         archive: Archive,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        detector: LanguageDetector | None = None,
     ) -> None:
         self._repository = repository
         self._matrix = matrix
@@ -63,6 +76,7 @@ class Conversations:
         self._blocking = blocking
         self._archive = archive
         self._clock = clock
+        self._detector = detector
 
     def site(self, site_id: SiteID) -> Site:
         site = self._sites.get(site_id)
@@ -189,44 +203,80 @@ class Conversations:
         return conversation
 
     async def post_buyer_message(
-        self, site_id: SiteID, conversation_id: ConversationID, text: str, client_id: str
+        self,
+        site_id: SiteID,
+        conversation_id: ConversationID,
+        text: str,
+        client_id: str,
+        attachment: Attachment | None = None,
     ) -> tuple[Message, bool]:
-        """Store a buyer's message (idempotent by client id) and hand it to the courier."""
+        """Store a buyer's message (idempotent by client id) and hand it to the courier.
+
+        The message is stored as written; the courier translates it on its way to the
+        room, so a slow translation service never holds the buyer's answer back."""
         conversation = await self.conversation(site_id, conversation_id)
         if conversation.state == ConversationState.BLOCKED:
             raise Forbidden("This conversation is blocked", "BAZAAR_BLOCKED")
         buyer = await self.buyer(site_id, conversation.buyer_id)
+        message_id = new_message_id()
         draft = Message(
-            message_id=new_message_id(),
+            message_id=message_id,
             conversation_id=conversation_id,
             sender=SenderKind.BUYER,
             sender_name=buyer.name,
             text=text,
-            lang=buyer.language,
+            lang=buyer.language or self._detect(text),
             status=MessageStatus.PENDING,
             created_at=self._clock(),
             client_id=client_id,
+            attachments=()
+            if attachment is None
+            else (replace(attachment, attachment_id=attachment_id(message_id, 1)),),
         )
         message, created = await self._repository.add_message(
             draft, self._announcer.message_created(conversation, draft)
         )
-        if not created and message.text != text:
+        if not created and not _same_words(message, draft):
             raise Conflict(
                 f"client_id '{client_id}' was already used for another message",
                 "BAZAAR_CLIENT_ID_REUSED",
             )
-        if not created and message.status == MessageStatus.FAILED:
-            # Sending the same client_id again is the buyer's retry: try the room once more.
-            message = await self._repository.requeue(
-                message.message_id,
-                self._announcer.message_changed(conversation, "message.status"),
-            )
+        if not created:
+            message = await self._retry_if_failed(conversation, message)
         if created:
             await self._archive.reactivate(conversation)
         if created or message.status == MessageStatus.PENDING:
             self._announcer.published(conversation)
             self._courier.wake(conversation_id)
         return message, created
+
+    async def retry_buyer_message(
+        self, site_id: SiteID, conversation_id: ConversationID, client_id: str
+    ) -> Message:
+        """Send a stored message again by its client id alone (a retry of a message with a
+        file, after the page that had the file was closed)."""
+        conversation = await self.conversation(site_id, conversation_id)
+        if conversation.state == ConversationState.BLOCKED:
+            raise Forbidden("This conversation is blocked", "BAZAAR_BLOCKED")
+        message = await self._repository.message_by_client_id(conversation_id, client_id)
+        if message is None:
+            raise BadRequest("'text' is required", "M_MISSING_PARAM")
+        return await self._retry_if_failed(conversation, message)
+
+    async def _retry_if_failed(self, conversation: Conversation, message: Message) -> Message:
+        if message.status != MessageStatus.FAILED:
+            return message
+        # Sending the same client_id again is the buyer's retry: try the room once more.
+        message = await self._repository.requeue(
+            message.message_id, self._announcer.message_changed(conversation, "message.status")
+        )
+        self._announcer.published(conversation)
+        self._courier.wake(conversation.conversation_id)
+        return message
+
+    def _detect(self, text: str) -> str | None:
+        # The opening words tell the language as well as a whole page does, and cost less.
+        return self._detector.detect(text[:DETECT_CHARS]) if self._detector else None
 
     async def list_messages(
         self,

@@ -16,9 +16,16 @@ from typing import TypeVar
 
 from bridge.core.events import Announcer
 from bridge.core.ids import ConversationID, EventID, SiteID
-from bridge.core.models import Buyer, Conversation, Message, Site
-from bridge.core.ports import HomeserverUnavailable, MatrixPort, MatrixRejected, Repository
+from bridge.core.models import Attachment, Buyer, Conversation, Message, Site
+from bridge.core.ports import (
+    HomeserverUnavailable,
+    MatrixPort,
+    MatrixRejected,
+    MediaPort,
+    Repository,
+)
 from bridge.core.tasks import TaskKeeper
+from bridge.core.translation import Translations
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +53,8 @@ class Courier:
         announcer: Announcer,
         backoff: Backoff = Backoff(),
         provision_timeout: float = 15.0,
+        translations: Translations | None = None,
+        media: MediaPort | None = None,
     ) -> None:
         self._repository = repository
         self._matrix = matrix
@@ -55,6 +64,8 @@ class Courier:
         self._announcer = announcer
         self._backoff = backoff
         self._provision_timeout = provision_timeout
+        self._translations = translations
+        self._media = media
         self._workers: dict[ConversationID, asyncio.Task[None]] = {}
         self._dirty: set[ConversationID] = set()
         self._stale_context: set[ConversationID] = set()
@@ -128,7 +139,12 @@ class Courier:
         recording: asyncio.Task[None] | None = None
         try:
             for message in pending:
-                event_id = await self._retrying(partial(self._send, conversation, buyer, message))
+                ready = await self._retrying(partial(self._prepare, conversation, buyer, message))
+                event_id = (
+                    None
+                    if ready is None
+                    else await self._retrying(partial(self._send, conversation, buyer, ready))
+                )
                 # Sends stay one at a time, which keeps the room's order; the store records
                 # the previous message while this one travels.
                 if recording is not None:
@@ -205,6 +221,66 @@ class Courier:
         buyer = await self._repository.get_buyer(conversation.site, conversation.buyer_id)
         if buyer is not None:
             await self._matrix.update_context(conversation, buyer)
+
+    async def _prepare(
+        self, conversation: Conversation, buyer: Buyer, message: Message
+    ) -> Message | None:
+        """Translate the message for the seller and put its files in the homeserver's media
+        repository, recording both so a retry doesn't repeat them; None when it can't go."""
+        if message.translation is None and self._translations is not None:
+            message = await self._translate(conversation, message)
+        if all(attachment.mxc is not None for attachment in message.attachments):
+            return message
+        uploaded = []
+        for attachment in message.attachments:
+            if attachment.mxc is not None:
+                uploaded.append(attachment)
+                continue
+            try:
+                uploaded.append(await self._upload(buyer, attachment))
+            except LookupError as error:
+                logger.error("Message %s can't be delivered: %s", message.message_id, error)
+                return None
+        return await self._repository.set_attachments(message.message_id, uploaded)
+
+    async def _translate(self, conversation: Conversation, message: Message) -> Message:
+        assert self._translations is not None
+        if not conversation.translation_enabled:
+            return message
+        seller = await self._repository.get_seller(conversation.site, conversation.seller_id)
+        rendering = await self._translations.render(
+            message.text, message.lang, seller.language if seller else None
+        )
+        if rendering.note is None:
+            return message
+        return await self._repository.set_rendering(
+            message.message_id,
+            rendering.text,
+            rendering.original,
+            rendering.note,
+            self._announcer.message_changed(conversation, "message.updated"),
+        )
+
+    async def _upload(self, buyer: Buyer, attachment: Attachment) -> Attachment:
+        if self._media is None or attachment.sha256 is None:
+            raise LookupError(f"attachment {attachment.attachment_id} has no stored bytes")
+        data = await self._media.read(attachment.sha256)
+        if data is None:
+            raise LookupError(f"the bytes of {attachment.attachment_id} are gone from the store")
+        mxc = await self._matrix.upload_as_buyer(
+            buyer, data, attachment.content_type, attachment.name
+        )
+        thumbnail = attachment.thumbnail
+        if thumbnail is not None and thumbnail.sha256 is not None and thumbnail.mxc is None:
+            small = await self._media.read(thumbnail.sha256)
+            if small is not None:
+                thumbnail = replace(
+                    thumbnail,
+                    mxc=await self._matrix.upload_as_buyer(
+                        buyer, small, thumbnail.content_type, f"thumbnail-{attachment.name}"
+                    ),
+                )
+        return replace(attachment, mxc=mxc, thumbnail=thumbnail)
 
     async def _send(
         self, conversation: Conversation, buyer: Buyer, message: Message

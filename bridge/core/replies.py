@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from bridge.core.archive import Archive
@@ -16,9 +17,11 @@ from bridge.core.ids import (
     SellerID,
     SiteID,
     UserID,
+    attachment_id,
     new_message_id,
 )
 from bridge.core.models import (
+    Attachment,
     Conversation,
     ConversationState,
     Member,
@@ -28,9 +31,13 @@ from bridge.core.models import (
     SenderKind,
 )
 from bridge.core.ports import MatrixPort, Repository
+from bridge.core.translation import Rendering, Translations
 from bridge.core.validation import MAX_TEXT_CHARS
 
 logger = logging.getLogger(__name__)
+
+# How far back to look for the language a buyer writes in, when their profile has none.
+RECENT_FOR_LANGUAGE = 20
 
 
 class SellerReplies:
@@ -43,6 +50,7 @@ class SellerReplies:
         members_drifted: Callable[[ConversationID], None],
         archive: Archive,
         commands: SellerCommands | None = None,
+        translations: Translations | None = None,
     ) -> None:
         self._repository = repository
         self._matrix = matrix
@@ -51,6 +59,7 @@ class SellerReplies:
         self._members_drifted = members_drifted
         self._commands = commands
         self._archive = archive
+        self._translations = translations
         self._typing: dict[RoomID, frozenset[UserID]] = {}
 
     async def _member_room(
@@ -87,30 +96,43 @@ class SellerReplies:
         text: str,
         html: str | None,
         sent_at: datetime,
+        *,
+        attachments: Sequence[Attachment] = (),
+        reply_to: EventID | None = None,
     ) -> None:
         found = await self._member_room(room_id, sender)
         if found is None:
             return
         conversation, seller, member = found
-        if self._commands is not None and is_command(text):
-            await self._commands.run(conversation, sender, text)
+        if self._commands is not None and is_command(text) and not attachments:
+            await self._commands.run(conversation, sender, text, reply_to=reply_to)
             return
         if conversation.state == ConversationState.BLOCKED:
             logger.info("Not relaying %s: the conversation is blocked", event_id)
             return
         name = await self._matrix.display_name(member.user_id) or member.user_id
+        message_id = new_message_id()
+        text = text[:MAX_TEXT_CHARS]
+        rendering = await self._render(conversation, seller, text)
         message = Message(
-            message_id=new_message_id(),
+            message_id=message_id,
             conversation_id=conversation.conversation_id,
             sender=SenderKind.SELLER,
             sender_name=name,
-            text=text[:MAX_TEXT_CHARS],
+            text=rendering.text,
             lang=seller.language,
             status=MessageStatus.SENT,
             created_at=sent_at,
             sender_user_id=member.user_id,
             event_id=event_id,
-            html=html,
+            original=rendering.original,
+            # The seller's formatting belongs to the words as written, not to a translation.
+            html=html if rendering.original is None else None,
+            attachments=tuple(
+                replace(attachment, attachment_id=attachment_id(message_id, index))
+                for index, attachment in enumerate(attachments, start=1)
+            ),
+            translation=rendering.note,
         )
         _, created = await self._repository.add_message(
             message, self._announcer.message_created(conversation, message)
@@ -118,6 +140,27 @@ class SellerReplies:
         if created:
             await self._archive.reactivate(conversation)
             self._announcer.published(conversation)
+
+    async def _render(self, conversation: Conversation, seller: Seller, text: str) -> Rendering:
+        """The seller's words in the buyer's language, when the two differ."""
+        if self._translations is None or not conversation.translation_enabled:
+            return Rendering(text, None, None)
+        return await self._translations.render(
+            text, seller.language, await self.buyer_language(conversation)
+        )
+
+    async def buyer_language(self, conversation: Conversation) -> str | None:
+        """What the buyer reads: their profile's language, else that of their latest words."""
+        buyer = await self._repository.get_buyer(conversation.site, conversation.buyer_id)
+        if buyer is not None and buyer.language:
+            return buyer.language
+        recent = await self._repository.list_messages_before(
+            conversation.conversation_id, before=None, limit=RECENT_FOR_LANGUAGE
+        )
+        for message in reversed(recent):
+            if message.sender == SenderKind.BUYER and message.lang:
+                return message.lang
+        return None
 
     async def on_management_message(
         self, room_id: RoomID, site: SiteID, seller_id: SellerID, sender: UserID, text: str
@@ -143,17 +186,20 @@ class SellerReplies:
         found = await self._member_room(room_id, sender)
         if found is None:
             return
-        conversation, _, _ = found
+        conversation, seller, _ = found
         original = await self._own_message(conversation, target)
         # Only the author may edit, as Matrix clients assume; anything else is ignored.
         if original is None or original.sender_user_id != sender:
             return
+        rendering = await self._render(conversation, seller, new_text[:MAX_TEXT_CHARS])
         await self._repository.edit_message(
             original.message_id,
-            new_text[:MAX_TEXT_CHARS],
-            new_html,
+            rendering.text,
+            new_html if rendering.original is None else None,
             edited_at,
             self._announcer.message_changed(conversation, "message.updated"),
+            original=rendering.original,
+            note=rendering.note,
         )
         self._announcer.published(conversation)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bridge.core.models import Buyer, Conversation, Message, Seller
+from bridge.core.models import Attachment, Buyer, Conversation, Message, Seller
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -27,13 +27,37 @@ def message_json(message: Message) -> dict[str, Any]:
             if message.original
             else None
         ),
-        "attachments": list(message.attachments),
+        "attachments": [attachment_json(a) for a in message.attachments],
+        "translation": (
+            {
+                "source": message.translation.source,
+                "target": message.translation.target,
+                "provider": message.translation.provider,
+                "failed": message.translation.failed,
+            }
+            if message.translation
+            else None
+        ),
         "status": message.status.value,
         "client_id": message.client_id,
         "html": message.html,
         "deleted": message.deleted,
         "created_at": timestamp(message.created_at),
         "edited_at": timestamp(message.edited_at),
+    }
+
+
+def attachment_json(attachment: Attachment) -> dict[str, Any]:
+    """What a reader learns of an attachment; its bytes come from the attachments endpoint."""
+    return {
+        "attachment_id": attachment.attachment_id,
+        "kind": attachment.kind.value,
+        "name": attachment.name,
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "width": attachment.width,
+        "height": attachment.height,
+        "thumbnail": attachment.thumbnail is not None,
     }
 
 
@@ -49,6 +73,7 @@ def conversation_json(conversation: Conversation) -> dict[str, Any]:
         "created_at": timestamp(conversation.created_at),
         "last_message_at": timestamp(conversation.last_message_at),
         "unread": {"buyer": conversation.unread_buyer, "seller": conversation.unread_seller},
+        "translation_enabled": conversation.translation_enabled,
     }
 
 

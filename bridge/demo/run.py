@@ -76,6 +76,7 @@ def _write_config(workdir: Path, state: dict[str, Any]) -> Path:
         },
         "database": f"sqlite+aiosqlite:///{workdir.resolve() / 'bazaar.db'}",
         "web": {"port": state["web_port"]},
+        "media": {"directory": str(workdir.resolve() / "media")},
         "sites": [
             {
                 "id": SITE,

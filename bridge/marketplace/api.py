@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bridge.core.attachments import AttachmentFiles
 from bridge.core.conversations import Conversations
 from bridge.core.ids import BuyerID, ConversationID, MessageID, SellerID, SiteID, UserID
 from bridge.core.models import Buyer, ConversationState, Member, Seller, Side
@@ -24,13 +25,14 @@ from bridge.core.validation import (
 )
 from bridge.core.views import buyer_json, conversation_json, message_json, seller_json
 from bridge.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from bridge.http import bearer_token, read_json
+from bridge.http import bearer_token, file_response, read_json
 
 logger = logging.getLogger(__name__)
 
 TokenIssuer = Callable[[SiteID, Buyer, int], tuple[str, int]]
 
 CONVERSATIONS = web.AppKey("conversations", Conversations)
+FILES = web.AppKey("files", AttachmentFiles)
 API_TOKENS = web.AppKey("api_tokens", dict[SiteID, str])
 ISSUE_TOKEN: web.AppKey[TokenIssuer] = web.AppKey("issue_token")
 
@@ -254,12 +256,28 @@ async def buyer_token(request: web.Request) -> web.Response:
     return web.json_response({"token": token, "expires_at": expires_at})
 
 
+@routes.get(BASE + "/conversations/{conversation_id}/attachments/{attachment_id}")
+async def attachment(request: web.Request) -> web.Response:
+    site_id = _site(request)
+    conversation = await request.app[CONVERSATIONS].conversation(
+        site_id, ConversationID(request.match_info["conversation_id"])
+    )
+    download = await request.app[FILES].download(
+        conversation,
+        request.match_info["attachment_id"],
+        thumbnail=request.query.get("thumbnail") in ("1", "true"),
+    )
+    return file_response(download)
+
+
 def marketplace_routes(
     app: web.Application,
     conversations: Conversations,
     api_tokens: Mapping[SiteID, str],
     issue_token: TokenIssuer,
+    files: AttachmentFiles,
 ) -> None:
+    app[FILES] = files
     app[CONVERSATIONS] = conversations
     app[API_TOKENS] = dict(api_tokens)
     app[ISSUE_TOKEN] = issue_token

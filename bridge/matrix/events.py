@@ -9,9 +9,11 @@ from typing import Any
 
 from bridge.core.broadcast import Broadcasts
 from bridge.core.ids import EventID, RoomID, UserID
+from bridge.core.models import Attachment, AttachmentKind, Thumbnail
 from bridge.core.ports import Repository, StoredTransaction
 from bridge.core.replies import SellerReplies
 from bridge.core.tasks import TaskKeeper
+from bridge.matrix.gateway import parse_mxc
 from bridge.matrix.html import clean_html
 from bridge.matrix.identifiers import MatrixNames
 from bridge.matrix.rooms import MatrixRooms
@@ -20,6 +22,78 @@ from bridge.matrix.spaces import ADMIN_ROOM, SpaceMemory
 logger = logging.getLogger(__name__)
 
 TEXT_MSGTYPES = frozenset({"m.text", "m.notice", "m.emote"})
+
+
+MEDIA_MSGTYPES = {
+    "m.image": AttachmentKind.IMAGE,
+    "m.file": AttachmentKind.FILE,
+    "m.video": AttachmentKind.FILE,
+    "m.audio": AttachmentKind.FILE,
+}
+MAX_NAME_CHARS = 255
+
+
+def _attachment(content: dict[str, Any]) -> Attachment | None:
+    """What a seller's media message says about its file; the bytes are fetched (and their
+    type checked) only when a reader asks for them."""
+    url = content.get("url")
+    if not isinstance(url, str):
+        return None  # an encrypted file, or none at all: conversation rooms aren't encrypted
+    try:
+        parse_mxc(url)
+    except ValueError:
+        return None
+    raw_info = content.get("info")
+    info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
+    name = content.get("filename") or content.get("body") or "file"
+    name = "".join(c for c in str(name) if c.isprintable())[:MAX_NAME_CHARS] or "file"
+    thumbnail = None
+    thumbnail_url = info.get("thumbnail_url")
+    thumbnail_info = info.get("thumbnail_info")
+    if isinstance(thumbnail_url, str) and isinstance(thumbnail_info, dict):
+        try:
+            parse_mxc(thumbnail_url)
+            thumbnail = Thumbnail(
+                content_type=str(thumbnail_info.get("mimetype", "image/jpeg")),
+                width=_whole(thumbnail_info.get("w")) or 0,
+                height=_whole(thumbnail_info.get("h")) or 0,
+                size=_whole(thumbnail_info.get("size")) or 0,
+                mxc=thumbnail_url,
+            )
+        except ValueError:
+            thumbnail = None
+    return Attachment(
+        attachment_id="",
+        kind=MEDIA_MSGTYPES[str(content.get("msgtype"))],
+        name=name,
+        content_type=str(info.get("mimetype") or "application/octet-stream")[:100],
+        size=_whole(info.get("size")) or 0,
+        mxc=url,
+        width=_whole(info.get("w")),
+        height=_whole(info.get("h")),
+        thumbnail=thumbnail,
+    )
+
+
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _reply_to(content: dict[str, Any]) -> EventID | None:
+    relation = content.get("m.relates_to")
+    reply = relation.get("m.in_reply_to") if isinstance(relation, dict) else None
+    target = reply.get("event_id") if isinstance(reply, dict) else None
+    return EventID(target) if isinstance(target, str) else None
+
+
+def _without_reply_fallback(body: str) -> str:
+    """Older clients quote the message replied to ('> <@someone> …') before the reply."""
+    lines = body.split("\n")
+    if not lines or not lines[0].startswith("> "):
+        return body
+    while lines and lines[0].startswith(">"):
+        lines.pop(0)
+    return "\n".join(lines).lstrip("\n")
 
 
 def _html(content: dict[str, Any]) -> str | None:
@@ -181,7 +255,13 @@ class TransactionProcessor:
                 )
             return
         body = content.get("body")
-        if content.get("msgtype") in TEXT_MSGTYPES and isinstance(body, str) and body.strip():
+        if not isinstance(body, str):
+            return
+        reply_to = _reply_to(content)
+        if reply_to is not None:
+            body = _without_reply_fallback(body)
+        msgtype = content.get("msgtype")
+        if msgtype in TEXT_MSGTYPES and body.strip():
             managed = await self._spaces.management_room_seller(room_id)
             if managed is not None:
                 await self._replies.on_management_message(room_id, *managed, sender, body)
@@ -193,12 +273,28 @@ class TransactionProcessor:
                     await self._broadcasts.on_admin_command(room_id, site, sender, event_id, body)
                 return
             await self._replies.on_message(
-                room_id, sender, EventID(event_id), body, _html(content), _time(event)
+                room_id,
+                sender,
+                EventID(event_id),
+                body,
+                _html(content),
+                _time(event),
+                reply_to=reply_to,
+            )
+        elif msgtype in MEDIA_MSGTYPES and (attachment := _attachment(content)) is not None:
+            # With a caption the body is the caption; without, it is the file's name.
+            caption = body if content.get("filename") not in (None, body) else ""
+            await self._replies.on_message(
+                room_id,
+                sender,
+                EventID(event_id),
+                caption,
+                _html(content) if caption else None,
+                _time(event),
+                attachments=[attachment],
             )
         else:
-            logger.info(
-                "Not relaying %s from %s: msgtype %r", event_id, sender, content.get("msgtype")
-            )
+            logger.info("Not relaying %s from %s: msgtype %r", event_id, sender, msgtype)
 
     async def _ephemeral(self, room_id: RoomID, kind: str, content: dict[str, Any]) -> None:
         if kind == "m.typing":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from collections import Counter
 from collections.abc import Sequence
@@ -26,6 +27,17 @@ logger = logging.getLogger(__name__)
 
 # sock_connect, not connect: waiting for a free pooled connection is queueing, not a failure.
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5)
+
+
+_MXC = re.compile(r"^mxc://([A-Za-z0-9.:\[\]-]+)/([A-Za-z0-9_-]+)$")
+
+
+def parse_mxc(mxc: str) -> tuple[str, str]:
+    """The server name and media id of an mxc:// URI; ValueError for anything else."""
+    match = _MXC.match(mxc)
+    if match is None:
+        raise ValueError(f"not an mxc:// URI: {mxc[:80]!r}")
+    return match.group(1), match.group(2)
 
 
 class MatrixGateway:
@@ -77,19 +89,12 @@ class MatrixGateway:
                 text = await response.text()
         except (aiohttp.ClientError, TimeoutError) as error:
             raise HomeserverUnavailable(f"{method} {path}: {error!r}") from error
-        try:
-            answer = json.loads(text) if text else {}
-        except ValueError:
-            answer = {}
-        if status >= 500 or status == 429:
-            raise HomeserverUnavailable(f"{method} {path}: HTTP {status} {text[:200]}")
         if status >= 400:
-            error_body = answer if isinstance(answer, dict) else {}
-            raise MatrixRejected(
-                str(error_body.get("errcode", f"HTTP_{status}")),
-                str(error_body.get("error", text[:200])),
-            )
-        return answer
+            self._raise_for(status, text, method, path)
+        try:
+            return json.loads(text) if text else {}
+        except ValueError:
+            return {}
 
     def _url(self, path: str, *, as_user: UserID | None, ts: int | None) -> str:
         parts = urlsplit(path)
@@ -164,6 +169,53 @@ class MatrixGateway:
         method, path = nio.Api.upload("", filename)
         answer = await self.request(method, path, data, as_user=as_user, content_type=content_type)
         return str(nio.UploadResponse.from_dict(answer).content_uri)
+
+    async def download(self, mxc: str, *, max_bytes: int) -> tuple[bytes, str | None]:
+        """The bytes behind an mxc:// URI and the type the homeserver claims for them.
+
+        Authenticated media (`/_matrix/client/v1/media/download`) first; the legacy
+        unauthenticated path only where the homeserver doesn't know the new one."""
+        server, media_id = parse_mxc(mxc)
+        where = f"{quote(server, safe='')}/{quote(media_id, safe='')}"
+        try:
+            return await self._download(f"/_matrix/client/v1/media/download/{where}", max_bytes)
+        except MatrixRejected as error:
+            if error.errcode != "M_UNRECOGNIZED":
+                raise
+        logger.info("The homeserver lacks authenticated media; using the legacy download path")
+        return await self._download(f"/_matrix/media/v3/download/{where}", max_bytes)
+
+    async def _download(self, path: str, max_bytes: int) -> tuple[bytes, str | None]:
+        self.requests["GET"] += 1
+        headers = {"Authorization": f"Bearer {self._as_token}"}
+        try:
+            async with self._session.get(
+                self._address + path, headers=headers, timeout=REQUEST_TIMEOUT
+            ) as response:
+                if response.status != 200:
+                    text = await response.text()
+                    self._raise_for(response.status, text, "GET", path)
+                data = await response.content.read(max_bytes + 1)
+                declared = response.headers.get("Content-Type")
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise HomeserverUnavailable(f"GET {path}: {error!r}") from error
+        if len(data) > max_bytes:
+            raise MatrixRejected("M_TOO_LARGE", f"{path} holds more than {max_bytes} bytes")
+        return data, declared
+
+    @staticmethod
+    def _raise_for(status: int, text: str, method: str, path: str) -> None:
+        try:
+            answer = json.loads(text) if text else {}
+        except ValueError:
+            answer = {}
+        if status >= 500 or status == 429:
+            raise HomeserverUnavailable(f"{method} {path}: HTTP {status} {text[:200]}")
+        error_body = answer if isinstance(answer, dict) else {}
+        raise MatrixRejected(
+            str(error_body.get("errcode", f"HTTP_{status}")),
+            str(error_body.get("error", text[:200])),
+        )
 
     # Rooms
 

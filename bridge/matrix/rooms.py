@@ -10,7 +10,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from bridge.core.ids import EventID, RoomID, SiteID, UserID
-from bridge.core.models import Buyer, Conversation, Member, Message, Seller, Side
+from bridge.core.models import (
+    Attachment,
+    AttachmentKind,
+    Buyer,
+    Conversation,
+    Member,
+    Message,
+    Seller,
+    Side,
+)
 from bridge.core.ports import MatrixRejected
 from bridge.matrix.gateway import MatrixGateway
 from bridge.matrix.identifiers import MatrixNames
@@ -45,6 +54,68 @@ _BOT_ONLY_EVENTS = (
     CONTEXT_STATE,
     *BRIDGE_STATE_TYPES,
 )
+
+
+def buyer_message_content(message: Message) -> dict[str, Any]:
+    """A buyer's message as a Matrix event: text, or a file with the text as its caption;
+    a translation shows the original behind a spoiler and keeps it in the content."""
+    content: dict[str, Any] = {"msgtype": "m.text", "body": message.text}
+    if message.attachments:
+        # One file per buyer message; the widget sends one at a time.
+        content = _file_content(message.attachments[0], caption=message.text)
+    content[MESSAGE_ID_KEY] = message.message_id
+    note = message.translation
+    if note is not None:
+        content["io.bazaar.translation"] = {
+            "from": note.source,
+            "to": note.target,
+            "provider": note.provider,
+            **({"failed": True} if note.failed else {}),
+        }
+    if message.original is not None:
+        content["io.bazaar.original"] = {
+            "body": message.original.text,
+            "lang": message.original.lang,
+        }
+        content["format"] = "org.matrix.custom.html"
+        content["formatted_body"] = (
+            f"{_html_lines(message.text)}<br><span data-mx-spoiler>"
+            f"{_html_lines(message.original.text)}</span>"
+        )
+    elif note is not None and note.failed and message.text:
+        content["format"] = "org.matrix.custom.html"
+        content["formatted_body"] = (
+            f"{_html_lines(message.text)}<br><em>(not translated: the translation service "
+            "did not answer)</em>"
+        )
+    return content
+
+
+def _file_content(attachment: Attachment, caption: str) -> dict[str, Any]:
+    info: dict[str, Any] = {"mimetype": attachment.content_type, "size": attachment.size}
+    if attachment.width is not None and attachment.height is not None:
+        info["w"], info["h"] = attachment.width, attachment.height
+    thumbnail = attachment.thumbnail
+    if thumbnail is not None and thumbnail.mxc is not None:
+        info["thumbnail_url"] = thumbnail.mxc
+        info["thumbnail_info"] = {
+            "mimetype": thumbnail.content_type,
+            "size": thumbnail.size,
+            "w": thumbnail.width,
+            "h": thumbnail.height,
+        }
+    return {
+        "msgtype": "m.image" if attachment.kind == AttachmentKind.IMAGE else "m.file",
+        # With a caption, `body` is the caption and `filename` the file's name (Matrix 1.10).
+        "body": caption or attachment.name,
+        "filename": attachment.name,
+        "url": attachment.mxc,
+        "info": info,
+    }
+
+
+def _html_lines(text: str) -> str:
+    return html.escape(text).replace("\n", "<br>")
 
 
 class ImageSource(Protocol):
@@ -283,29 +354,25 @@ class MatrixRooms:
         if conversation.room_id is None:
             raise ValueError("conversation has no room yet")
         ghost = await self.ensure_ghost(buyer)
-        content: dict[str, Any] = {
-            "msgtype": "m.text",
-            "body": message.text,
-            MESSAGE_ID_KEY: message.message_id,
-        }
-        if message.original is not None:
-            content["io.bazaar.original"] = {
-                "body": message.original.text,
-                "lang": message.original.lang,
-            }
-            content["format"] = "org.matrix.custom.html"
-            content["formatted_body"] = (
-                f"{html.escape(message.text)}<br><span data-mx-spoiler>"
-                f"{html.escape(message.original.text)}</span>"
-            )
         return await self._gateway.send(
             conversation.room_id,
             "m.room.message",
-            content,
+            buyer_message_content(message),
             txn_id=f"bazaar-{message.message_id}",
             as_user=ghost,
             ts=int(message.created_at.timestamp() * 1000),
         )
+
+    async def upload_as_buyer(self, buyer: Buyer, data: bytes, content_type: str, name: str) -> str:
+        ghost = await self.ensure_ghost(buyer)
+        return await self._gateway.upload(data, content_type, name, as_user=ghost)
+
+    async def download(self, mxc: str, max_bytes: int) -> bytes:
+        try:
+            data, _ = await self._gateway.download(mxc, max_bytes=max_bytes)
+        except ValueError as error:
+            raise MatrixRejected("M_INVALID_PARAM", str(error)) from error
+        return data
 
     async def update_context(self, conversation: Conversation, buyer: Buyer) -> None:
         if conversation.room_id is None:

@@ -172,6 +172,14 @@ class ConversationStore(Sessions):
                 .values(context=context.to_json())
             )
 
+    async def set_translation_enabled(self, conversation_id: ConversationID, enabled: bool) -> None:
+        async with self._writes.begin() as session:
+            await session.execute(
+                update(ConversationRow)
+                .where(ConversationRow.conversation_id == conversation_id)
+                .values(translation_enabled=enabled)
+            )
+
     # Blocks
 
     async def blocks(self, site: SiteID, seller_id: SellerID, buyer_id: BuyerID) -> frozenset[Side]:

@@ -17,14 +17,19 @@ from bridge.core.ids import (
     MessageID,
 )
 from bridge.core.models import (
+    Attachment,
     Message,
     MessageStatus,
+    Original,
     SenderKind,
+    TranslationNote,
 )
 from bridge.store.base import Sessions
 from bridge.store.records import (
+    attachment_values,
     store_events,
     to_message,
+    translation_values,
 )
 from bridge.store.schema import (
     ConversationRow,
@@ -55,7 +60,8 @@ class MessageStore(Sessions):
                         status=message.status.value,
                         client_id=message.client_id,
                         event_id=message.event_id,
-                        attachments=list(message.attachments),
+                        attachments=[attachment_values(a) for a in message.attachments],
+                        translation=translation_values(message.translation),
                         created_at=message.created_at,
                     )
                 )
@@ -88,6 +94,18 @@ class MessageStore(Sessions):
                 select(MessageRow).where(MessageRow.event_id == message.event_id)
             )
         return None
+
+    async def message_by_client_id(
+        self, conversation_id: ConversationID, client_id: str
+    ) -> Message | None:
+        async with self._reads() as session:
+            row = await session.scalar(
+                select(MessageRow).where(
+                    MessageRow.conversation_id == conversation_id,
+                    MessageRow.client_id == client_id,
+                )
+            )
+            return to_message(row) if row else None
 
     async def get_message(self, message_id: MessageID) -> Message | None:
         async with self._reads() as session:
@@ -145,6 +163,32 @@ class MessageStore(Sessions):
             await store_events(session, events(message))
             return message
 
+    async def set_attachments(
+        self, message_id: MessageID, attachments: Sequence[Attachment]
+    ) -> Message:
+        """Record where an attachment's bytes went (the homeserver's mxc, the local copy)."""
+        return await self._change_message(
+            message_id, lambda _: (), attachments=[attachment_values(a) for a in attachments]
+        )
+
+    async def set_rendering(
+        self,
+        message_id: MessageID,
+        text: str,
+        original: Original | None,
+        note: TranslationNote | None,
+        events: EventsFor,
+    ) -> Message:
+        """The message's text in the reader's language; the words as written stay beside it."""
+        return await self._change_message(
+            message_id,
+            events,
+            text=text,
+            original_text=original.text if original else None,
+            original_lang=original.lang if original else None,
+            translation=translation_values(note),
+        )
+
     async def mark_delivered(
         self, message_id: MessageID, event_id: EventID, events: EventsFor
     ) -> Message:
@@ -165,9 +209,19 @@ class MessageStore(Sessions):
         html: str | None,
         edited_at: datetime,
         events: EventsFor,
+        *,
+        original: Original | None = None,
+        note: TranslationNote | None = None,
     ) -> Message:
         return await self._change_message(
-            message_id, events, text=text, html=html, edited_at=edited_at
+            message_id,
+            events,
+            text=text,
+            html=html,
+            edited_at=edited_at,
+            original_text=original.text if original else None,
+            original_lang=original.lang if original else None,
+            translation=translation_values(note),
         )
 
     async def delete_message(

@@ -18,13 +18,14 @@ from bridge.core.models import Buyer
 from bridge.core.ports import Repository
 from bridge.core.validation import (
     MAX_CLIENT_ID_CHARS,
+    MAX_TEXT_CHARS,
     parse_context,
     require_id,
     require_text,
 )
 from bridge.core.views import buyer_conversation_json, message_json
-from bridge.errors import BadRequest, Forbidden, Unauthorized
-from bridge.http import Handler, bearer_token, read_json
+from bridge.errors import BadRequest, Forbidden, TooLarge, Unauthorized
+from bridge.http import Handler, bearer_token, file_response, read_json, read_upload
 from bridge.widget.stream import FeedHub, stream_feed
 from bridge.widget.tokens import verify_buyer_token
 
@@ -46,6 +47,7 @@ class WidgetContext:
     repository: Repository
     hub: FeedHub
     sites: Mapping[SiteID, WidgetSite]
+    max_upload_bytes: int
 
     @property
     def any_origin(self) -> frozenset[str]:
@@ -137,14 +139,46 @@ async def list_messages(request: web.Request) -> web.Response:
 @routes.post(BASE + "/conversations/{conversation_id}/messages")
 async def post_message(request: web.Request) -> web.Response:
     buyer = await _buyer(request)
-    body = await read_json(request)
-    message, created = await request.app[WIDGET].desk.post(
+    widget = request.app[WIDGET]
+    conversation_id = ConversationID(request.match_info["conversation_id"])
+    if request.content_type == "multipart/form-data":
+        upload = await read_upload(request, widget.max_upload_bytes)
+        if upload.data is None:
+            raise BadRequest("Attach the file as the form's 'file' part", "M_MISSING_PARAM")
+        text = upload.fields.get("text", "").strip()
+        if len(text) > MAX_TEXT_CHARS:
+            raise TooLarge(f"'text' is longer than {MAX_TEXT_CHARS} characters")
+        message, created = await widget.desk.post_file(
+            buyer,
+            conversation_id,
+            text,
+            require_text(upload.fields.get("client_id"), "client_id", limit=MAX_CLIENT_ID_CHARS),
+            upload.data,
+            upload.filename,
+        )
+    else:
+        body = await read_json(request)
+        client_id = require_text(body.get("client_id"), "client_id", limit=MAX_CLIENT_ID_CHARS)
+        if body.get("text") in (None, ""):
+            # A retry of a stored message by its client id, e.g. one that carried a file.
+            message = await widget.desk.retry(buyer, conversation_id, client_id)
+            return web.json_response(message_json(message), status=200)
+        message, created = await widget.desk.post(
+            buyer, conversation_id, require_text(body.get("text"), "text"), client_id
+        )
+    return web.json_response(message_json(message), status=201 if created else 200)
+
+
+@routes.get(BASE + "/conversations/{conversation_id}/attachments/{attachment_id}")
+async def attachment(request: web.Request) -> web.Response:
+    buyer = await _buyer(request)
+    download = await request.app[WIDGET].desk.attachment(
         buyer,
         ConversationID(request.match_info["conversation_id"]),
-        require_text(body.get("text"), "text"),
-        require_text(body.get("client_id"), "client_id", limit=MAX_CLIENT_ID_CHARS),
+        request.match_info["attachment_id"],
+        thumbnail=request.query.get("thumbnail") in ("1", "true"),
     )
-    return web.json_response(message_json(message), status=201 if created else 200)
+    return file_response(download)
 
 
 @routes.post(BASE + "/conversations/{conversation_id}/read")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
 from typing import Any
@@ -60,6 +61,39 @@ class BuyerClient:
         status, answer = await self.call(method, path, body, **kwargs)
         assert 200 <= status < 300, (status, answer)
         return answer
+
+    async def upload(
+        self,
+        conversation_id: str,
+        data: bytes,
+        name: str,
+        client_id: str,
+        text: str | None = None,
+    ) -> tuple[int, Any]:
+        """Send a file as the widget does: one multipart form."""
+        form = aiohttp.FormData()
+        form.add_field("client_id", client_id)
+        if text is not None:
+            form.add_field("text", text)
+        form.add_field(
+            "file", io.BytesIO(data), filename=name, content_type="application/octet-stream"
+        )
+        async with self.session.post(
+            f"{self.base}/conversations/{conversation_id}/messages",
+            data=form,
+            headers=self._headers(),
+        ) as response:
+            return response.status, await response.json(content_type=None)
+
+    async def fetch(
+        self, conversation_id: str, attachment_id: str, *, thumbnail: bool = False
+    ) -> tuple[int, dict[str, str], bytes]:
+        async with self.session.get(
+            f"{self.base}/conversations/{conversation_id}/attachments/{attachment_id}",
+            params={"thumbnail": "1"} if thumbnail else None,
+            headers=self._headers(),
+        ) as response:
+            return response.status, dict(response.headers), await response.read()
 
     async def stream(self, since: int | None = None) -> Stream:
         params = {"access_token": self.token}

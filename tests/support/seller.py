@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import nio
 
 TIMELINE_FILTER = {"room": {"timeline": {"limit": 500}}}
@@ -90,6 +92,25 @@ class SellerClient:
     async def redact(self, room_id: str, event_id: str) -> None:
         response = await self.client.room_redact(room_id, event_id)
         assert isinstance(response, nio.RoomRedactResponse), response
+
+    async def upload(self, data: bytes, content_type: str, name: str) -> str:
+        response, _ = await self.client.upload(
+            io.BytesIO(data), content_type=content_type, filename=name, filesize=len(data)
+        )
+        assert isinstance(response, nio.UploadResponse), response
+        return str(response.content_uri)
+
+    async def download(self, mxc: str) -> tuple[int, bytes]:
+        """Fetch media the way current clients do: authenticated, with the user's token."""
+        server, media_id = mxc.removeprefix("mxc://").split("/", 1)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"{self.client.homeserver}/_matrix/client/v1/media/download/{server}/{media_id}",
+                headers={"Authorization": f"Bearer {self.client.access_token}"},
+            ) as response,
+        ):
+            return response.status, await response.read()
 
     async def display_name(self, user_id: str) -> str | None:
         response = await self.client.get_displayname(user_id)

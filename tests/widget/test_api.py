@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -165,9 +166,14 @@ async def test_bad_input_is_refused(
 
 
 async def test_a_flood_of_messages_gets_429(
-    homeserver: Any, sqlite_url: str, sites: Sites, webhooks: Any, new_seller: NewSeller
+    homeserver: Any,
+    sqlite_url: str,
+    sites: Sites,
+    webhooks: Any,
+    new_seller: NewSeller,
+    tmp_path: Path,
 ) -> None:
-    runner = _runner(homeserver, sqlite_url, sites, webhooks)
+    runner = _runner(homeserver, sqlite_url, sites, webhooks, tmp_path / "media")
     runner.tuning = replace(
         FAST,
         buyer_rates={

@@ -1,0 +1,105 @@
+"""Attachments' bytes for the readers of a conversation: the buyer in the widget, the
+marketplace through its API. A seller's file is fetched from the homeserver the first time
+someone asks for it, checked by its bytes, and kept."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+from bridge.core.ids import MessageID, message_of_attachment
+from bridge.core.models import Attachment, AttachmentKind, Conversation, Thumbnail
+from bridge.core.ports import (
+    HomeserverUnavailable,
+    MatrixPort,
+    MatrixRejected,
+    MediaPort,
+    Repository,
+)
+from bridge.errors import NotFound, TooLarge, Unavailable
+
+logger = logging.getLogger(__name__)
+
+# Anything the bridge can't vouch for is handed out as opaque bytes to download.
+OPAQUE = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Download:
+    data: bytes
+    content_type: str
+    name: str
+    # Images are shown in the page; everything else is offered as a file to save.
+    inline: bool
+
+
+class AttachmentFiles:
+    def __init__(self, repository: Repository, matrix: MatrixPort, media: MediaPort) -> None:
+        self._repository = repository
+        self._matrix = matrix
+        self._media = media
+
+    async def accept_upload(self, data: bytes, name: str | None) -> Attachment:
+        return await self._media.accept_upload(data, name)
+
+    async def download(
+        self, conversation: Conversation, attachment_id: str, *, thumbnail: bool = False
+    ) -> Download:
+        unknown = NotFound(f"Unknown attachment '{attachment_id}'", "BAZAAR_UNKNOWN_ATTACHMENT")
+        message_id = message_of_attachment(attachment_id)
+        message = await self._repository.get_message(message_id) if message_id else None
+        if message is None or message.conversation_id != conversation.conversation_id:
+            raise unknown
+        attachment = next(
+            (a for a in message.attachments if a.attachment_id == attachment_id), None
+        )
+        if attachment is None or message.deleted:
+            raise unknown
+        small = attachment.thumbnail if thumbnail else None
+        data = await self._bytes(small or attachment)
+        if data is None:
+            raise unknown
+        if data[1] is not None:
+            await self._remember(
+                message.message_id, message.attachments, attachment, small, data[1]
+            )
+        content_type = self._media.content_type(data[0]) or OPAQUE
+        inline = attachment.kind == AttachmentKind.IMAGE and content_type.startswith("image/")
+        return Download(data[0], content_type, attachment.name, inline)
+
+    async def _bytes(self, part: Attachment | Thumbnail) -> tuple[bytes, str | None] | None:
+        """The bytes, and their sha256 when they were fetched just now and must be recorded."""
+        if part.sha256 is not None:
+            kept = await self._media.read(part.sha256)
+            if kept is not None:
+                return kept, None
+        if part.mxc is None:
+            return None
+        try:
+            data = await self._matrix.download(part.mxc, self._media.max_bytes)
+        except HomeserverUnavailable as error:
+            raise Unavailable("The file can't be fetched right now; try again soon") from error
+        except MatrixRejected as error:
+            if error.errcode == "M_TOO_LARGE":
+                raise TooLarge("The file is larger than the bridge passes on") from error
+            logger.info("Homeserver refused %s: %s", part.mxc, error)
+            return None
+        return data, await self._media.keep(data)
+
+    async def _remember(
+        self,
+        message_id: MessageID,
+        attachments: tuple[Attachment, ...],
+        attachment: Attachment,
+        small: Thumbnail | None,
+        sha256: str,
+    ) -> None:
+        """Keep the local copy's address, so the homeserver is asked only once."""
+        if small is not None:
+            changed = replace(attachment, thumbnail=replace(small, sha256=sha256))
+        else:
+            changed = replace(attachment, sha256=sha256)
+        await self._repository.set_attachments(
+            message_id,
+            [changed if a.attachment_id == attachment.attachment_id else a for a in attachments],
+        )
