@@ -6,6 +6,8 @@ unread badge. The seller is a real Matrix client.
 
 from __future__ import annotations
 
+import asyncio
+import io
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,11 +19,15 @@ import nio
 import pytest
 import pytest_asyncio
 from axe_playwright_python.async_playwright import Axe
+from PIL import Image
 from playwright.async_api import Browser, Locator, Page, Route, async_playwright, expect
 
+from bridge.config import TranslationConfig
 from bridge.demo.shop import DemoShop
 from bridge.demo.synapse import free_port
 from tests.conftest import SITE, BridgeRunner, Sites
+from tests.support import files
+from tests.support.libretranslate import FakeLibreTranslate
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
 from tests.support.waiting import eventually
@@ -127,16 +133,30 @@ class Shop:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
+async def libre() -> AsyncIterator[FakeLibreTranslate]:
+    server = FakeLibreTranslate()
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
 async def shop(
-    runner: BridgeRunner, sites: Sites, marketplace: MarketplaceClient, new_seller: NewSeller
+    runner: BridgeRunner,
+    sites: Sites,
+    marketplace: MarketplaceClient,
+    new_seller: NewSeller,
+    libre: FakeLibreTranslate,
 ) -> AsyncIterator[Shop]:
-    """The demo shop on its own port, allowed to call the bridge from the browser."""
+    """The demo shop on its own port, allowed to call the bridge from the browser; the
+    bridge translates through a local LibreTranslate (the seller writes English)."""
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     config = runner.config
     runner.config = replace(
         config,
         sites=tuple(replace(site, allowed_origins=(origin,)) for site in config.sites),
+        translation=TranslationConfig(provider="libre", url=libre.url, timeout_seconds=5),
     )
     await runner.start()
     owner = await new_seller("Olga")
@@ -558,3 +578,123 @@ async def test_the_seller_blocking_the_buyer_shows_at_once(browser: Browser, sho
     await expect(widget.message_box).to_have_value("One more thing", timeout=SLOW)
     await expect(page.get_by_text(sellers_block)).to_be_hidden()
     await page.context.close()
+
+
+async def test_photos_and_files_go_both_ways_in_the_page(browser: Browser, shop: Shop) -> None:
+    widget = await signed_in(browser, shop, "Dana", "kettle-1")
+    page = widget.page
+    chat = page.locator("bazaar-chat")
+    await widget.launcher.click()
+    await widget.ask("Is this mark on the base normal?")
+    photo = files.jpeg_with_gps(width=900, height=600)
+    await chat.locator("input[type=file]").set_input_files(
+        {"name": "base.jpg", "mimeType": "image/jpeg", "buffer": photo}
+    )
+    mine = chat.locator(".msg.buyer .files button.shot img")
+    await expect(mine).to_be_visible(timeout=SLOW)
+    await expect(mine).to_have_attribute("alt", "base.jpg")
+    assert await mine.evaluate("img => img.naturalWidth") > 0
+
+    # The seller gets the photo as an image with a thumbnail, without the GPS position.
+    room_id = await shop.room_of("dana")
+    await shop.join(room_id)
+    event = await shop.owner.wait_until(
+        lambda: next(
+            (m for m in shop.owner.messages(room_id) if m["content"].get("msgtype") == "m.image"),
+            None,
+        ),
+        what="the photo as m.image",
+    )
+    assert event["content"]["info"]["thumbnail_url"].startswith("mxc://")
+    status, seen = await shop.owner.download(event["content"]["url"])
+    assert status == 200
+    with Image.open(io.BytesIO(seen)) as image:
+        assert 0x8825 not in image.getexif()
+    await expect(widget.ticks.last).to_have_text("✓", timeout=SLOW)
+
+    # The seller answers with a picture and an invoice; the buyer sees and downloads them.
+    picture = files.png(80, 60)
+    picture_url = await shop.owner.upload(picture, "image/png", "new-base.png")
+    await shop.owner.send(
+        room_id,
+        {
+            "msgtype": "m.image",
+            "body": "new-base.png",
+            "url": picture_url,
+            "info": {"mimetype": "image/png", "size": len(picture), "w": 80, "h": 60},
+        },
+    )
+    invoice = files.pdf()
+    invoice_url = await shop.owner.upload(invoice, "application/pdf", "invoice.pdf")
+    await shop.owner.send(
+        room_id,
+        {
+            "msgtype": "m.file",
+            "body": "invoice.pdf",
+            "url": invoice_url,
+            "info": {"mimetype": "application/pdf", "size": len(invoice)},
+        },
+    )
+    theirs = chat.locator(".msg.seller .files button.shot img[alt='new-base.png']")
+    await expect(theirs).to_be_visible(timeout=SLOW)
+
+    async def decoded_width() -> bool:
+        return bool(await theirs.evaluate("img => img.naturalWidth") == 80)
+
+    await eventually(decoded_width, what="the seller's picture decoded in the page")
+    download_button = chat.locator(".msg.seller .files button.file", has_text="invoice.pdf")
+    await expect(download_button).to_be_visible(timeout=SLOW)
+    async with page.expect_download() as started:
+        await download_button.click()
+    download = await started.value
+    assert download.suggested_filename == "invoice.pdf"
+    saved = await download.path()
+    assert await asyncio.to_thread(Path(saved).read_bytes) == invoice
+    await widget.assert_accessible()
+    await widget.screenshot("widget-attachments.png")
+    await page.context.close()
+
+
+async def test_a_russian_buyer_reads_the_answer_translated_with_the_original_a_click_away(
+    browser: Browser, shop: Shop, libre: FakeLibreTranslate
+) -> None:
+    context = await browser.new_context(viewport={"width": 1200, "height": 800})
+    page = await context.new_page()
+    await page.goto(f"{shop.url}/lang/ru?next=/login%3Fname%3DIvan%26next%3D/p/mug-3")
+    widget = Widget(page)
+    chat = page.locator("bazaar-chat")
+    launcher = page.get_by_role("button", name=re.compile("^Задать вопрос"))
+    await launcher.click()
+    box = page.get_by_role("textbox", name="Ваше сообщение")
+    question = "Здравствуйте, этот товар есть в наличии?"
+    await box.fill(question)
+    await box.press("Enter")
+    # The buyer keeps seeing their own words; the seller reads English.
+    await expect(widget.bubble(question)).to_be_visible()
+    room_id = await shop.room_of("ivan")
+    await shop.join(room_id)
+    await shop.question(room_id, libre.expected(question, "ru", "en"))
+
+    await shop.owner.send_text(room_id, "Yes, two left.")
+    translated = libre.expected("Yes, two left.", "en", "ru")
+    await expect(widget.bubble(translated)).to_be_visible(timeout=SLOW)
+    toggle = chat.locator(".msg.seller .meta button.toggle")
+    await expect(toggle).to_have_attribute("aria-pressed", "false")
+    await toggle.click()
+    await expect(widget.bubble("Yes, two left.")).to_be_visible()
+    await expect(toggle).to_have_attribute("aria-pressed", "true")
+    await toggle.click()
+    await expect(widget.bubble(translated)).to_be_visible()
+
+    # When the provider is down the answer still arrives at once, marked untranslated.
+    libre.fail_with_status = 503
+    try:
+        await shop.owner.send_text(room_id, "We ship on Monday.")
+        await expect(widget.bubble("We ship on Monday.")).to_be_visible(timeout=SLOW)
+        note = widget.message("We ship on Monday.").locator(".meta .note")
+        await expect(note).to_have_text("Не переведено")
+    finally:
+        libre.fail_with_status = None
+    await widget.assert_accessible()
+    await widget.screenshot("widget-translated.png")
+    await context.close()

@@ -9,6 +9,8 @@
  * (open so that accessibility tools can inspect it), with its styles inside, so the
  * shop's CSS and ours never mix. The server is the only source of history: the widget
  * keeps nothing but the last stream `seq` in memory, so reloads, tabs and devices agree.
+ * Attachments are fetched with the Authorization header and shown through object URLs,
+ * because <img src> can't send a header and the token must stay out of URLs.
  * The API contract is docs/widget-api.md.
  */
 (() => {
@@ -26,6 +28,13 @@
   const SELLER_TYPING_MS = 30000; // forget a seller's "typing" if no "stopped" arrives
   const PING_MS = 25000;
   const RANK = { pending: 0, failed: 0, sent: 1, read: 2 };
+  // The server's default limit; it is the judge, this only spares a doomed upload.
+  const MAX_FILE_BYTES = 20 * 1024 * 1024;
+  const ACCEPT = 'image/*,.pdf,.txt,.doc,.docx,.xls,.xlsx,.ppt,.pptx,.odt,.ods,.odp';
+  const THUMB_BOX = 220; // an inline image fits in a square this many pixels wide
+  // Icons from Feather (MIT), drawn with the text colour.
+  const PAPERCLIP = 'M21.44 11.05l-9.19 9.19a6 6 0 0 1-8.49-8.49l9.19-9.19a4 4 0 0 1 5.66 5.66l-9.2 9.19a2 2 0 0 1-2.83-2.83l8.49-8.48';
+  const FILE_ICON = 'M13 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V9zM13 2v7h7';
 
   // ---------------------------------------------------------------- strings
 
@@ -71,6 +80,15 @@
       error: 'Something went wrong. Please try again.',
       reconnecting: 'Reconnecting…',
       incoming: 'New message from {name}: {text}',
+      attach: 'Attach a file',
+      drop: 'Drop the file here to send it',
+      tooLarge: 'The file is larger than 20 MB.',
+      uploading: 'Uploading {name}',
+      download: 'Download',
+      closeImage: 'Close image',
+      showOriginal: 'Show original',
+      showTranslation: 'Show translation',
+      notTranslated: 'Not translated',
       unread: { one: '{n} unread message', other: '{n} unread messages' },
     },
     ru: {
@@ -114,6 +132,15 @@
       error: 'Что-то пошло не так. Попробуйте ещё раз.',
       reconnecting: 'Переподключение…',
       incoming: 'Новое сообщение от {name}: {text}',
+      attach: 'Прикрепить файл',
+      drop: 'Отпустите файл, чтобы отправить его',
+      tooLarge: 'Файл больше 20 МБ.',
+      uploading: 'Загрузка файла {name}',
+      download: 'Скачать',
+      closeImage: 'Закрыть изображение',
+      showOriginal: 'Показать оригинал',
+      showTranslation: 'Показать перевод',
+      notTranslated: 'Не переведено',
       unread: {
         one: '{n} непрочитанное сообщение',
         few: '{n} непрочитанных сообщения',
@@ -206,6 +233,57 @@
     return !!a && !!b && a.type === b.type && String(a.id) === String(b.id);
   }
 
+  function svgIcon(path) {
+    const NS = 'http://www.w3.org/2000/svg';
+    const svg = document.createElementNS(NS, 'svg');
+    svg.setAttribute('viewBox', '0 0 24 24');
+    svg.setAttribute('aria-hidden', 'true');
+    svg.setAttribute('focusable', 'false');
+    const line = document.createElementNS(NS, 'path');
+    line.setAttribute('d', path);
+    svg.append(line);
+    return svg;
+  }
+
+  /** "1.2 MB", "340 kB", "512 bytes" in the buyer's language. */
+  function humanSize(bytes, lang) {
+    const units = ['byte', 'kilobyte', 'megabyte', 'gigabyte'];
+    let n = bytes || 0;
+    let i = 0;
+    for (; n >= 1024 && i < units.length - 1; i++) n /= 1024;
+    return new Intl.NumberFormat(lang, {
+      style: 'unit',
+      unit: units[i],
+      unitDisplay: i ? 'short' : 'long',
+      maximumFractionDigits: i && n < 10 ? 1 : 0,
+    }).format(n);
+  }
+
+  /** An image's inline size: its own, scaled down into THUMB_BOX, so the log doesn't jump
+   *  when the thumbnail arrives. */
+  function fitBox(width, height) {
+    if (!(width > 0 && height > 0)) return [THUMB_BOX, Math.round(THUMB_BOX * 0.75)];
+    const scale = Math.min(1, THUMB_BOX / width, THUMB_BOX / height);
+    return [Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale))];
+  }
+
+  /** The text the buyer reads: their own words as they wrote them (the server's `text` is
+   *  the seller's translation), the seller's in the buyer's language. */
+  function shownText(m) {
+    return m.sender === 'buyer' && m.original ? m.original.text : m.text;
+  }
+
+  /** One line for a message: its text, else its attachment's name. */
+  function preview(m) {
+    const attachments = m.attachments || [];
+    return shownText(m) || (attachments.length ? attachments[0].name : '');
+  }
+
+  function attachmentPath(conversationId, attachment, thumbnail) {
+    return `/conversations/${encodeURIComponent(conversationId)}/attachments/` +
+      `${encodeURIComponent(attachment.attachment_id)}${thumbnail ? '?thumbnail=1' : ''}`;
+  }
+
   // ---------------------------------------------------------------- the server
 
   class ApiError extends Error {
@@ -239,6 +317,44 @@
       const answer = await response.json().catch(() => null);
       if (!response.ok) throw new ApiError(response.status, answer);
       return answer;
+    }
+
+    /** An attachment's bytes, fetched with the token in the header, not the URL. */
+    async blob(path) {
+      let response;
+      try {
+        response = await fetch(this.base + path, { headers: { Authorization: `Bearer ${this.token}` } });
+      } catch {
+        throw new ApiError(0, null);
+      }
+      if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+      return response.blob().catch(() => {
+        throw new ApiError(0, null); // the connection broke mid-way
+      });
+    }
+
+    /** Posts a multipart form. XMLHttpRequest, not fetch: only it reports upload progress. */
+    upload(path, form, onProgress) {
+      return new Promise((resolve, reject) => {
+        const xhr = new XMLHttpRequest();
+        xhr.open('POST', this.base + path);
+        xhr.setRequestHeader('Authorization', `Bearer ${this.token}`);
+        xhr.upload.onprogress = (event) => {
+          if (event.lengthComputable) onProgress(event.loaded / event.total);
+        };
+        xhr.onload = () => {
+          let answer = null;
+          try {
+            answer = JSON.parse(xhr.responseText);
+          } catch {
+            // not JSON: a proxy's error page; the status says enough
+          }
+          if (xhr.status >= 200 && xhr.status < 300) resolve(answer);
+          else reject(new ApiError(xhr.status, answer));
+        };
+        xhr.onerror = xhr.onabort = xhr.ontimeout = () => reject(new ApiError(0, null));
+        xhr.send(form);
+      });
     }
 
     streamUrl(since) {
@@ -346,7 +462,13 @@
       old.message_id === incoming.message_id && RANK[old.status] > RANK[incoming.status];
     const keepText = old.edited_at && (!incoming.edited_at || incoming.edited_at < old.edited_at);
     const status = keepStatus ? old.status : incoming.status;
-    const text = keepText ? { text: old.text, html: old.html, edited_at: old.edited_at } : {};
+    const text = keepText ? {
+      text: old.text,
+      html: old.html,
+      original: old.original,
+      translation: old.translation,
+      edited_at: old.edited_at,
+    } : {};
     Object.assign(old, incoming, text, { status, deleted: old.deleted || incoming.deleted });
     delete old.error;
     return old;
@@ -479,6 +601,28 @@ textarea::placeholder{color:#6b7280}
 .conv .last,.conv .seller{display:block;color:#4b5563;font-size:13px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .conv .seller{font-size:12px}
 .new{margin:12px 14px;padding:8px 12px;border:1px solid #1d4ed8;border-radius:8px;background:#fff;color:#1d4ed8;font-weight:600}
+svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round}
+.attach{flex:none;display:inline-flex;align-items:center;justify-content:center;width:38px;height:38px;padding:0;border:1px solid #6b7280;border-radius:8px;background:#fff;color:#374151}
+.attach:hover{background:#f3f4f6}
+.files{display:flex;flex-direction:column;align-items:flex-start;gap:4px;max-width:100%;margin-bottom:2px}
+.buyer .files{align-items:flex-end}
+.shot{display:block;max-width:100%;padding:0;border:0;border-radius:10px;background:none;overflow:hidden}
+.shot img{display:block;max-width:100%;height:auto;object-fit:cover;background:#e5e7eb}
+.shot img.broken{outline:1px dashed #6b7280;outline-offset:-1px}
+.file,.upload{display:flex;gap:6px;align-items:center;max-width:100%;padding:8px 10px;border:1px solid #d1d5db;border-radius:10px;background:#fff;color:#1e3a8a;text-align:left;overflow-wrap:anywhere}
+.file:hover{background:#f9fafb}
+.file[aria-busy]{cursor:progress;opacity:.7}
+.upload{flex-direction:column;align-items:stretch;color:#111827}
+.upload span{display:flex;gap:6px;align-items:center}
+.upload progress{width:100%;height:6px}
+.toggle{padding:0;border:0;background:none;color:#1d4ed8;font-size:12px;text-decoration:underline}
+.note{font-style:italic}
+.problem{margin:2px 0 0;font-size:12px;color:#b91c1c}
+.viewer{position:absolute;inset:0;z-index:2;display:flex;flex-direction:column;background:#111827}
+.viewer .name{flex:1;margin:0;font-weight:600;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.frame{flex:1;min-height:0;display:flex;align-items:center;justify-content:center;padding:12px;color:#fff}
+.frame img{max-width:100%;max-height:100%;object-fit:contain}
+.dropping::after{content:attr(data-drop);position:absolute;inset:8px;z-index:3;display:flex;align-items:center;justify-content:center;padding:16px;border:3px dashed #1d4ed8;border-radius:10px;background:rgba(239,246,255,.94);color:#1e3a8a;font-weight:600;text-align:center;pointer-events:none}
 `;
 
   // ---------------------------------------------------------------- the element
@@ -554,6 +698,10 @@ textarea::placeholder{color:#6b7280}
       this.confirming = false; // the "Block this seller?" step is showing
       this.stateClock = 0; // counts conversation views applied from the stream or an answer
       this.stateAt = new Map(); // conversation id → stateClock when its view last came
+      this.blobs = new Map(); // attachment id (+ "#thumb") → { id, promise, url }
+      this.originals = new Set(); // keys of seller messages shown as written, untranslated
+      this.progressBars = new WeakMap(); // an upload being sent → its <progress>
+      this.viewer = null; // the open full-size image: { node, opener }
 
       this.build();
       if (!this.signedIn) return this.render();
@@ -575,6 +723,7 @@ textarea::placeholder{color:#6b7280}
       clearTimeout(this.listRetry);
       clearTimeout(this.offlineTimer);
       clearTimeout(this.sellerTypingTimer);
+      if (this.blobs) this.dropBlobs();
       this.root.replaceChildren();
     }
 
@@ -752,7 +901,7 @@ textarea::placeholder{color:#6b7280}
       const isNew = this.threads.has(id) ? this.thread(id).upsert(message) : created;
       if (message.sender === 'seller' && created && isNew) {
         if (this.sellerTyping && this.sellerTyping.id === id) this.applyTyping(id, {});
-        this.announce(this.t('incoming', { name: message.sender_name || this.t('seller'), text: message.text }));
+        this.announce(this.t('incoming', { name: message.sender_name || this.t('seller'), text: preview(message) }));
         if (this.isReading(id)) this.markRead();
         else this.refreshSoon(); // the unread counts changed; the server knows them
       }
@@ -835,7 +984,8 @@ textarea::placeholder{color:#6b7280}
 
     // ------------------------------------------------------------ sending
 
-    async send(text) {
+    /** Sends a message: text, or a file with an optional text. */
+    async send(text, file) {
       const id = this.current;
       const entry = {
         client_id: uuid(),
@@ -845,6 +995,7 @@ textarea::placeholder{color:#6b7280}
         status: 'pending',
         created_at: new Date().toISOString(),
       };
+      if (file) entry.file = file; // kept until the server has it, so Retry can send it again
       this.thread(id).items.push(entry);
       this.stopTyping();
       this.render({ scroll: 'bottom' });
@@ -855,17 +1006,20 @@ textarea::placeholder{color:#6b7280}
      *  recognizes a repeat instead of storing the message twice. */
     async deliver(entry) {
       entry.status = 'pending';
+      entry.sent = 0; // the part of the file uploaded so far
       delete entry.error;
       this.notice = null;
       this.render();
       try {
         if (!entry.conversation_id) entry.conversation_id = await this.startConversation();
         const id = entry.conversation_id;
-        const message = await this.api.call(
-          'POST',
-          `/conversations/${encodeURIComponent(id)}/messages`,
-          { text: entry.text, client_id: entry.client_id },
-        );
+        const path = `/conversations/${encodeURIComponent(id)}/messages`;
+        // A message that failed after the server stored it (its file too) is retried by
+        // its client_id alone, as text is: after a reload there is no file to send.
+        const message = entry.file
+          ? await this.api.upload(path, this.uploadForm(entry), (part) => this.uploaded(entry, part))
+          : await this.api.call('POST', path, { text: shownText(entry), client_id: entry.client_id });
+        delete entry.file;
         this.thread(id).upsert({ ...message, client_id: message.client_id || entry.client_id });
       } catch (error) {
         if (error.status === 429) {
@@ -874,8 +1028,9 @@ textarea::placeholder{color:#6b7280}
           return;
         }
         entry.status = 'failed';
-        entry.error = true;
+        entry.error = entry.file ? this.uploadProblem(error) : true;
         if (error.status === 401) return this.signedOut();
+        if (typeof entry.error === 'string') this.announce(`${this.t('failed')}: ${entry.error}`);
         if (error.errcode === 'BAZAAR_CHAT_DISABLED') this.notice = 'disabled';
         if (error.errcode === 'BAZAAR_BLOCKED') {
           // Blocked before the stream told us: show it now, and learn the rest.
@@ -885,6 +1040,71 @@ textarea::placeholder{color:#6b7280}
         }
       }
       this.render();
+    }
+
+    uploadForm(entry) {
+      const form = new FormData();
+      // The small fields first: the server reads them before the file streams in.
+      form.append('client_id', entry.client_id);
+      if (entry.text) form.append('text', entry.text);
+      form.append('file', entry.file, entry.file.name);
+      return form;
+    }
+
+    uploaded(entry, part) {
+      entry.sent = part;
+      const bar = this.progressBars.get(entry);
+      if (bar) bar.value = Math.round(part * 100);
+    }
+
+    /** What to say under a failed upload: the server's words, if it had any. */
+    uploadProblem(error) {
+      if (error.errcode && error.message) return error.message;
+      if (error.status === 413) return this.t('tooLarge'); // a proxy in front said it
+      return true;
+    }
+
+    /** Files chosen or dropped: each is a message, the text box's text goes with the first. */
+    attach(files) {
+      const ui = this.ui;
+      if (!files.length || !this.canAttach()) return;
+      const fitting = files.filter((file) => file.size <= MAX_FILE_BYTES);
+      if (fitting.length) {
+        const text = ui.textarea.value.trim();
+        ui.textarea.value = '';
+        this.grow();
+        fitting.forEach((file, i) => this.send(i ? '' : text, file));
+      }
+      // After sending: starting a delivery clears the notice.
+      if (fitting.length < files.length) {
+        this.notice = 'tooLarge';
+        this.render();
+      }
+    }
+
+    /** A file may come in while the composer is there to take it. */
+    canAttach() {
+      const ui = this.ui;
+      return !!(this.opened && !this.viewer && ui.form && ui.form.isConnected &&
+        !ui.form.hidden && !ui.textarea.disabled);
+    }
+
+    dragOver(event) {
+      const types = event.dataTransfer ? Array.from(event.dataTransfer.types) : [];
+      if (!types.includes('Files')) return;
+      // Always taken, even where it can't be sent: else the browser would open the file
+      // in place of the shop's page.
+      event.preventDefault();
+      const allowed = this.canAttach();
+      event.dataTransfer.dropEffect = allowed ? 'copy' : 'none';
+      this.ui.panel.classList.toggle('dropping', allowed);
+    }
+
+    dropped(event) {
+      if (!event.dataTransfer || !event.dataTransfer.files.length) return;
+      event.preventDefault();
+      this.ui.panel.classList.remove('dropping');
+      this.attach([...event.dataTransfer.files]);
     }
 
     /** Starts the conversation about this page once, however many messages wait for it. */
@@ -1006,6 +1226,10 @@ textarea::placeholder{color:#6b7280}
       this.menuOpen = false;
       this.confirming = false;
       this.stopTyping();
+      this.closeViewer(false);
+      // A closed chat holds no images: their nodes are built (and fetched) again on open.
+      this.dropBlobs();
+      if (this.messageNodes) this.messageNodes.clear();
       this.render();
       this.ui.launcher.focus();
     }
@@ -1047,6 +1271,109 @@ textarea::placeholder{color:#6b7280}
       setTimeout(() => {
         this.ui.live.textContent = text;
       }, 50);
+    }
+
+    // ------------------------------------------------------------ attachments
+
+    /** An attachment as an object URL, fetched once per attachment while it is shown. */
+    attachmentUrl(conversationId, attachment, thumbnail) {
+      const key = attachment.attachment_id + (thumbnail ? '#thumb' : '');
+      let entry = this.blobs.get(key);
+      if (!entry) {
+        entry = { id: attachment.attachment_id, url: null };
+        entry.promise = this.api.blob(attachmentPath(conversationId, attachment, thumbnail))
+          .then((blob) => {
+            if (this.blobs.get(key) !== entry) return null; // dropped while on its way
+            entry.url = URL.createObjectURL(blob);
+            return entry.url;
+          });
+        entry.promise.catch(() => {
+          if (this.blobs.get(key) === entry) this.blobs.delete(key); // the next try fetches
+        });
+        this.blobs.set(key, entry);
+      }
+      return entry.promise;
+    }
+
+    /** Revokes the object URLs of attachments no longer shown (all, without `keep`). */
+    dropBlobs(keep) {
+      for (const [key, entry] of this.blobs) {
+        if (keep && keep.has(entry.id)) continue;
+        if (entry.url) URL.revokeObjectURL(entry.url);
+        this.blobs.delete(key);
+      }
+    }
+
+    /** The full image over the conversation, with a close button; the rest is inert. */
+    viewImage(conversationId, attachment, opener) {
+      const t = this.t;
+      const ui = this.ui;
+      this.closeViewer(false);
+      const img = h('img', { alt: attachment.name, hidden: true });
+      const wait = h('p', { role: 'status' }, t('loading'));
+      const node = h('div', {
+        class: 'viewer',
+        role: 'dialog',
+        'aria-modal': 'true',
+        'aria-label': attachment.name,
+        onclick: (event) => {
+          if (event.target === node || event.target.classList.contains('frame')) this.closeViewer();
+        },
+      },
+      h('div', { class: 'head' },
+        h('p', { class: 'name' }, attachment.name),
+        h('button', {
+          class: 'icon',
+          type: 'button',
+          'aria-label': t('closeImage'),
+          onclick: () => this.closeViewer(),
+        }, '×')),
+      h('div', { class: 'frame' }, wait, img));
+      this.viewer = { node, opener };
+      ui.head.inert = ui.notice.inert = ui.body.inert = true;
+      ui.panel.append(node);
+      node.querySelector('button').focus();
+      this.attachmentUrl(conversationId, attachment, false).then((url) => {
+        if (!url) return;
+        img.src = url;
+        img.hidden = false;
+        wait.remove();
+      }, (error) => {
+        wait.textContent = t('error');
+        if (error.status === 401) this.signedOut();
+      });
+    }
+
+    closeViewer(restoreFocus = true) {
+      const viewer = this.viewer;
+      if (!viewer) return;
+      this.viewer = null;
+      viewer.node.remove();
+      const ui = this.ui;
+      ui.head.inert = ui.notice.inert = ui.body.inert = false;
+      if (!restoreFocus) return;
+      if (viewer.opener.isConnected) viewer.opener.focus();
+      else this.focusPanel();
+    }
+
+    /** Saves a file under its name. Not cached: files may be big and are seldom opened twice. */
+    async download(conversationId, attachment, button) {
+      if (button.hasAttribute('aria-busy')) return;
+      button.setAttribute('aria-busy', 'true');
+      try {
+        const blob = await this.api.blob(attachmentPath(conversationId, attachment, false));
+        const url = URL.createObjectURL(blob);
+        const link = h('a', { href: url, download: attachment.name, hidden: true });
+        this.root.append(link);
+        link.click();
+        link.remove();
+        // The browser reads the blob after click() returns; give it time before revoking.
+        setTimeout(() => URL.revokeObjectURL(url), 60000);
+      } catch (error) {
+        this.failed(error);
+      } finally {
+        button.removeAttribute('aria-busy');
+      }
     }
 
     // ------------------------------------------------------------ rendering
@@ -1107,6 +1434,7 @@ textarea::placeholder{color:#6b7280}
       }, ui.more, ui.menu);
       ui.body = h('div', { class: 'body' });
       ui.notice = h('p', { class: 'notice', role: 'status', hidden: true });
+      ui.head = h('div', { class: 'head' }, ui.back, ui.thumb, ui.title, ui.moreWrap, ui.close);
       ui.panel = h(
         'div',
         {
@@ -1116,11 +1444,22 @@ textarea::placeholder{color:#6b7280}
           'aria-labelledby': 'title',
           lang: this.language,
           hidden: true,
+          'data-drop': t('drop'),
+          ondragover: (event) => this.dragOver(event),
+          ondragleave: (event) => {
+            // Moving between the panel's own parts is not leaving it.
+            if (!event.relatedTarget || !ui.panel.contains(event.relatedTarget)) {
+              ui.panel.classList.remove('dropping');
+            }
+          },
+          ondrop: (event) => this.dropped(event),
           onkeydown: (event) => {
             if (event.key !== 'Escape') return;
-            // Escape undoes the innermost thing: the confirm step, the menu, then the chat.
+            // Escape undoes the innermost thing: the image, the confirm step, the menu,
+            // then the chat.
             event.preventDefault();
-            if (this.confirming) this.cancelBlock();
+            if (this.viewer) this.closeViewer();
+            else if (this.confirming) this.cancelBlock();
             else if (this.menuOpen) {
               ui.more.focus();
               this.toggleMenu(false);
@@ -1130,7 +1469,7 @@ textarea::placeholder{color:#6b7280}
             if (this.menuOpen && !ui.moreWrap.contains(event.target)) this.toggleMenu(false);
           },
         },
-        h('div', { class: 'head' }, ui.back, ui.thumb, ui.title, ui.moreWrap, ui.close),
+        ui.head,
         ui.notice,
         ui.body,
       );
@@ -1200,12 +1539,14 @@ textarea::placeholder{color:#6b7280}
       const problem = this.notice || state || (this.offline ? 'reconnecting' : null);
       notice.hidden = !problem || !this.signedIn;
       notice.textContent = problem ? this.t(problem) : '';
-      notice.classList.toggle('error', problem === 'error');
+      notice.classList.toggle('error', problem === 'error' || problem === 'tooLarge');
     }
 
     buildScreen(name) {
       const t = this.t;
       const ui = this.ui;
+      this.closeViewer(false);
+      this.dropBlobs();
       this.messageNodes = new Map();
       this.convNodes = new Map();
       let content;
@@ -1270,12 +1611,34 @@ textarea::placeholder{color:#6b7280}
         },
       });
       ui.sendButton = h('button', { class: 'send', type: 'submit' }, t('send'));
+      ui.fileInput = h('input', {
+        type: 'file',
+        id: 'file',
+        accept: ACCEPT,
+        hidden: true,
+        tabindex: '-1',
+        'aria-label': t('attach'),
+        onchange: () => {
+          const files = [...ui.fileInput.files];
+          ui.fileInput.value = ''; // so that choosing the same file again is a change too
+          this.attach(files);
+        },
+      });
+      ui.attach = h('button', {
+        class: 'attach',
+        type: 'button',
+        'aria-label': t('attach'),
+        title: t('attach'),
+        onclick: () => ui.fileInput.click(),
+      }, svgIcon(PAPERCLIP));
       ui.form = h('form', {
         onsubmit: (event) => {
           event.preventDefault();
           this.submit();
         },
-      }, h('label', { class: 'sr', for: 'message' }, t('label')), ui.textarea, ui.sendButton);
+      },
+      h('label', { class: 'sr', for: 'message' }, t('label')),
+      ui.attach, ui.fileInput, ui.textarea, ui.sendButton);
       // The confirm step and the blocked notice take the composer's place.
       ui.cancel = h('button', { class: 'ghost', type: 'button', onclick: () => this.cancelBlock() }, t('cancel'));
       ui.confirm = h('div', {
@@ -1332,7 +1695,7 @@ textarea::placeholder{color:#6b7280}
     /** One conversation in the list, rebuilt only when what it shows has changed. */
     convNode(conv) {
       const last = conv.last_message && !conv.last_message.deleted ? conv.last_message : null;
-      const signature = JSON.stringify([conv.context, conv.seller_name, conv.unread, last && last.text]);
+      const signature = JSON.stringify([conv.context, conv.seller_name, conv.unread, last && preview(last)]);
       const cached = this.convNodes.get(conv.conversation_id);
       if (cached && cached.signature === signature) return cached.node;
       const image = conv.context.image_url;
@@ -1348,7 +1711,7 @@ textarea::placeholder{color:#6b7280}
       h('span', { class: 'text' },
         h('span', { class: 'title' }, conv.context.title),
         conv.seller_name ? h('span', { class: 'seller' }, conv.seller_name) : null,
-        last ? h('span', { class: 'last' }, last.text) : null),
+        last ? h('span', { class: 'last' }, preview(last)) : null),
       conv.unread ? h('span', { class: 'badge' }, ...this.count(conv.unread)) : null));
       this.convNodes.set(conv.conversation_id, { signature, node });
       return node;
@@ -1386,6 +1749,7 @@ textarea::placeholder{color:#6b7280}
       const nearBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 60;
       const height = log.scrollHeight;
       reconcile(ui.messages, this.messageList(messages));
+      this.dropBlobs(new Set(messages.flatMap((m) => (m.attachments || []).map((a) => a.attachment_id))));
       if (scroll === 'bottom' || (scroll === 'follow' && nearBottom)) log.scrollTop = log.scrollHeight;
       else if (scroll === 'anchor') log.scrollTop += log.scrollHeight - height;
     }
@@ -1411,36 +1775,129 @@ textarea::placeholder{color:#6b7280}
 
     messageNode(m, status, showName) {
       const key = m.client_id && m.sender === 'buyer' ? `c:${m.client_id}` : `m:${m.message_id}`;
-      const signature = JSON.stringify([m.text, m.html, m.edited_at, status, showName, this.language]);
+      const attachments = (m.attachments || []).map((a) => a.attachment_id);
+      const signature = JSON.stringify([m.text, m.html, m.original, m.translation, attachments,
+        !!m.file, m.edited_at, status, m.error, showName, this.language]);
       const cached = this.messageNodes.get(key);
       if (cached && cached.signature === signature) return cached.node;
-      const node = this.buildMessage(m, status, showName);
+      const node = this.buildMessage(m, status, showName, key);
       this.messageNodes.set(key, { signature, node });
       return node;
     }
 
-    buildMessage(m, status, showName) {
+    buildMessage(m, status, showName, key) {
       const t = this.t;
-      const bubble = h('div', { class: 'bubble' });
-      if (m.sender === 'seller' && m.html) {
+      const files = (m.attachments || []).map((a) => this.attachmentNode(m, a));
+      if (m.file && !files.length) files.push(this.uploadNode(m, status));
+      // A message may be just a file: then there is no empty bubble under it.
+      const hasText = !!(shownText(m) || (m.sender === 'seller' && m.html));
+      const bubble = hasText || !files.length ? h('div', { class: 'bubble' }) : null;
+      const asWritten = this.originals.has(key);
+      if (bubble) this.fillBubble(bubble, m, asWritten);
+      let toggle = null;
+      if (bubble && m.sender === 'seller' && m.original) {
+        toggle = h('button', {
+          class: 'toggle',
+          type: 'button',
+          'aria-pressed': String(asWritten),
+          onclick: () => {
+            // Swapped in place, not re-rendered, so the button keeps the focus.
+            const on = !this.originals.has(key);
+            if (on) this.originals.add(key);
+            else this.originals.delete(key);
+            this.fillBubble(bubble, m, on);
+            toggle.setAttribute('aria-pressed', String(on));
+            toggle.textContent = t(on ? 'showTranslation' : 'showOriginal');
+          },
+        }, t(asWritten ? 'showTranslation' : 'showOriginal'));
+      }
+      const untranslated = m.sender === 'seller' && m.translation && m.translation.failed;
+      const time = m.created_at ? new Date(m.created_at) : null;
+      const meta = h('div', { class: 'meta' },
+        time ? h('time', { datetime: m.created_at }, time.toLocaleTimeString(this.language, { hour: '2-digit', minute: '2-digit' })) : null,
+        m.edited_at ? h('span', {}, t('edited')) : null,
+        untranslated ? h('span', { class: 'note' }, t('notTranslated')) : null,
+        toggle,
+        m.sender === 'buyer' ? this.statusNode(m, status) : null);
+      const problem = status === 'failed' && typeof m.error === 'string'
+        ? h('p', { class: 'problem' }, m.error) : null;
+      return h('li', { class: `msg ${m.sender}` },
+        showName ? h('span', { class: 'who' }, m.sender_name || t('seller')) : null,
+        files.length ? h('div', { class: 'files' }, files) : null,
+        bubble, problem, meta);
+    }
+
+    /** Puts the text in the bubble: the seller's translated, or as written (`asWritten`). */
+    fillBubble(bubble, m, asWritten) {
+      const seller = m.sender === 'seller';
+      const written = m.original && (!seller || asWritten);
+      const translation = m.translation;
+      // The formatting is the seller's own, so it goes with their own words only.
+      const html = seller && (written || !m.original) ? m.html : null;
+      const text = written ? m.original.text : m.text;
+      // The language of what is shown, so that a screen reader pronounces it right.
+      const lang = written ? m.original.lang
+        : translation ? (translation.failed ? translation.source : translation.target) : null;
+      bubble.classList.toggle('html', !!html);
+      if (html) {
         // The only innerHTML in the widget: the server sanitized it with an allow-list.
-        bubble.classList.add('html');
-        bubble.innerHTML = m.html;
+        bubble.innerHTML = html;
         for (const link of bubble.querySelectorAll('a')) {
           link.target = '_blank';
           link.rel = 'noopener noreferrer nofollow';
         }
       } else {
-        bubble.textContent = m.text;
+        bubble.textContent = text;
       }
-      const time = m.created_at ? new Date(m.created_at) : null;
-      const meta = h('div', { class: 'meta' },
-        time ? h('time', { datetime: m.created_at }, time.toLocaleTimeString(this.language, { hour: '2-digit', minute: '2-digit' })) : null,
-        m.edited_at ? h('span', {}, t('edited')) : null,
-        m.sender === 'buyer' ? this.statusNode(m, status) : null);
-      return h('li', { class: `msg ${m.sender}` },
-        showName ? h('span', { class: 'who' }, m.sender_name || t('seller')) : null,
-        bubble, meta);
+      if (lang) bubble.lang = lang;
+      else bubble.removeAttribute('lang');
+    }
+
+    /** An image: its thumbnail, opening the full image; a file: a button that saves it. */
+    attachmentNode(m, a) {
+      const conversationId = m.conversation_id || this.current;
+      if (a.kind === 'image') {
+        const [width, height] = fitBox(a.width, a.height);
+        const img = h('img', { alt: a.name, width, height });
+        this.attachmentUrl(conversationId, a, a.thumbnail).then((url) => {
+          if (url) img.src = url;
+        }, (error) => {
+          img.classList.add('broken');
+          if (error.status === 401) this.signedOut();
+        });
+        const opener = h('button', {
+          class: 'shot',
+          type: 'button',
+          onclick: () => this.viewImage(conversationId, a, opener),
+        }, img);
+        return opener;
+      }
+      const button = h('button', {
+        class: 'file',
+        type: 'button',
+        onclick: () => this.download(conversationId, a, button),
+      },
+      svgIcon(FILE_ICON),
+      h('span', {}, h('span', { class: 'sr' }, `${this.t('download')} `),
+        `${a.name} · ${humanSize(a.size, this.language)}`));
+      return button;
+    }
+
+    /** A file on its way up: its name, and how much of it the server has. */
+    uploadNode(m, status) {
+      const file = m.file;
+      let bar = null;
+      if (status === 'pending') {
+        bar = h('progress', {
+          max: '100',
+          value: String(Math.round((m.sent || 0) * 100)),
+          'aria-label': this.t('uploading', { name: file.name }),
+        });
+        this.progressBars.set(m, bar);
+      }
+      return h('div', { class: 'upload' },
+        h('span', {}, svgIcon(FILE_ICON), `${file.name} · ${humanSize(file.size, this.language)}`),
+        bar);
     }
 
     statusNode(m, status) {
