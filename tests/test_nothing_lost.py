@@ -7,7 +7,9 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import pytest
 
-from tests.conftest import BridgeRunner, Homeserver
+from tests.conftest import SITE, BridgeRunner, Homeserver, Sites
+from tests.support import files
+from tests.support.buyer import BuyerClient, buyer_token
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
 from tests.support.waiting import eventually
@@ -25,6 +27,7 @@ async def test_messages_wait_for_the_homeserver_and_arrive_in_order_after_a_brid
     marketplace: MarketplaceClient,
     webhooks: WebhookReceiver,
     new_seller: NewSeller,
+    sites: Sites,
 ) -> None:
     bridge = await runner.start()
     owner = await new_seller("owner")
@@ -45,11 +48,23 @@ async def test_messages_wait_for_the_homeserver_and_arrive_in_order_after_a_brid
         await runner.start()
         for n, text in enumerate(texts[3:], start=3):
             await marketplace.ok("POST", path, {"text": text, "client_id": f"c{n}"})
+        # A file waits in the store too, and keeps its place in the line.
+        buyer = BuyerClient(
+            runner.config.web.public_url, buyer_token(sites.widget_secret, SITE, "Anna_K")
+        )
+        try:
+            status, with_file = await buyer.upload(
+                conversation_id, files.pdf(), "order.pdf", "c5", text="question 6"
+            )
+        finally:
+            await buyer.close()
+        assert (status, with_file["status"]) == (201, "pending")
+        texts.append("question 6")
         # A repeat of an acknowledged message is not a new message.
         status, repeat = await marketplace.call("POST", path, {"text": texts[0], "client_id": "c0"})
         assert status == 200 and repeat["text"] == texts[0]
         listed = await marketplace.ok("GET", path)
-        assert [m["status"] for m in listed["messages"]] == ["pending"] * 5
+        assert [m["status"] for m in listed["messages"]] == ["pending"] * 6
     finally:
         await homeserver.synapse.start()
 
@@ -61,23 +76,27 @@ async def test_messages_wait_for_the_homeserver_and_arrive_in_order_after_a_brid
                     m for m in owner.messages(room_id) if "io.bazaar.message_id" in m["content"]
                 ]
             )
-            >= 5
+            >= 6
             else None
         ),
         within=60,
-        what="all five questions",
+        what="all six questions",
     )
     assert [m["content"]["body"] for m in ghost_messages] == texts
+    assert [m["content"]["msgtype"] for m in ghost_messages] == ["m.text"] * 5 + ["m.file"]
+    assert ghost_messages[-1]["content"]["filename"] == "order.pdf"
+    status, delivered = await owner.download(ghost_messages[-1]["content"]["url"])
+    assert (status, delivered) == (200, files.pdf())
 
-    sent = await webhooks.wait_for("message.status", count=5)
+    sent = await webhooks.wait_for("message.status", count=6)
     assert {e["message"]["text"] for e in sent} == set(texts)
     assert all(e["message"]["status"] == "sent" for e in sent)
     listed = await marketplace.ok("GET", path)
-    assert [m["status"] for m in listed["messages"]] == ["sent"] * 5
+    assert [m["status"] for m in listed["messages"]] == ["sent"] * 6
     # Webhooks are delivered at least once (a restart can repeat one); `id` tells repeats apart.
     created = webhooks.of_type("message.created")
     assert sorted({e["message"]["text"] for e in created}) == sorted(texts)
-    assert len({e["id"] for e in created}) == 5
+    assert len({e["id"] for e in created}) == 6
 
 
 async def test_a_refused_message_fails_and_its_retry_delivers_it_once(
