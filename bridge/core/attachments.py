@@ -33,6 +33,13 @@ class Download:
     inline: bool
 
 
+@dataclass(frozen=True)
+class _Fetched:
+    data: bytes
+    # Set when the bytes came from the homeserver just now and their local copy is new.
+    new_sha256: str | None
+
+
 class AttachmentFiles:
     def __init__(self, repository: Repository, matrix: MatrixPort, media: MediaPort) -> None:
         self._repository = repository
@@ -56,23 +63,22 @@ class AttachmentFiles:
         if attachment is None or message.deleted:
             raise unknown
         small = attachment.thumbnail if thumbnail else None
-        data = await self._bytes(small or attachment)
-        if data is None:
+        fetched = await self._bytes(small or attachment)
+        if fetched is None:
             raise unknown
-        if data[1] is not None:
+        if fetched.new_sha256 is not None:
             await self._remember(
-                message.message_id, message.attachments, attachment, small, data[1]
+                message.message_id, message.attachments, attachment, small, fetched.new_sha256
             )
-        content_type = self._media.content_type(data[0]) or OPAQUE
+        content_type = self._media.content_type(fetched.data) or OPAQUE
         inline = attachment.kind == AttachmentKind.IMAGE and content_type.startswith("image/")
-        return Download(data[0], content_type, attachment.name, inline)
+        return Download(fetched.data, content_type, attachment.name, inline)
 
-    async def _bytes(self, part: Attachment | Thumbnail) -> tuple[bytes, str | None] | None:
-        """The bytes, and their sha256 when they were fetched just now and must be recorded."""
+    async def _bytes(self, part: Attachment | Thumbnail) -> _Fetched | None:
         if part.sha256 is not None:
             kept = await self._media.read(part.sha256)
             if kept is not None:
-                return kept, None
+                return _Fetched(kept, None)
         if part.mxc is None:
             return None
         try:
@@ -84,7 +90,7 @@ class AttachmentFiles:
                 raise TooLarge("The file is larger than the bridge passes on") from error
             logger.info("Homeserver refused %s: %s", part.mxc, error)
             return None
-        return data, await self._media.keep(data)
+        return _Fetched(data, await self._media.keep(data))
 
     async def _remember(
         self,
