@@ -47,6 +47,8 @@ from bridge.widget.tokens import issue_buyer_token
 
 logger = logging.getLogger(__name__)
 
+HOMESERVER_KEEPALIVE_SECONDS = 180.0
+
 BOT_DISPLAY_NAME = "Bazaar"
 
 
@@ -225,7 +227,14 @@ class Bridge:
         )
         if self.detector is not None:
             await self.detector.warm_up()
-        await self._serve(homeserver_app, config.appservice.hostname, config.appservice.port)
+        await self._serve(
+            homeserver_app,
+            config.appservice.hostname,
+            config.appservice.port,
+            # Synapse keeps idle connections to an appservice for 120 s; closing ours first
+            # would race its next transaction on the same connection, and delay it.
+            keepalive_timeout=HOMESERVER_KEEPALIVE_SECONDS,
+        )
         await self._serve(web_app, config.web.hostname, config.web.port)
 
         self.webhooks.start()
@@ -265,8 +274,16 @@ class Bridge:
                 logger.warning("Homeserver ping failed (%s); again in %.0fs", error, delay)
                 await asyncio.sleep(delay)
 
-    async def _serve(self, app: web.Application, host: str, port: int) -> None:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
+    async def _serve(
+        self, app: web.Application, host: str, port: int, keepalive_timeout: float = 75.0
+    ) -> None:
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=5,
+            keepalive_timeout=keepalive_timeout,
+        )
         await runner.setup()
         self._runners.append(runner)
         await web.TCPSite(runner, host, port).start()
