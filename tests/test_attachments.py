@@ -241,6 +241,8 @@ async def test_bad_files_are_refused_and_leave_nothing_behind(
         (files.truncated_jpeg(), "photo.jpg", 400, "BAZAAR_BROKEN_IMAGE"),
     ]
     try:
+        listed = await anna.ok("GET", "/conversations")
+        assert listed["max_upload_bytes"] == 1024 * 1024
         for index, (data, name, status, errcode) in enumerate(cases):
             answer_status, error = await anna.upload(conversation_id, data, name, f"bad-{index}")
             assert (answer_status, error.get("errcode")) == (status, errcode), name

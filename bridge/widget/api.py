@@ -99,9 +99,15 @@ def _message_id(request: web.Request, key: str) -> MessageID | None:
 @routes.get(BASE + "/conversations")
 async def list_conversations(request: web.Request) -> web.Response:
     buyer = await _buyer(request)
-    found = await request.app[WIDGET].desk.conversations(buyer)
+    widget = request.app[WIDGET]
+    found = await widget.desk.conversations(buyer)
     return web.json_response(
-        {"conversations": [_view(item) for item in found], "unread_total": unread_total(found)}
+        {
+            "conversations": [_view(item) for item in found],
+            "unread_total": unread_total(found),
+            # The widget checks a file's size before sending it all the way.
+            "max_upload_bytes": widget.max_upload_bytes,
+        }
     )
 
 

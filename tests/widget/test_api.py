@@ -55,7 +55,11 @@ async def test_tokens_are_checked(
         assert (answer_status, error["errcode"]) == (status, errcode), token
     client = BuyerClient(url, buyer_token(sites.widget_secret, SITE, "anna"))
     try:
-        assert await client.ok("GET", "/conversations") == {"conversations": [], "unread_total": 0}
+        assert await client.ok("GET", "/conversations") == {
+            "conversations": [],
+            "unread_total": 0,
+            "max_upload_bytes": 20 * 1024 * 1024,
+        }
     finally:
         await client.close()
 

@@ -29,7 +29,7 @@
   const PING_MS = 25000;
   const RANK = { pending: 0, failed: 0, sent: 1, read: 2 };
   // The server's default limit; it is the judge, this only spares a doomed upload.
-  const MAX_FILE_BYTES = 20 * 1024 * 1024;
+  const MAX_FILE_BYTES = 20 * 1024 * 1024; // the bridge's default media.max_upload_mb
   const ACCEPT = 'image/*,.pdf,.txt,.doc,.docx,.xls,.xlsx,.ppt,.pptx,.odt,.ods,.odp';
   const THUMB_BOX = 220; // an inline image fits in a square this many pixels wide
   // Icons from Feather (MIT), drawn with the text colour.
@@ -82,7 +82,7 @@
       incoming: 'New message from {name}: {text}',
       attach: 'Attach a file',
       drop: 'Drop the file here to send it',
-      tooLarge: 'The file is larger than 20 MB.',
+      tooLarge: 'The file is larger than {mb} MB.',
       uploading: 'Uploading {name}',
       download: 'Download',
       closeImage: 'Close image',
@@ -134,7 +134,7 @@
       incoming: 'Новое сообщение от {name}: {text}',
       attach: 'Прикрепить файл',
       drop: 'Отпустите файл, чтобы отправить его',
-      tooLarge: 'Файл больше 20 МБ.',
+      tooLarge: 'Файл больше {mb} МБ.',
       uploading: 'Загрузка файла {name}',
       download: 'Скачать',
       closeImage: 'Закрыть изображение',
@@ -636,6 +636,7 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
       super();
       this.root = this.attachShadow({ mode: 'open' });
       this.opened = false;
+      this.maxFile = MAX_FILE_BYTES; // until the server says its own limit
       this.onVisibility = () => this.visibilityChanged();
       this.onOnline = () => this.stream && this.stream.nudge();
     }
@@ -765,6 +766,7 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
         this.convs = new Map(listed.map((c) => [c.conversation_id, c]));
         const counted = listed.reduce((sum, c) => sum + (c.unread || 0), 0);
         this.hiddenUnread = Math.max(0, (answer.unread_total || 0) - counted);
+        this.maxFile = answer.max_upload_bytes || MAX_FILE_BYTES;
         this.listLoaded = true;
       } catch (error) {
         // Keep trying while the server is unreachable; the badge depends on this list.
@@ -1057,10 +1059,15 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
       if (bar) bar.value = Math.round(part * 100);
     }
 
+    /** The largest file the bridge takes, in MB, for the messages that name it. */
+    limit() {
+      return { mb: Math.floor(this.maxFile / (1024 * 1024)) };
+    }
+
     /** What to say under a failed upload: the server's words, if it had any. */
     uploadProblem(error) {
       if (error.errcode && error.message) return error.message;
-      if (error.status === 413) return this.t('tooLarge'); // a proxy in front said it
+      if (error.status === 413) return this.t('tooLarge', this.limit()); // a proxy in front said it
       return true;
     }
 
@@ -1068,7 +1075,7 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
     attach(files) {
       const ui = this.ui;
       if (!files.length || !this.canAttach()) return;
-      const fitting = files.filter((file) => file.size <= MAX_FILE_BYTES);
+      const fitting = files.filter((file) => file.size <= this.maxFile);
       if (fitting.length) {
         const text = ui.textarea.value.trim();
         ui.textarea.value = '';
@@ -1538,7 +1545,7 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
       const { notice } = this.ui;
       const problem = this.notice || state || (this.offline ? 'reconnecting' : null);
       notice.hidden = !problem || !this.signedIn;
-      notice.textContent = problem ? this.t(problem) : '';
+      notice.textContent = problem ? this.t(problem, this.limit()) : '';
       notice.classList.toggle('error', problem === 'error' || problem === 'tooLarge');
     }
 
