@@ -227,7 +227,11 @@ class Courier:
     ) -> Message | None:
         """Translate the message for the seller and put its files in the homeserver's media
         repository, recording both so a retry doesn't repeat them; None when it can't go."""
-        if message.translation is None and self._translations is not None:
+        if (
+            message.translation is None
+            and self._translations is not None
+            and self._translations.enabled
+        ):
             message = await self._translate(conversation, message)
         if all(attachment.mxc is not None for attachment in message.attachments):
             return message

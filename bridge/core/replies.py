@@ -143,7 +143,11 @@ class SellerReplies:
 
     async def _render(self, conversation: Conversation, seller: Seller, text: str) -> Rendering:
         """The seller's words in the buyer's language, when the two differ."""
-        if self._translations is None or not conversation.translation_enabled:
+        if (
+            self._translations is None
+            or not self._translations.enabled
+            or not conversation.translation_enabled
+        ):
             return Rendering(text, None, None)
         return await self._translations.render(
             text, seller.language, await self.buyer_language(conversation)
