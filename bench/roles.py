@@ -864,7 +864,7 @@ async def run(options: Options, warnings: WarningTally) -> None:
         workdir = Path(temp)
         database = resolve_database(options.database, workdir)
         synapse_port = free_port()
-        config = bridge_config(synapse_port, database)
+        config = bridge_config(synapse_port, database, workdir)
         synapse = embedded_synapse(workdir, synapse_port, config)
         progress("Starting Synapse and the bridge")
         async with synapse:

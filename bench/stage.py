@@ -15,7 +15,6 @@ import json
 import logging
 import secrets
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -263,7 +262,7 @@ async def join_all(homeserver: Homeserver, token: str, room_ids: Sequence[str]) 
     await asyncio.gather(*(join(room_id) for room_id in room_ids))
 
 
-def bridge_settings(synapse_port: int, database: str) -> dict[str, Any]:
+def bridge_settings(synapse_port: int, database: str, workdir: Path) -> dict[str, Any]:
     """The bridge's raw config (as its YAML file would hold it): free ports, fresh secrets."""
     return {
         "homeserver": {"address": f"http://127.0.0.1:{synapse_port}", "domain": DOMAIN},
@@ -274,7 +273,8 @@ def bridge_settings(synapse_port: int, database: str) -> dict[str, Any]:
         },
         "database": database,
         "web": {"port": free_port()},
-        "media": {"directory": tempfile.mkdtemp(prefix="bazaar-bench-media-")},
+        # The bridge's copies of attachments go with the run's temp dir.
+        "media": {"directory": str(workdir / "media")},
         "sites": [
             {
                 "id": SITE,
@@ -288,8 +288,8 @@ def bridge_settings(synapse_port: int, database: str) -> dict[str, Any]:
     }
 
 
-def bridge_config(synapse_port: int, database: str) -> Config:
-    return parse_config(bridge_settings(synapse_port, database), environ={})
+def bridge_config(synapse_port: int, database: str, workdir: Path) -> Config:
+    return parse_config(bridge_settings(synapse_port, database, workdir), environ={})
 
 
 def resolve_database(option: str, workdir: Path) -> str:

@@ -722,7 +722,7 @@ async def run(options: Options) -> None:
         workdir = Path(temp)
         database = resolve_database(options.database, workdir)
         synapse_port = free_port()
-        settings = bridge_settings(synapse_port, database)
+        settings = bridge_settings(synapse_port, database, workdir)
         config = parse_config(settings, environ={})
         config_path = workdir / "bridge.yaml"
         config_path.write_text(yaml.safe_dump(settings), encoding="utf-8")
