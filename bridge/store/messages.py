@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,8 +32,26 @@ from bridge.store.records import (
     translation_values,
 )
 from bridge.store.schema import (
+    Base,
     ConversationRow,
     MessageRow,
+)
+
+# Built once: these run for every message, and a statement object built per call costs
+# more than the SQL it sends.
+_MESSAGES = Base.metadata.tables[MessageRow.__tablename__]
+_CONVERSATIONS = Base.metadata.tables[ConversationRow.__tablename__]
+_INSERT_MESSAGE = insert(_MESSAGES)
+_TOUCH_CONVERSATION = (
+    update(_CONVERSATIONS)
+    .where(_CONVERSATIONS.c.conversation_id == bindparam("id"))
+    .values(last_message_at=bindparam("at"))
+)
+_MARK_DELIVERED = (
+    update(_MESSAGES)
+    .where(_MESSAGES.c.message_id == bindparam("id"))
+    .values(status=MessageStatus.SENT.value, event_id=bindparam("event"))
+    .returning(*_MESSAGES.c)
 )
 
 
@@ -46,30 +64,31 @@ class MessageStore(Sessions):
         try:
             async with self._writes.begin() as session:
                 await session.execute(
-                    insert(MessageRow).values(
-                        message_id=message.message_id,
-                        conversation_id=message.conversation_id,
-                        sender=message.sender.value,
-                        sender_name=message.sender_name,
-                        sender_user_id=message.sender_user_id,
-                        text=message.text,
-                        html=message.html,
-                        lang=message.lang,
-                        original_text=message.original.text if message.original else None,
-                        original_lang=message.original.lang if message.original else None,
-                        status=message.status.value,
-                        client_id=message.client_id,
-                        event_id=message.event_id,
-                        attachments=[attachment_values(a) for a in message.attachments],
-                        translation=translation_values(message.translation),
-                        created_at=message.created_at,
-                    )
+                    _INSERT_MESSAGE,
+                    {
+                        "message_id": message.message_id,
+                        "conversation_id": message.conversation_id,
+                        "sender": message.sender.value,
+                        "sender_name": message.sender_name,
+                        "sender_user_id": message.sender_user_id,
+                        "text": message.text,
+                        "html": message.html,
+                        "lang": message.lang,
+                        "original_text": message.original.text if message.original else None,
+                        "original_lang": message.original.lang if message.original else None,
+                        "status": message.status.value,
+                        "client_id": message.client_id,
+                        "event_id": message.event_id,
+                        "attachments": [attachment_values(a) for a in message.attachments],
+                        "translation": translation_values(message.translation),
+                        "created_at": message.created_at,
+                        "edited_at": None,
+                        "deleted_at": None,
+                    },
                 )
                 await session.execute(
-                    update(ConversationRow)
-                    .where(ConversationRow.conversation_id == message.conversation_id)
-                    .values(last_message_at=message.created_at)
-                    .execution_options(synchronize_session=False)
+                    _TOUCH_CONVERSATION,
+                    {"id": message.conversation_id, "at": message.created_at},
                 )
                 await store_events(session, events)
             return message, True
@@ -192,9 +211,15 @@ class MessageStore(Sessions):
     async def mark_delivered(
         self, message_id: MessageID, event_id: EventID, events: EventsFor
     ) -> Message:
-        return await self._change_message(
-            message_id, events, status=MessageStatus.SENT.value, event_id=event_id
-        )
+        async with self._writes.begin() as session:
+            row = (
+                await session.execute(_MARK_DELIVERED, {"id": message_id, "event": event_id})
+            ).one_or_none()
+            if row is None:
+                raise LookupError(f"message {message_id} is not stored")
+            message = to_message(row)
+            await store_events(session, events(message))
+            return message
 
     async def requeue(self, message_id: MessageID, events: EventsFor) -> Message:
         return await self._change_message(message_id, events, status=MessageStatus.PENDING.value)

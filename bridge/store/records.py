@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, update
+from sqlalchemy import Row, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.core.events import Event, WebhookEvent
@@ -38,6 +38,7 @@ from bridge.core.models import (
     TranslationNote,
 )
 from bridge.store.schema import (
+    Base,
     BuyerRow,
     ConversationRow,
     FeedRow,
@@ -196,33 +197,42 @@ def _webhook_values(event: WebhookEvent, at: datetime) -> dict[str, Any]:
     }
 
 
+# Built once: they run for every message, both ways.
+_BUYERS = Base.metadata.tables[BuyerRow.__tablename__]
+_INSERT_WEBHOOK = insert(Base.metadata.tables[WebhookRow.__tablename__])
+_INSERT_FRAME = insert(Base.metadata.tables[FeedRow.__tablename__])
+_NEXT_FEED_SEQ = (
+    update(_BUYERS)
+    .where(_BUYERS.c.site == bindparam("of_site"), _BUYERS.c.buyer_id == bindparam("of_buyer"))
+    .values(feed_seq=_BUYERS.c.feed_seq + 1)
+    .returning(_BUYERS.c.feed_seq)
+)
+
+
 async def store_events(session: AsyncSession, events: Sequence[Event]) -> None:
     """Put events in the outbox and the buyers' feeds, inside the caller's transaction.
 
-    Core statements rather than ORM objects: these run for every message, both ways.
+    Core statements on the tables rather than ORM objects: these run for every message.
     """
     now = utc_now()
     for event in events:
         if isinstance(event, WebhookEvent):
-            await session.execute(insert(WebhookRow).values(_webhook_values(event, now)))
+            await session.execute(_INSERT_WEBHOOK, _webhook_values(event, now))
             continue
         seq = await session.scalar(
-            update(BuyerRow)
-            .where(BuyerRow.site == event.site, BuyerRow.buyer_id == event.buyer_id)
-            .values(feed_seq=BuyerRow.feed_seq + 1)
-            .returning(BuyerRow.feed_seq)
-            .execution_options(synchronize_session=False)
+            _NEXT_FEED_SEQ, {"of_site": event.site, "of_buyer": event.buyer_id}
         )
         if seq is None:
             raise LookupError(f"no buyer {event.buyer_id} on {event.site} for a feed frame")
         await session.execute(
-            insert(FeedRow).values(
-                site=event.site,
-                buyer_id=event.buyer_id,
-                seq=seq,
-                type=event.type,
-                conversation_id=event.conversation_id,
-                payload=event.payload,
-                created_at=now,
-            )
+            _INSERT_FRAME,
+            {
+                "site": event.site,
+                "buyer_id": event.buyer_id,
+                "seq": seq,
+                "type": event.type,
+                "conversation_id": event.conversation_id,
+                "payload": event.payload,
+                "created_at": now,
+            },
         )
