@@ -59,6 +59,8 @@ class Tuning:
     delivery_backoff: Backoff = field(default_factory=Backoff)
     webhook_retry: RetryPolicy = field(default_factory=RetryPolicy)
     buyer_rates: dict[str, Rate] | None = None
+    # How long a translation provider that failed is left alone.
+    translation_pause: float = 30.0
 
 
 class Bridge:
@@ -135,7 +137,12 @@ class Bridge:
             else None
         )
         self._translator = make_provider(config.translation)
-        self.translations = Translations(self._translator, self.repository, self.detector)
+        self.translations = Translations(
+            self._translator,
+            self.repository,
+            self.detector,
+            pause_after_failure=self.tuning.translation_pause,
+        )
         self.courier = Courier(
             self.repository,
             self.rooms,

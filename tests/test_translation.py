@@ -5,6 +5,7 @@ holds a message back."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 import pytest_asyncio
 
 from bridge.config import TranslationConfig
-from tests.conftest import SITE, BridgeRunner, Sites, product
+from tests.conftest import SITE, TRANSLATION_PAUSE_OVER, BridgeRunner, Sites, product
 from tests.support.buyer import BuyerClient, buyer_token
 from tests.support.libretranslate import FakeLibreTranslate
 from tests.support.marketplace import MarketplaceClient
@@ -162,41 +163,61 @@ async def test_a_failing_provider_never_holds_a_message_back(
         runner.config.web.public_url,
         buyer_token(sites.widget_secret, SITE, "olga", name="Ольга", lang="ru"),
     )
+
+    async def arrives_untranslated(client_id: str, text: str) -> None:
+        sent = await buyer.ok(
+            "POST",
+            f"/conversations/{conversation_id}/messages",
+            {"text": text, "client_id": client_id},
+        )
+        event = await owner.wait_until(
+            lambda: ghost_message(owner, room_id, sent["message_id"]),
+            within=20,
+            what=f"the message {client_id!r} the provider failed on",
+        )
+        content = event["content"]
+        assert content["body"] == text
+        assert "io.bazaar.original" not in content
+        assert content["io.bazaar.translation"]["failed"] is True
+        assert "not translated" in content["formatted_body"]
+        stored = await buyer_message(buyer, conversation_id, lambda m: m["text"] == text)
+        assert stored["translation"]["failed"] is True
+        assert stored["status"] in ("sent", "read")
+
     try:
         conversation_id, room_id = await seller_and_room(marketplace, owner, buyer)
-        for client_id, text, breakage in (
-            ("broken", "Почему заказ ещё не отправлен?", "status"),
-            ("slow", "Когда будет доставка?", "delay"),
-        ):
-            if breakage == "status":
-                libre.fail_with_status = 500
-            else:
-                libre.delay = 3.0
-            try:
-                sent = await buyer.ok(
-                    "POST",
-                    f"/conversations/{conversation_id}/messages",
-                    {"text": text, "client_id": client_id},
-                )
-                event = await owner.wait_until(
-                    lambda sent=sent: ghost_message(owner, room_id, sent["message_id"]),
-                    within=20,
-                    what=f"the message the provider failed on ({breakage})",
-                )
-            finally:
-                libre.fail_with_status = None
-                libre.delay = 0.0
-            content = event["content"]
-            assert content["body"] == text
-            assert "io.bazaar.original" not in content
-            assert content["io.bazaar.translation"]["failed"] is True
-            assert "not translated" in content["formatted_body"]
-            stored = await buyer_message(
-                buyer, conversation_id, lambda m, text=text: m["text"] == text
-            )
-            assert stored["translation"]["failed"] is True
-            assert stored["status"] in ("sent", "read")
+        # The provider answers with an error: the message goes as written.
+        libre.fail_with_status = 500
+        calls = len(libre.calls)
+        await arrives_untranslated("broken", "Почему заказ ещё не отправлен?")
+        assert len(libre.calls) == calls + 1
+        # While it is down, the next message doesn't even wait for it.
+        await arrives_untranslated("still-broken", "Вы меня слышите?")
+        assert len(libre.calls) == calls + 1
+
+        # Later the provider answers too slowly: the message goes as written after the
+        # timeout, and isn't lost.
+        libre.fail_with_status = None
+        libre.delay = 3.0
+        await asyncio.sleep(TRANSLATION_PAUSE_OVER)
+        await arrives_untranslated("slow", "Когда будет доставка?")
+        assert len(libre.calls) == calls + 2
+
+        # Once it is back, messages are translated again.
+        libre.delay = 0.0
+        await asyncio.sleep(TRANSLATION_PAUSE_OVER)
+        sent = await buyer.ok(
+            "POST",
+            f"/conversations/{conversation_id}/messages",
+            {"text": QUESTION_RU, "client_id": "back"},
+        )
+        event = await owner.wait_until(
+            lambda: ghost_message(owner, room_id, sent["message_id"]), what="a translated one"
+        )
+        assert event["content"]["body"] == libre.expected(QUESTION_RU, "ru", "en")
     finally:
+        libre.fail_with_status = None
+        libre.delay = 0.0
         await buyer.close()
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bridge.core.models import Original, TranslationNote
@@ -51,10 +53,18 @@ class Translations:
         provider: TranslationProvider | None,
         cache: TranslationCache,
         detector: LanguageDetector | None,
+        *,
+        pause_after_failure: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._provider = provider
         self._cache = cache
         self._detector = detector
+        # After a failure the provider is left alone for a while: a provider that is down
+        # would otherwise cost every message the whole timeout.
+        self._pause = pause_after_failure
+        self._clock = clock
+        self._paused_until = 0.0
         # Counted for tests and benchmarks: how often the provider was asked, and how often
         # the cache spared that.
         self.provider_calls = 0
@@ -83,20 +93,26 @@ class Translations:
 
         name = self._provider.name
         translated = await self._cache.cached_translation(name, source, target, text)
+        untranslated = Rendering(text, None, TranslationNote(source, target, name, failed=True))
         if translated is not None:
             self.cache_hits += 1
+        elif self._clock() < self._paused_until:
+            return untranslated
         else:
             self.provider_calls += 1
             try:
                 translated = await self._provider.translate(text, source, target)
             except TranslationUnavailable as error:
+                self._paused_until = self._clock() + self._pause
                 logger.warning(
-                    "Delivering a message untranslated: %s could not translate %s→%s: %s",
+                    "Delivering a message untranslated: %s could not translate %s→%s (%s); "
+                    "not asking it again for %.0f s",
                     name,
                     source,
                     target,
                     error,
+                    self._pause,
                 )
-                return Rendering(text, None, TranslationNote(source, target, name, failed=True))
+                return untranslated
             await self._cache.keep_translation(name, source, target, text, translated)
         return Rendering(translated, Original(text, source), TranslationNote(source, target, name))

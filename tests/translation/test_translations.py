@@ -5,7 +5,6 @@ PostgreSQL. What the reader gets, and how often the provider is asked."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
@@ -95,19 +94,30 @@ async def test_each_direction_and_language_is_its_own_translation(
 async def test_a_failure_delivers_the_text_as_written_and_is_not_remembered(
     repository: SqlRepository, provider: DeepTranslatorProvider, libre: FakeLibreTranslate
 ) -> None:
-    translations = Translations(provider, repository, None)
+    now = [1000.0]
+    translations = Translations(
+        provider, repository, None, pause_after_failure=30, clock=lambda: now[0]
+    )
     failed = Rendering(QUESTION_RU, None, TranslationNote("ru", "en", "libre", failed=True))
 
     libre.fail_with_status = 500
     assert await translations.render(QUESTION_RU, "ru", "en") == failed
+    assert len(libre.calls) == 1
 
+    # A provider that just failed is left alone: the next message doesn't wait for it.
     libre.fail_with_status = None
-    libre.delay = 3
-    started = time.monotonic()
+    now[0] += 29
     assert await translations.render(QUESTION_RU, "ru", "en") == failed
-    assert time.monotonic() - started < 2  # held back no longer than the timeout
+    assert len(libre.calls) == 1
+
+    # Too slow counts as failed (the provider's timeout is 1 s, the answer takes 3).
+    now[0] += 2
+    libre.delay = 3
+    assert await translations.render(QUESTION_RU, "ru", "en") == failed
+    assert len(libre.calls) == 2
 
     libre.delay = 0
+    now[0] += 31
     assert await translations.render(QUESTION_RU, "ru", "en") == translated(
         QUESTION_EN, "ru", "en", QUESTION_RU
     )
