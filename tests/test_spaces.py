@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import nio
 import pytest
@@ -13,11 +14,16 @@ from bridge.core.models import ConversationState
 from tests.conftest import SITE, BridgeRunner
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
-from tests.test_blocking import two_conversations
+from tests.support.waiting import eventually
+from tests.test_blocking import GHOST, two_conversations
 
 pytestmark = pytest.mark.synapse
 
 NewSeller = Callable[[str], Awaitable[SellerClient]]
+
+
+async def _idle(busy: bool) -> bool:
+    return not busy
 
 
 async def children(owner: SellerClient, space_id: str) -> set[str]:
@@ -76,6 +82,39 @@ async def test_rooms_sit_in_the_section_of_their_state(
 
     await owner.wait_until_async(moved_to_blocked, what="the rooms in Blocked")
     assert await children(owner, archived) == set()
+
+    # After a restart the bridge still knows where each room sits: bringing a room in line
+    # writes nothing to the Space, and unblocking moves the rooms out of Blocked.
+    await runner.stop(bridge)
+    bridge = await runner.start()
+    await eventually(lambda: _idle(bridge.courier.busy), what="the restart settled")
+    # The block reached the rooms' power levels, even if the restart cut its work short.
+    for room_id in (first["room_id"], second["room_id"]):
+        levels = await owner.state(room_id, "m.room.power_levels")
+        assert levels["users"][GHOST] == -1
+    state_writes: list[str] = []
+    put_state = bridge.gateway.put_state
+
+    async def recorded(room_id: str, event_type: str, *args: Any, **kwargs: Any) -> Any:
+        state_writes.append(event_type)
+        return await put_state(room_id, event_type, *args, **kwargs)  # type: ignore[arg-type]
+
+    bridge.gateway.put_state = recorded  # type: ignore[method-assign]
+    await bridge.courier.refresh_members([first["conversation_id"]])
+    await eventually(lambda: _idle(bridge.courier.busy), what="the room brought in line")
+    assert state_writes == []
+
+    await marketplace.ok(
+        "POST", f"/conversations/{first['conversation_id']}/unblock", {"by": "seller"}
+    )
+
+    async def moved_to_active() -> bool:
+        return await children(owner, active) == {
+            first["room_id"],
+            second["room_id"],
+        } and not await children(owner, blocked)
+
+    await owner.wait_until_async(moved_to_active, what="the rooms back in Active, out of Blocked")
 
 
 async def test_the_management_room_answers_commands(

@@ -43,7 +43,7 @@ class Archive:
             self._announcer.conversation_state,
             only_from=ConversationState.ACTIVE,
         )
-        self._follow(archived)
+        await self._follow(archived)
         if archived:
             logger.info("Archived %d quiet conversations", len(archived))
         return archived
@@ -52,7 +52,7 @@ class Archive:
         """A new message arrived in an archived conversation."""
         if conversation.state != ConversationState.ARCHIVED:
             return
-        self._follow(
+        await self._follow(
             await self._repository.set_state(
                 [conversation.conversation_id],
                 ConversationState.ACTIVE,
@@ -61,11 +61,12 @@ class Archive:
             )
         )
 
-    def _follow(self, changed: list[Conversation]) -> None:
+    async def _follow(self, changed: list[Conversation]) -> None:
         for conversation in changed:
             self._announcer.published(conversation)
-            if conversation.room_id is not None:
-                self._courier.refresh_members(conversation.conversation_id)
+        await self._courier.refresh_members(
+            [c.conversation_id for c in changed if c.room_id is not None]
+        )
 
     async def run(self) -> None:
         """Sweep now and then every hour, for as long as the bridge runs."""

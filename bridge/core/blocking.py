@@ -46,15 +46,17 @@ class Blocking:
             buyer_id,
             len(changed),
         )
-        for conversation in await self._repository.list_conversations(
+        pair = await self._repository.list_conversations(
             site, seller_id=seller_id, buyer_id=buyer_id
-        ):
+        )
+        # Also when the state stays blocked: the other side's power levels change.
+        await self._courier.refresh_members(
+            [c.conversation_id for c in pair if c.room_id is not None]
+        )
+        for conversation in pair:
             self._announcer.published(conversation)
-            if conversation.room_id is not None:
-                # Also when the state stays blocked: the other side's power levels change.
-                self._courier.refresh_members(conversation.conversation_id)
-                if side == Side.BUYER:
-                    await self._tell_sellers(conversation.room_id, blocked)
+            if conversation.room_id is not None and side == Side.BUYER:
+                await self._tell_sellers(conversation.room_id, blocked)
         return changed
 
     async def _tell_sellers(self, room_id: RoomID, blocked: bool) -> None:

@@ -90,11 +90,12 @@ class Conversations:
         before = await self._repository.get_seller(seller.site, seller.seller_id)
         stored = await self._repository.put_seller(seller)
         if before is not None and self._answering(before) != self._answering(stored):
-            for conversation in await self._repository.list_conversations(
+            rooms = await self._repository.list_conversations(
                 seller.site, seller_id=seller.seller_id
-            ):
-                if conversation.room_id is not None:
-                    self._courier.refresh_members(conversation.conversation_id)
+            )
+            await self._courier.refresh_members(
+                [c.conversation_id for c in rooms if c.room_id is not None]
+            )
         return stored
 
     def _answering(self, seller: Seller) -> frozenset[Member]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TypeVar
@@ -73,9 +73,13 @@ class Courier:
         self._room_locks: dict[ConversationID, asyncio.Lock] = {}
 
     async def resume(self) -> None:
-        """Pick up what an earlier run left: rooms not made, messages not delivered."""
+        """Pick up what an earlier run left: rooms not made, messages not delivered, members
+        not yet brought in line."""
         for conversation in await self._repository.conversations_needing_delivery():
             self.wake(conversation.conversation_id)
+        for conversation_id in await self._repository.conversations_with_stale_members():
+            self._stale_members.add(conversation_id)
+            self.wake(conversation_id)
 
     def wake(self, conversation_id: ConversationID) -> None:
         self._dirty.add(conversation_id)
@@ -88,10 +92,13 @@ class Courier:
         self._stale_context.add(conversation_id)
         self.wake(conversation_id)
 
-    def refresh_members(self, conversation_id: ConversationID) -> None:
-        """Bring the room's membership and power levels back to what the seller's roles say."""
-        self._stale_members.add(conversation_id)
-        self.wake(conversation_id)
+    async def refresh_members(self, conversation_ids: Sequence[ConversationID]) -> None:
+        """Bring the rooms' membership and power levels back to what the seller's roles and
+        the blocks say; noted in the store first, so a restart finishes the work."""
+        await self._repository.mark_members_stale(conversation_ids, True)
+        for conversation_id in conversation_ids:
+            self._stale_members.add(conversation_id)
+            self.wake(conversation_id)
 
     @property
     def busy(self) -> bool:
@@ -130,6 +137,8 @@ class Courier:
         if conversation_id in self._stale_members:
             self._stale_members.discard(conversation_id)
             await self._retrying(partial(self._push_members, conversation))
+            if conversation_id not in self._stale_members:  # no newer change came meanwhile
+                await self._repository.mark_members_stale([conversation_id], False)
         pending = await self._repository.pending_messages(conversation_id)
         if not pending:
             return

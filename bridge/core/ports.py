@@ -166,6 +166,13 @@ class Repository(Protocol):
 
     async def idle_conversations(self, quiet_since: datetime) -> list[ConversationID]: ...
 
+    async def mark_members_stale(
+        self, conversation_ids: Sequence[ConversationID], stale: bool
+    ) -> None:
+        """Note (or clear) that the rooms' members and power levels must follow a change."""
+
+    async def conversations_with_stale_members(self) -> list[ConversationID]: ...
+
     async def set_room(self, conversation_id: ConversationID, room_id: RoomID) -> None: ...
 
     async def set_context(self, conversation_id: ConversationID, context: Context) -> None: ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -47,7 +47,7 @@ class SellerReplies:
         matrix: MatrixPort,
         allowed_roles: frozenset[str],
         announcer: Announcer,
-        members_drifted: Callable[[ConversationID], None],
+        members_drifted: Callable[[Sequence[ConversationID]], Awaitable[None]],
         archive: Archive,
         commands: SellerCommands | None = None,
         translations: Translations | None = None,
@@ -242,14 +242,14 @@ class SellerReplies:
                 room_id,
                 membership,
             )
-            self._members_drifted(conversation.conversation_id)
+            await self._members_drifted([conversation.conversation_id])
 
     async def on_power_levels(self, room_id: RoomID, sender: UserID) -> None:
         """Power levels are the bot's to set; a change by anyone else is reverted."""
         conversation = await self._repository.conversation_by_room(room_id)
         if conversation is not None:
             logger.warning("%s changed the power levels of %s; reverting", sender, room_id)
-            self._members_drifted(conversation.conversation_id)
+            await self._members_drifted([conversation.conversation_id])
 
     async def on_read(self, room_id: RoomID, reader: UserID, event_id: EventID) -> None:
         """A member's read receipt: the buyer's messages up to that event are read (✓✓)."""

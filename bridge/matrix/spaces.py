@@ -40,6 +40,11 @@ class SpaceMemory(Protocol):
         self, site: SiteID, seller_id: SellerID, space: SellerSpace
     ) -> None: ...
 
+    async def space_section(self, room_id: RoomID) -> ConversationState | None:
+        """The section a conversation room was last put in, across restarts."""
+
+    async def remember_space_section(self, room_id: RoomID, state: ConversationState) -> None: ...
+
     async def management_room_seller(self, room_id: RoomID) -> tuple[SiteID, SellerID] | None: ...
 
     async def site_room(self, site: SiteID, purpose: str) -> RoomID | None: ...
@@ -176,10 +181,15 @@ class SellerSpaces:
 
     async def place(self, room_id: RoomID, state: ConversationState, space: SellerSpace) -> None:
         """Put the room in the section of its state, and only there."""
+        if room_id not in self._placed:
+            placed = await self._memory.space_section(room_id)
+            if placed is not None:
+                self._placed[room_id] = placed
         if self._placed.get(room_id) == state:
             return
         for section_state, section in space.sections.items():
             await self._child(section, room_id, present=section_state == state)
+        await self._memory.remember_space_section(room_id, state)
         self._placed[room_id] = state
 
     async def follow_members(
@@ -217,5 +227,9 @@ class SellerSpaces:
         for user_id in sorted(wanted_ids - joined):
             await tolerant(self._gateway.invite(room_id, user_id))
         levels = _levels(await self._bot_is_listed(), self._names.bot, people)
-        await self._gateway.put_state(room_id, "m.room.power_levels", levels)
+        current: dict[str, Any] = next(
+            (e.get("content", {}) for e in state if e.get("type") == "m.room.power_levels"), {}
+        )
+        if any(current.get(key) != value for key, value in levels.items()):
+            await self._gateway.put_state(room_id, "m.room.power_levels", levels)
         self._members[room_id] = wanted

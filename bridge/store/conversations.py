@@ -156,6 +156,25 @@ class ConversationStore(Sessions):
             )
             return [to_conversation(row) for row in rows]
 
+    async def mark_members_stale(
+        self, conversation_ids: Sequence[ConversationID], stale: bool
+    ) -> None:
+        if not conversation_ids:
+            return
+        async with self._writes.begin() as session:
+            await session.execute(
+                update(ConversationRow)
+                .where(ConversationRow.conversation_id.in_(conversation_ids))
+                .values(members_stale=stale)
+            )
+
+    async def conversations_with_stale_members(self) -> list[ConversationID]:
+        async with self._reads() as session:
+            found = await session.scalars(
+                select(ConversationRow.conversation_id).where(ConversationRow.members_stale)
+            )
+            return [ConversationID(conversation_id) for conversation_id in found]
+
     async def set_room(self, conversation_id: ConversationID, room_id: RoomID) -> None:
         async with self._writes.begin() as session:
             await session.execute(

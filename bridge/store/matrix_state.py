@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bridge.core.ids import (
     RoomID,
@@ -19,6 +19,7 @@ from bridge.store.records import (
     to_seller_space,
 )
 from bridge.store.schema import (
+    ConversationRow,
     GhostRow,
     SellerSpaceRow,
     SiteRoomRow,
@@ -48,6 +49,21 @@ class MatrixStateStore(Sessions):
                     management_id=space.management_id,
                     marketplace_id=space.marketplace_id,
                 )
+            )
+
+    async def space_section(self, room_id: RoomID) -> ConversationState | None:
+        async with self._reads() as session:
+            section = await session.scalar(
+                select(ConversationRow.space_section).where(ConversationRow.room_id == room_id)
+            )
+            return ConversationState(section) if section else None
+
+    async def remember_space_section(self, room_id: RoomID, state: ConversationState) -> None:
+        async with self._writes.begin() as session:
+            await session.execute(
+                update(ConversationRow)
+                .where(ConversationRow.room_id == room_id)
+                .values(space_section=state.value)
             )
 
     async def management_room_seller(self, room_id: RoomID) -> tuple[SiteID, SellerID] | None:

@@ -123,6 +123,11 @@ class ConversationRow(Base):
     state: Mapped[str] = mapped_column(String(16))
     room_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     translation_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    # The section of the seller's Space the room was last put in (Matrix side).
+    space_section: Mapped[str | None] = mapped_column(String(16))
+    # Set while the room's members and power levels still have to follow a change (a role,
+    # a block, a state), so a restart picks the work up.
+    members_stale: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime]
     last_message_at: Mapped[datetime | None]
     buyer_read_seq: Mapped[int] = mapped_column(BigInteger, default=0)
