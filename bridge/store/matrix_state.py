@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from bridge.core.ids import (
     RoomID,
@@ -19,10 +19,10 @@ from bridge.store.records import (
     to_seller_space,
 )
 from bridge.store.schema import (
-    ConversationRow,
     GhostRow,
     SellerSpaceRow,
     SiteRoomRow,
+    SpacePlacementRow,
 )
 
 
@@ -53,18 +53,12 @@ class MatrixStateStore(Sessions):
 
     async def space_section(self, room_id: RoomID) -> ConversationState | None:
         async with self._reads() as session:
-            section = await session.scalar(
-                select(ConversationRow.space_section).where(ConversationRow.room_id == room_id)
-            )
-            return ConversationState(section) if section else None
+            row = await session.get(SpacePlacementRow, room_id)
+            return ConversationState(row.section) if row else None
 
     async def remember_space_section(self, room_id: RoomID, state: ConversationState) -> None:
         async with self._writes.begin() as session:
-            await session.execute(
-                update(ConversationRow)
-                .where(ConversationRow.room_id == room_id)
-                .values(space_section=state.value)
-            )
+            await session.merge(SpacePlacementRow(room_id=room_id, section=state.value))
 
     async def management_room_seller(self, room_id: RoomID) -> tuple[SiteID, SellerID] | None:
         async with self._reads() as session:

@@ -123,8 +123,6 @@ class ConversationRow(Base):
     state: Mapped[str] = mapped_column(String(16))
     room_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     translation_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
-    # The section of the seller's Space the room was last put in (Matrix side).
-    space_section: Mapped[str | None] = mapped_column(String(16))
     # Set while the room's members and power levels still have to follow a change (a role,
     # a block, a state), so a restart picks the work up.
     members_stale: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
@@ -245,6 +243,15 @@ class GhostRow(Base):
 
     user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     display_name: Mapped[str | None] = mapped_column(String(255))
+
+
+class SpacePlacementRow(Base):
+    """The section of its seller's Space a conversation room was last put in."""
+
+    __tablename__ = "space_placements"
+
+    room_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    section: Mapped[str] = mapped_column(String(16))
 
 
 class TranslationRow(Base):

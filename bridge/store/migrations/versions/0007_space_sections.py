@@ -18,8 +18,13 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "space_placements",
+        sa.Column("room_id", sa.String(length=255), nullable=False),
+        sa.Column("section", sa.String(length=16), nullable=False),
+        sa.PrimaryKeyConstraint("room_id"),
+    )
     with op.batch_alter_table("conversations", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("space_section", sa.String(length=16), nullable=True))
         batch_op.add_column(
             sa.Column("members_stale", sa.Boolean(), server_default="0", nullable=False)
         )
@@ -28,4 +33,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.drop_column("members_stale")
-        batch_op.drop_column("space_section")
+    op.drop_table("space_placements")
