@@ -33,7 +33,6 @@ import io
 import json
 import logging
 import math
-import os
 import random
 import secrets
 import statistics
@@ -52,11 +51,12 @@ from stage import (
     HTTP_TIMEOUT,
     SELLER_ID,
     SITE,
-    Arrivals,
     BenchError,
     Homeserver,
     Marketplace,
+    StreamWatcher,
     bridge_settings,
+    cpu_seconds,
     database_error,
     describe_database,
     embedded_synapse,
@@ -64,6 +64,7 @@ from stage import (
     quiet_logging,
     resolve_database,
     run_bench,
+    synapse_pid,
 )
 
 from bridge.app import Bridge, Tuning
@@ -186,49 +187,26 @@ def build_document(target_bytes: int, count: int) -> Sample:
 # --- watching the bridge ------------------------------------------------------------------
 
 
-class SentWatcher(Arrivals):
+class SentWatcher(StreamWatcher):
     """The buyer's stream: notes when each message's status first becomes `sent`."""
 
     def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
-        super().__init__("the buyer's stream", "the buyer's stream")
-        self._socket = socket
+        super().__init__(socket)
         self.messages: dict[str, dict[str, Any]] = {}
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="buyer-stream")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self._socket.close()
-
-    async def _run(self) -> None:
-        try:
-            async for frame_message in self._socket:
-                arrived = time.perf_counter()
-                if frame_message.type != aiohttp.WSMsgType.TEXT:
-                    continue
-                frame = json.loads(frame_message.data)
-                message = frame.get("message") if isinstance(frame, dict) else None
-                if not isinstance(message, dict):
-                    continue
-                message_id = str(message.get("message_id"))
-                status = message.get("status")
-                if status == "failed":
-                    raise BenchError(f"the bridge marked message {message_id} failed")
-                if status in ("sent", "read") and message_id not in self.arrivals:
-                    self.arrivals[message_id] = arrived
-                    self.messages[message_id] = message
-                    await self._notify()
-            raise BenchError(f"the bridge closed the buyer's stream ({self._socket.close_code})")
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            await self._notify(error)
+    def on_frame(self, frame: dict[str, Any], arrived: float) -> bool:
+        message = frame.get("message")
+        if not isinstance(message, dict):
+            return False
+        message_id = str(message.get("message_id"))
+        status = message.get("status")
+        if status == "failed":
+            raise BenchError(f"the bridge marked message {message_id} failed")
+        if status in ("sent", "read") and message_id not in self.arrivals:
+            self.arrivals[message_id] = arrived
+            self.messages[message_id] = message
+            return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -275,27 +253,6 @@ async def settle(bridge: Bridge) -> None:
                     break
             await asyncio.sleep(SETTLE_POLL)
     await asyncio.sleep(4 * SETTLE_POLL)
-
-
-def synapse_pid() -> int | None:
-    """The embedded Synapse among this process's children (Linux /proc)."""
-    with contextlib.suppress(OSError, ValueError):
-        for children in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
-            for pid in children.read_text().split():
-                if b"synapse.app.homeserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    return int(pid)
-    return None
-
-
-def cpu_seconds(pid: int | None) -> float | None:
-    """User+system CPU of a process so far, from /proc/<pid>/stat (Linux only)."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 @dataclass(frozen=True)

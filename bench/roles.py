@@ -63,6 +63,7 @@ from stage import (
     Marketplace,
     SyncDetector,
     bridge_config,
+    cpu_seconds,
     database_error,
     describe_database,
     embedded_synapse,
@@ -71,6 +72,7 @@ from stage import (
     quiet_logging,
     resolve_database,
     run_bench,
+    synapse_pid,
 )
 
 from bridge.app import Bridge
@@ -309,37 +311,17 @@ class MembershipWatcher:
 # --- CPU of this process and of Synapse ------------------------------------------------------
 
 
-def _synapse_pid() -> int | None:
-    with contextlib.suppress(OSError, ValueError):
-        for children in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
-            for pid in children.read_text().split():
-                if b"synapse.app.homeserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    return int(pid)
-    return None
-
-
-def _cpu_seconds(pid: int | None) -> float | None:
-    """User+system CPU of a process so far, from /proc/<pid>/stat (Linux only)."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 class CpuMeter:
     """CPU seconds used by this process (the bridge and the script's clients) and Synapse."""
 
     def __init__(self) -> None:
-        self._pid = _synapse_pid()
+        self._pid = synapse_pid()
         self._here = time.process_time()
-        self._synapse = _cpu_seconds(self._pid)
+        self._synapse = cpu_seconds(self._pid)
 
     def used(self) -> tuple[float, float | None]:
         here = time.process_time() - self._here
-        synapse = _cpu_seconds(self._pid)
+        synapse = cpu_seconds(self._pid)
         if synapse is None or self._synapse is None:
             return here, None
         return here, synapse - self._synapse

@@ -13,6 +13,7 @@ import contextlib
 import importlib.metadata
 import json
 import logging
+import os
 import secrets
 import sys
 import time
@@ -169,6 +170,45 @@ def bazaar_message_id(event: dict[str, Any]) -> str | None:
         return None
     message_id = content.get(MESSAGE_ID_KEY)
     return message_id if isinstance(message_id, str) else None
+
+
+class StreamWatcher(Arrivals):
+    """The buyer's WebSocket stream, read in the background; `on_frame` says what counts."""
+
+    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        super().__init__("the buyer's stream", "the buyer's stream")
+        self._socket = socket
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="buyer-stream")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._socket.close()
+
+    def on_frame(self, frame: dict[str, Any], arrived: float) -> bool:
+        """Note what the frame brings; True when waiters should look again."""
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        try:
+            async for message in self._socket:
+                arrived = time.perf_counter()
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                frame = json.loads(message.data)
+                if isinstance(frame, dict) and self.on_frame(frame, arrived):
+                    await self._notify()
+            raise BenchError(f"the bridge closed the buyer's stream ({self._socket.close_code})")
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            await self._notify(error)
 
 
 class SyncDetector(Arrivals):
@@ -346,3 +386,24 @@ def run_bench(name: str, bench: Coroutine[Any, Any, None]) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def synapse_pid() -> int | None:
+    """The embedded Synapse among this process's children (Linux /proc)."""
+    with contextlib.suppress(OSError, ValueError):
+        for children in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+            for pid in children.read_text().split():
+                if b"synapse.app.homeserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return int(pid)
+    return None
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User+system CPU of a process so far, from /proc/<pid>/stat (Linux only)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None

@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import contextlib
 import gzip
-import json
 import logging
 import os
 import re
@@ -54,12 +53,13 @@ from stage import (
     HTTP_TIMEOUT,
     SELLER_ID,
     SITE,
-    Arrivals,
     BenchError,
     Homeserver,
     Marketplace,
+    StreamWatcher,
     SyncDetector,
     bridge_settings,
+    cpu_seconds,
     database_error,
     describe_database,
     embedded_synapse,
@@ -69,6 +69,7 @@ from stage import (
     quiet_logging,
     resolve_database,
     run_bench,
+    synapse_pid,
 )
 
 from bridge.config import Config, parse_config
@@ -151,26 +152,6 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise BenchError(f"no VmRSS in /proc/{pid}/status")
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User+system CPU of a process so far, from /proc/<pid>/stat (Linux only)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def synapse_pid() -> int | None:
-    """The embedded Synapse among this process's children."""
-    with contextlib.suppress(OSError, ValueError):
-        for children in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
-            for pid in children.read_text().split():
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-                if b"synapse.app.homeserver" in cmdline:
-                    return int(pid)
-    return None
 
 
 class Child:
@@ -473,48 +454,18 @@ def _tag(text: object) -> str | None:
     return found.group(1) if found else None
 
 
-class StreamWatcher(Arrivals):
+class SellerReplies(StreamWatcher):
     """The buyer's stream: notes when each tagged seller message arrives as a frame."""
 
-    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
-        super().__init__("the buyer's stream", "the buyer's stream")
-        self._socket = socket
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="buyer-stream")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self._socket.close()
-
-    async def _run(self) -> None:
-        try:
-            async for message in self._socket:
-                arrived = time.perf_counter()
-                if message.type != aiohttp.WSMsgType.TEXT:
-                    continue
-                logger.debug("Stream frame: %s", message.data)
-                frame = json.loads(message.data)
-                body = frame.get("message") if isinstance(frame, dict) else None
-                if (
-                    frame.get("type") == "message.created"
-                    and isinstance(body, dict)
-                    and body.get("sender") == "seller"
-                ):
-                    tag = _tag(body.get("text"))
-                    if tag is not None:
-                        self.arrivals.setdefault(tag, arrived)
-                        await self._notify()
-            raise BenchError(f"the bridge closed the buyer's stream ({self._socket.close_code})")
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            await self._notify(error)
+    def on_frame(self, frame: dict[str, Any], arrived: float) -> bool:
+        body = frame.get("message")
+        if frame.get("type") != "message.created" or not isinstance(body, dict):
+            return False
+        tag = _tag(body.get("text")) if body.get("sender") == "seller" else None
+        if tag is None:
+            return False
+        self.arrivals.setdefault(tag, arrived)
+        return True
 
 
 @dataclass(frozen=True)
@@ -643,7 +594,7 @@ async def latency(
                 autoping=True,
                 heartbeat=None,
             )
-            stream = StreamWatcher(socket)
+            stream = SellerReplies(socket)
             detector.start()
             stream.start()
             try:
