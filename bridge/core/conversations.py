@@ -35,7 +35,7 @@ from bridge.core.models import (
     Side,
     Site,
 )
-from bridge.core.ports import LanguageDetector, MatrixPort, Repository
+from bridge.core.ports import ConversationBlocked, LanguageDetector, MatrixPort, Repository
 from bridge.errors import BadRequest, Conflict, Forbidden, NotFound
 
 logger = logging.getLogger(__name__)
@@ -234,9 +234,12 @@ class Conversations:
             if attachment is None
             else (replace(attachment, attachment_id=attachment_id(message_id, 1)),),
         )
-        message, created = await self._repository.add_message(
-            draft, self._announcer.message_created(conversation, draft)
-        )
+        try:
+            message, created = await self._repository.add_message(
+                draft, self._announcer.message_created(conversation, draft)
+            )
+        except ConversationBlocked:
+            raise Forbidden("This conversation is blocked", "BAZAAR_BLOCKED") from None
         if not created and not _same_words(message, draft):
             raise Conflict(
                 f"client_id '{client_id}' was already used for another message",

@@ -51,6 +51,10 @@ class MatrixRejected(Exception):
         self.error = error
 
 
+class ConversationBlocked(Exception):
+    """A buyer's message met a block that was stored first: it is not stored."""
+
+
 class TranslationUnavailable(Exception):
     """The translation provider failed or did not answer in time."""
 
@@ -178,7 +182,9 @@ class Repository(Protocol):
     async def set_context(self, conversation_id: ConversationID, context: Context) -> None: ...
 
     async def add_message(self, message: Message, events: Sequence[Event]) -> tuple[Message, bool]:
-        """Store a message unless its client id or event id is stored; return the stored one."""
+        """Store a message unless its client id or event id is stored; return the stored one.
+        A new buyer message in a conversation that is blocked by then raises
+        ConversationBlocked, decided in the same transaction as the insert."""
 
     async def get_message(self, message_id: MessageID) -> Message | None: ...
 

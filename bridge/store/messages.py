@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import CursorResult, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,12 +18,14 @@ from bridge.core.ids import (
 )
 from bridge.core.models import (
     Attachment,
+    ConversationState,
     Message,
     MessageStatus,
     Original,
     SenderKind,
     TranslationNote,
 )
+from bridge.core.ports import ConversationBlocked
 from bridge.store.base import Sessions
 from bridge.store.records import (
     attachment_values,
@@ -46,6 +48,10 @@ _TOUCH_CONVERSATION = (
     update(_CONVERSATIONS)
     .where(_CONVERSATIONS.c.conversation_id == bindparam("id"))
     .values(last_message_at=bindparam("at"))
+)
+# A buyer's message only goes in while the conversation is open, checked as it is stored.
+_TOUCH_OPEN_CONVERSATION = _TOUCH_CONVERSATION.where(
+    _CONVERSATIONS.c.state != ConversationState.BLOCKED.value
 )
 _MARK_DELIVERED = (
     update(_MESSAGES)
@@ -86,10 +92,15 @@ class MessageStore(Sessions):
                         "deleted_at": None,
                     },
                 )
-                await session.execute(
-                    _TOUCH_CONVERSATION,
+                touched = await session.execute(
+                    _TOUCH_OPEN_CONVERSATION
+                    if message.sender == SenderKind.BUYER
+                    else _TOUCH_CONVERSATION,
                     {"id": message.conversation_id, "at": message.created_at},
                 )
+                if cast(CursorResult[Any], touched).rowcount == 0:
+                    # Rolled back with the insert: nothing of the message stays.
+                    raise ConversationBlocked(message.conversation_id)
                 await store_events(session, events)
             return message, True
         except IntegrityError:

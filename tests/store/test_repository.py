@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.core.events import WebhookEvent
+from bridge.core.events import FeedFrame, WebhookEvent
 from bridge.core.ids import (
     BuyerID,
     ConversationID,
@@ -36,6 +36,7 @@ from bridge.core.models import (
     Seller,
     SenderKind,
 )
+from bridge.core.ports import ConversationBlocked
 from bridge.store.database import create_engine, migrate, sessions
 from bridge.store.repository import SqlRepository
 from bridge.store.schema import Base
@@ -149,6 +150,31 @@ async def test_messages_are_idempotent_by_client_id_and_event_id(
     listed = await repository.list_messages(stored.conversation_id, after=None, limit=50)
     assert [m.text for m in listed] == ["hi", "hello"]
     assert listed[0].created_at == NOW and listed[0].created_at.tzinfo is not None
+
+
+async def test_a_block_stored_first_keeps_a_buyer_message_out(
+    repository: SqlRepository,
+) -> None:
+    """The blocked check is part of storing the message, so a block that wins a race with a
+    buyer's message keeps it out entirely: no message, no feed frame."""
+    stored = await seeded(repository)
+    before, _ = await repository.add_message(buyer_message(stored.conversation_id, "c1"), [])
+    await repository.set_state(
+        [stored.conversation_id],
+        ConversationState.BLOCKED,
+        lambda _: [],
+        only_from=ConversationState.ACTIVE,
+    )
+    late = buyer_message(stored.conversation_id, "c2", "still there?")
+    frame = FeedFrame(SITE, BuyerID("b1"), "message.created", stored.conversation_id, {})
+    with pytest.raises(ConversationBlocked):
+        await repository.add_message(late, [frame])
+    listed = await repository.list_messages(stored.conversation_id, after=None, limit=50)
+    assert [m.text for m in listed] == ["hi"]
+    assert await repository.latest_frame(SITE, BuyerID("b1")) == 0
+    # A repeat of what was stored before the block is still the same message.
+    repeat, created = await repository.add_message(buyer_message(stored.conversation_id, "c1"), [])
+    assert (repeat.message_id, created) == (before.message_id, False)
 
 
 async def test_pending_messages_come_back_in_stored_order(repository: SqlRepository) -> None:
