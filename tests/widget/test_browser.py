@@ -587,9 +587,23 @@ async def test_photos_and_files_go_both_ways_in_the_page(browser: Browser, shop:
     await widget.launcher.click()
     await widget.ask("Is this mark on the base normal?")
     photo = files.jpeg_with_gps(width=900, height=600)
+    # The upload is held on its way until the page has shown its progress.
+    held = asyncio.Event()
+
+    async def hold_upload(route: Route) -> None:
+        if route.request.method == "POST":
+            await held.wait()
+        await route.continue_()
+
+    messages = re.compile(r".*/widget/v1/conversations/[^/]+/messages$")
+    await page.route(messages, hold_upload)
     await chat.locator("input[type=file]").set_input_files(
         {"name": "base.jpg", "mimeType": "image/jpeg", "buffer": photo}
     )
+    await expect(page.get_by_role("progressbar", name="Uploading base.jpg")).to_be_visible()
+    held.set()
+    await page.unroute(messages)
+    await expect(page.get_by_role("progressbar")).to_have_count(0, timeout=SLOW)
     mine = chat.locator(".msg.buyer .files button.shot img")
     await expect(mine).to_be_visible(timeout=SLOW)
     await expect(mine).to_have_attribute("alt", "base.jpg")
@@ -611,6 +625,35 @@ async def test_photos_and_files_go_both_ways_in_the_page(browser: Browser, shop:
     with Image.open(io.BytesIO(seen)) as image:
         assert 0x8825 not in image.getexif()
     await expect(widget.ticks.last).to_have_text("✓", timeout=SLOW)
+
+    # A document dragged onto the chat goes the same way, as a file.
+    spec = files.pdf()
+    dragged = await page.evaluate_handle(
+        """(bytes) => {
+            const transfer = new DataTransfer();
+            const file = new File([new Uint8Array(bytes)], 'spec.pdf', {type: 'application/pdf'});
+            transfer.items.add(file);
+            return transfer;
+        }""",
+        list(spec),
+    )
+    panel = chat.locator(".panel")
+    await panel.dispatch_event("dragover", {"dataTransfer": dragged})
+    await expect(panel).to_have_class(re.compile(r"\bdropping\b"))
+    await panel.dispatch_event("drop", {"dataTransfer": dragged})
+    await expect(panel).not_to_have_class(re.compile(r"\bdropping\b"))
+    await expect(chat.locator(".msg.buyer .files button.file", has_text="spec.pdf")).to_be_visible(
+        timeout=SLOW
+    )
+    dropped = await shop.owner.wait_until(
+        lambda: next(
+            (m for m in shop.owner.messages(room_id) if m["content"].get("filename") == "spec.pdf"),
+            None,
+        ),
+        what="the dropped document as m.file",
+    )
+    assert dropped["content"]["msgtype"] == "m.file"
+    assert await shop.owner.download(dropped["content"]["url"]) == (200, spec)
 
     # The seller answers with a picture and an invoice; the buyer sees and downloads them.
     picture = files.png(80, 60)
