@@ -6,7 +6,7 @@ widget token) and one conversation, started through the widget API as the widget
 The files are real bytes built in memory: a ~10 MB JPEG (a 4:3 picture of gradients under
 heavy sensor-like noise, quality 95, no chroma subsampling, so it stays big) and, unless
 `--no-pdf`, a 10 MB PDF (`%PDF-1.4` and padding), which the bridge passes on as it is, to
-tell the image's re-encoding from the transfer. Every round gets a new variant of each
+tell the image's checking and cleaning from the transfer. Every round gets a new variant of each
 (a different patch of pixels, different padding), so no store can answer from a copy.
 
 * direct: `POST /_matrix/media/v3/upload?user_id=<the buyer's ghost>` with the appservice
@@ -601,7 +601,7 @@ def _report_sample(result: Results, cleaning: Sequence[float]) -> None:
         what += f", {width} × {height} ({width * height / 1e6:.1f} MP)"
     if thumbnails:
         what += (
-            f"; the bridge puts {_mb(cleaned)} (re-encoded) and a"
+            f"; the bridge puts {_mb(cleaned)} (its metadata removed) and a"
             f" {_mb(statistics.median(thumbnails))} thumbnail in Synapse"
         )
     else:
@@ -666,7 +666,7 @@ def parse_options(argv: Sequence[str] | None = None) -> tuple[Options, bool]:
         "--pdf",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also send a PDF of the same size, passed on without re-encoding (default: yes)",
+        help="also send a PDF of the same size, passed on as it is (default: yes)",
     )
     parser.add_argument(
         "--database",

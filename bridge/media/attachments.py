@@ -1,5 +1,6 @@
 """Files a buyer attaches, checked before anyone else sees them: the real type read from the
-bytes, images re-encoded without their metadata and given a thumbnail, names made safe.
+bytes, images without their metadata (an upright JPEG as taken, minus its metadata
+segments; anything else re-encoded from its pixels) and with a thumbnail, names made safe.
 
 Pure and CPU-bound: the caller runs `prepare_upload` in a worker thread.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import io
+import math
 import re
 import struct
 import unicodedata
@@ -329,7 +331,7 @@ def _is_plain_text(data: bytes) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Images: upright, re-encoded from their pixels alone, with a thumbnail
+# Images: upright, without metadata, with a thumbnail
 
 
 _PILLOW_FORMATS = {PNG: "PNG", JPEG: "JPEG", GIF: "GIF", WEBP: "WEBP"}
@@ -373,6 +375,113 @@ def _too_many_pixels() -> BadRequest:
 
 
 def _clean_image(data: bytes, content_type: str) -> _CleanImage:
+    if content_type == JPEG:
+        as_taken = _upright_jpeg_without_metadata(data)
+        if as_taken is not None:
+            return as_taken
+    return _rebuilt_image(data, content_type)
+
+
+# What a decoder needs of a JPEG beside the picture: its colour profile (APP2) and Adobe's
+# colour transform (APP14). Every other application segment (APP1 EXIF and XMP, APP13 IPTC,
+# makers' own) and every comment is metadata, and is left out.
+_JPEG_KEPT_APPS = {0xE2: b"ICC_PROFILE\x00", 0xEE: b"Adobe"}
+_JPEG_JFIF = 0xE0
+_JPEG_SCAN = 0xDA
+_JPEG_END = 0xD9
+
+
+def _upright_jpeg_without_metadata(data: bytes) -> _CleanImage | None:
+    """An upright photo as it came, minus its metadata: no pixel is decoded and encoded
+    again, so nothing is lost and it is fast. None when it must be rebuilt instead (turned
+    by its EXIF orientation, not grey or RGB, or a stream this doesn't follow)."""
+    stripped = _jpeg_segments_without_metadata(data)
+    if stripped is None:
+        return None
+    try:
+        with Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise _too_many_pixels()
+            if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+                return None
+            if image.mode not in ("L", "RGB"):
+                return None
+            icc_profile = image.info.get("icc_profile")
+        with Image.open(io.BytesIO(stripped), formats=["JPEG"]) as image:
+            width, height = image.size
+            # Decoded only as large as the thumbnail needs (JPEG decodes at 1/2 to 1/8 of
+            # its size cheaply); all of the data is still read, so a cut file fails here.
+            scale = min(THUMBNAIL_SIZE[0] / width, THUMBNAIL_SIZE[1] / height, 1.0)
+            image.draft(image.mode, (math.ceil(width * scale), math.ceil(height * scale)))
+            image.load()
+            thumbnail = _thumbnail(image, icc_profile)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _too_many_pixels() from None
+    except _UNDECODABLE:
+        return None  # the full path decodes it again and says what is wrong
+    return _CleanImage(stripped, width, height, thumbnail)
+
+
+def _jpeg_segments_without_metadata(data: bytes) -> bytes | None:
+    """The JPEG's segments a decoder needs, up to the end of its first image (what follows
+    it, the previews and depth maps of MPF files, is left out); None for anything this
+    doesn't follow."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    kept = bytearray(b"\xff\xd8")
+    at, size = 2, len(data)
+    while at + 1 < size:
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # a fill byte
+            at += 1
+            continue
+        if marker == _JPEG_END:
+            return bytes(kept + b"\xff\xd9")
+        if at + 4 > size:
+            return None
+        end = at + 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+        if end > size or end < at + 4:
+            return None
+        segment = data[at:end]
+        if marker == _JPEG_SCAN:
+            entropy_end = _end_of_entropy_data(data, end)
+            if entropy_end is None:
+                return None
+            kept += segment + data[end:entropy_end]
+            at = entropy_end
+            continue
+        if marker == _JPEG_JFIF:
+            if segment[4:9] == b"JFIF\x00" and len(segment) >= 18:
+                # Version, units and density, without the thumbnail JFIF may carry.
+                kept += b"\xff\xe0\x00\x10" + segment[4:16] + b"\x00\x00"
+        elif 0xE0 <= marker <= 0xEF or marker == 0xFE:
+            prefix = _JPEG_KEPT_APPS.get(marker)
+            if prefix is not None and segment[4:].startswith(prefix):
+                kept += segment
+        else:
+            kept += segment
+        at = end
+    return None
+
+
+def _end_of_entropy_data(data: bytes, start: int) -> int | None:
+    """Where a scan's coded data ends: at the first marker that is not a stuffed 0xFF00 or
+    a restart marker."""
+    at = start
+    while True:
+        at = data.find(b"\xff", at)
+        if at < 0 or at + 1 >= len(data):
+            return None
+        following = data[at + 1]
+        if following == 0x00 or 0xD0 <= following <= 0xD7 or following == 0xFF:
+            at += 1 if following == 0xFF else 2
+            continue
+        return at
+
+
+def _rebuilt_image(data: bytes, content_type: str) -> _CleanImage:
     """Decode every pixel (refusing truncated and oversized images), turn the picture upright
     and encode it again in its own format from the pixels alone, so that no EXIF (GPS, camera),
     XMP, IPTC, text chunk or comment survives. Animations keep their frames and timing."""

@@ -72,6 +72,42 @@ def test_a_photo_loses_its_gps_position_camera_xmp_and_comment() -> None:
     assert prepared.kind is AttachmentKind.IMAGE
 
 
+def test_an_upright_photo_goes_out_pixel_for_pixel_without_its_metadata() -> None:
+    # A phone's upright photo, with a second picture after the first (as MPF files carry
+    # previews and depth maps) and an ICC profile.
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    with Image.open(io.BytesIO(files.jpeg_with_gps(400, 300, orientation=1))) as taken:
+        exif = taken.getexif()
+        output = io.BytesIO()
+        taken.save(
+            output,
+            "JPEG",
+            quality=95,
+            exif=exif,
+            xmp=files.XMP,
+            comment=files.COMMENT,
+            icc_profile=srgb,
+        )
+    original = output.getvalue() + files.jpeg_with_gps(40, 30, orientation=1)
+    for inside in (b"Exif", files.CAMERA_MAKE.encode(), b"xmpmeta", files.COMMENT):
+        assert original.count(inside) >= 1, inside
+
+    prepared = prepare_upload(original, "IMG_0001.JPG", max_bytes=LIMIT)
+
+    for inside in (b"Exif", files.CAMERA_MAKE.encode(), b"xmpmeta", files.COMMENT):
+        assert inside not in prepared.data, inside
+    # Nothing after the first picture's end: the second picture is gone.
+    assert prepared.data.endswith(b"\xff\xd9") and prepared.data.count(b"\xff\xd8") == 1
+    cleaned, taken_pixels = decoded(prepared.data), decoded(original)
+    assert dict(cleaned.getexif()) == {}
+    assert cleaned.info.get("icc_profile") == srgb
+    # Not encoded again: every pixel is as the camera stored it.
+    assert (prepared.width, prepared.height) == (400, 300)
+    assert cleaned.tobytes() == taken_pixels.tobytes()
+    assert prepared.thumbnail is not None
+    assert (prepared.thumbnail.width, prepared.thumbnail.height) == (320, 240)
+
+
 def test_a_photo_is_turned_upright_by_its_orientation() -> None:
     original = files.jpeg_with_gps(60, 40, orientation=6)
     assert decoded(original).size == (60, 40)
