@@ -251,7 +251,9 @@ class Courier:
                 continue
             try:
                 uploaded.append(await self._upload(buyer, attachment))
-            except LookupError as error:
+            except (LookupError, MatrixRejected) as error:
+                # Bytes gone from the store, or refused for good (the homeserver's own size
+                # limit may be lower than ours): the message fails, and says so.
                 logger.error("Message %s can't be delivered: %s", message.message_id, error)
                 return None
         return await self._repository.set_attachments(message.message_id, uploaded)
