@@ -75,6 +75,7 @@ class Upload:
 # Room for the form's text fields and part headers beside the file itself.
 FORM_OVERHEAD_BYTES = 64 * 1024
 MAX_FIELD_BYTES = 64 * 1024
+MAX_FORM_FIELDS = 8
 
 
 async def read_upload(request: web.Request, max_bytes: int) -> Upload:
@@ -98,6 +99,8 @@ async def read_upload(request: web.Request, max_bytes: int) -> Upload:
                 filename = part.filename
                 data = await _read_part(part, max_bytes, "file")
             elif part.name:
+                if len(fields) == MAX_FORM_FIELDS:
+                    raise BadRequest(f"A form takes at most {MAX_FORM_FIELDS} fields")
                 raw = await _read_part(part, MAX_FIELD_BYTES, part.name)
                 fields[part.name] = raw.decode("utf-8", errors="replace")
     except (ClientPayloadError, asyncio.IncompleteReadError, ConnectionResetError) as error:
