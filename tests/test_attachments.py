@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 from PIL import Image
 
@@ -251,6 +252,17 @@ async def test_bad_files_are_refused_and_leave_nothing_behind(
             assert (answer_status, error.get("errcode")) == (status, errcode), name
             assert error["error"], name
         await interrupted_upload(runner.config.web.public_url, anna.token, conversation_id)
+        crowded = aiohttp.FormData()
+        for n in range(20):
+            crowded.add_field(f"field{n}", "x")
+        crowded.add_field("file", io.BytesIO(files.pdf()), filename="a.pdf")
+        async with anna.session.post(
+            f"{anna.base}/conversations/{conversation_id}/messages",
+            data=crowded,
+            headers={"Authorization": f"Bearer {anna.token}"},
+        ) as response:
+            assert response.status == 400
+            assert (await response.json())["errcode"] == "M_INVALID_PARAM"
 
         assert await anna.ok("GET", f"/conversations/{conversation_id}/messages") == {
             "messages": []
