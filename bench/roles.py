@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import re
@@ -73,6 +72,7 @@ from stage import (
     resolve_database,
     run_bench,
     synapse_pid,
+    sync_filter,
 )
 
 from bridge.app import Bridge
@@ -244,18 +244,7 @@ class MembershipWatcher:
             self._changed.notify_all()
 
     async def _run(self) -> None:
-        quiet = json.dumps(
-            {
-                "presence": {"not_types": ["*"]},
-                "account_data": {"not_types": ["*"]},
-                "room": {
-                    "timeline": {"limit": 1},
-                    "state": {"types": []},
-                    "ephemeral": {"not_types": ["*"]},
-                    "account_data": {"not_types": ["*"]},
-                },
-            }
-        )
+        quiet = sync_filter({"limit": 1})
         since: str | None = None
         try:
             while True:

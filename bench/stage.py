@@ -128,7 +128,8 @@ class Homeserver:
 
 
 class Arrivals:
-    """When each tagged message first reached a client, and a way to wait for them."""
+    """When each tagged message first reached a client, and a way to wait for them; `_run`
+    is the loop, in the background between `start` and `stop`, that notes them."""
 
     def __init__(self, client: str, loop: str) -> None:
         self._client = client
@@ -136,6 +137,28 @@ class Arrivals:
         self.arrivals: dict[str, float] = {}
         self._changed = asyncio.Condition()
         self._error: BaseException | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._watch(), name=self._loop)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    async def _watch(self) -> None:
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            await self._notify(error)
 
     async def _notify(self, error: BaseException | None = None) -> None:
         if error is not None:
@@ -163,6 +186,22 @@ class Arrivals:
         return max(self.arrivals[m] for m in message_ids)
 
 
+def sync_filter(timeline: dict[str, Any]) -> str:
+    """A /sync filter that leaves out all but the rooms' timelines (as `timeline` says)."""
+    return json.dumps(
+        {
+            "presence": {"not_types": ["*"]},
+            "account_data": {"not_types": ["*"]},
+            "room": {
+                "timeline": timeline,
+                "state": {"types": []},
+                "ephemeral": {"not_types": ["*"]},
+                "account_data": {"not_types": ["*"]},
+            },
+        }
+    )
+
+
 def bazaar_message_id(event: dict[str, Any]) -> str | None:
     """The tag of a message the bridge (or the relay baseline) sent: its bazaar message id."""
     content = event.get("content")
@@ -178,17 +217,9 @@ class StreamWatcher(Arrivals):
     def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
         super().__init__("the buyer's stream", "the buyer's stream")
         self._socket = socket
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="buyer-stream")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await super().stop()
         await self._socket.close()
 
     def on_frame(self, frame: dict[str, Any], arrived: float) -> bool:
@@ -196,19 +227,14 @@ class StreamWatcher(Arrivals):
         raise NotImplementedError
 
     async def _run(self) -> None:
-        try:
-            async for message in self._socket:
-                arrived = time.perf_counter()
-                if message.type != aiohttp.WSMsgType.TEXT:
-                    continue
-                frame = json.loads(message.data)
-                if isinstance(frame, dict) and self.on_frame(frame, arrived):
-                    await self._notify()
-            raise BenchError(f"the bridge closed the buyer's stream ({self._socket.close_code})")
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            await self._notify(error)
+        async for message in self._socket:
+            arrived = time.perf_counter()
+            if message.type != aiohttp.WSMsgType.TEXT:
+                continue
+            frame = json.loads(message.data)
+            if isinstance(frame, dict) and self.on_frame(frame, arrived):
+                await self._notify()
+        raise BenchError(f"the bridge closed the buyer's stream ({self._socket.close_code})")
 
 
 class SyncDetector(Arrivals):
@@ -229,51 +255,24 @@ class SyncDetector(Arrivals):
         self._token = token
         self._tag = tag
         self.limited_timelines = 0
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="seller-sync")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _run(self) -> None:
-        only_messages = json.dumps(
-            {
-                "presence": {"not_types": ["*"]},
-                "account_data": {"not_types": ["*"]},
-                "room": {
-                    "timeline": {"limit": SYNC_TIMELINE_LIMIT, "types": ["m.room.message"]},
-                    "state": {"types": []},
-                    "ephemeral": {"not_types": ["*"]},
-                    "account_data": {"not_types": ["*"]},
-                },
-            }
-        )
+        only_messages = sync_filter({"limit": SYNC_TIMELINE_LIMIT, "types": ["m.room.message"]})
         since: str | None = None
-        try:
-            while True:
-                params = {
-                    "filter": only_messages,
-                    "timeout": str(SYNC_TIMEOUT_MS),
-                    "set_presence": "offline",
-                }
-                if since is not None:
-                    params["since"] = since
-                answer = await self._homeserver.call(
-                    "GET", "/_matrix/client/v3/sync", self._token, params=params
-                )
-                self._note(answer, time.perf_counter(), incremental=since is not None)
-                since = str(answer["next_batch"])
-                await self._notify()
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            await self._notify(error)
+        while True:
+            params = {
+                "filter": only_messages,
+                "timeout": str(SYNC_TIMEOUT_MS),
+                "set_presence": "offline",
+            }
+            if since is not None:
+                params["since"] = since
+            answer = await self._homeserver.call(
+                "GET", "/_matrix/client/v3/sync", self._token, params=params
+            )
+            self._note(answer, time.perf_counter(), incremental=since is not None)
+            since = str(answer["next_batch"])
+            await self._notify()
 
     def _note(self, answer: dict[str, Any], arrived: float, *, incremental: bool) -> None:
         for room in answer.get("rooms", {}).get("join", {}).values():

@@ -150,9 +150,9 @@ class Bridge:
             allowed_roles,
             self.tasks,
             announcer,
+            self.translations,
+            self.media,
             self.tuning.delivery_backoff,
-            translations=self.translations,
-            media=self.media,
         )
         self.blocking = Blocking(self.repository, self.rooms, self.courier, announcer)
         self.archive = Archive(

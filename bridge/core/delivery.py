@@ -51,10 +51,10 @@ class Courier:
         allowed_roles: frozenset[str],
         tasks: TaskKeeper,
         announcer: Announcer,
+        translations: Translations,
+        media: MediaPort,
         backoff: Backoff = Backoff(),
         provision_timeout: float = 15.0,
-        translations: Translations | None = None,
-        media: MediaPort | None = None,
     ) -> None:
         self._repository = repository
         self._matrix = matrix
@@ -145,10 +145,13 @@ class Courier:
         buyer = await self._repository.get_buyer(conversation.site, conversation.buyer_id)
         if buyer is None:
             raise LookupError(f"{conversation_id} lost its buyer")
+        reader = await self._translated_for(conversation)
         recording: asyncio.Task[None] | None = None
         try:
             for message in pending:
-                ready = await self._retrying(partial(self._prepare, conversation, buyer, message))
+                ready = await self._retrying(
+                    partial(self._prepare, conversation, buyer, message, reader)
+                )
                 event_id = (
                     None
                     if ready is None
@@ -231,17 +234,21 @@ class Courier:
         if buyer is not None:
             await self._matrix.update_context(conversation, buyer)
 
+    async def _translated_for(self, conversation: Conversation) -> str | None:
+        """The language the seller reads, when the conversation's messages are translated."""
+        if not (self._translations.enabled and conversation.translation_enabled):
+            return None
+        seller = await self._repository.get_seller(conversation.site, conversation.seller_id)
+        return seller.language if seller else None
+
     async def _prepare(
-        self, conversation: Conversation, buyer: Buyer, message: Message
+        self, conversation: Conversation, buyer: Buyer, message: Message, reader: str | None
     ) -> Message | None:
-        """Translate the message for the seller and put its files in the homeserver's media
-        repository, recording both so a retry doesn't repeat them; None when it can't go."""
-        if (
-            message.translation is None
-            and self._translations is not None
-            and self._translations.enabled
-        ):
-            message = await self._translate(conversation, message)
+        """Translate the message for the seller (`reader`: their language, None for no
+        translation) and put its files in the homeserver's media repository, recording both
+        so a retry doesn't repeat them; None when it can't go."""
+        if message.translation is None and reader is not None:
+            message = await self._translate(conversation, message, reader)
         if all(attachment.mxc is not None for attachment in message.attachments):
             return message
         uploaded = []
@@ -258,14 +265,10 @@ class Courier:
                 return None
         return await self._repository.set_attachments(message.message_id, uploaded)
 
-    async def _translate(self, conversation: Conversation, message: Message) -> Message:
-        assert self._translations is not None
-        if not conversation.translation_enabled:
-            return message
-        seller = await self._repository.get_seller(conversation.site, conversation.seller_id)
-        rendering = await self._translations.render(
-            message.text, message.lang, seller.language if seller else None
-        )
+    async def _translate(
+        self, conversation: Conversation, message: Message, reader: str
+    ) -> Message:
+        rendering = await self._translations.render(message.text, message.lang, reader)
         if rendering.note is None:
             return message
         return await self._repository.set_rendering(
@@ -277,7 +280,7 @@ class Courier:
         )
 
     async def _upload(self, buyer: Buyer, attachment: Attachment) -> Attachment:
-        if self._media is None or attachment.sha256 is None:
+        if attachment.sha256 is None:
             raise LookupError(f"attachment {attachment.attachment_id} has no stored bytes")
         data = await self._media.read(attachment.sha256)
         if data is None:

@@ -49,8 +49,8 @@ class SellerReplies:
         announcer: Announcer,
         members_drifted: Callable[[Sequence[ConversationID]], Awaitable[None]],
         archive: Archive,
-        commands: SellerCommands | None = None,
-        translations: Translations | None = None,
+        commands: SellerCommands,
+        translations: Translations,
     ) -> None:
         self._repository = repository
         self._matrix = matrix
@@ -104,7 +104,7 @@ class SellerReplies:
         if found is None:
             return
         conversation, seller, member = found
-        if self._commands is not None and is_command(text) and not attachments:
+        if is_command(text) and not attachments:
             await self._commands.run(conversation, sender, text, reply_to=reply_to)
             return
         if conversation.state == ConversationState.BLOCKED:
@@ -143,11 +143,7 @@ class SellerReplies:
 
     async def _render(self, conversation: Conversation, seller: Seller, text: str) -> Rendering:
         """The seller's words in the buyer's language, when the two differ."""
-        if (
-            self._translations is None
-            or not self._translations.enabled
-            or not conversation.translation_enabled
-        ):
+        if not (self._translations.enabled and conversation.translation_enabled):
             return Rendering(text, None, None)
         return await self._translations.render(
             text, seller.language, await self.buyer_language(conversation)
@@ -171,7 +167,7 @@ class SellerReplies:
     ) -> None:
         """A message in the seller's management room: commands for the bot."""
         seller = await self._repository.get_seller(site, seller_id)
-        if seller is None or self._commands is None or not is_command(text):
+        if seller is None or not is_command(text):
             return
         if sender not in {m.user_id for m in seller.members_with_roles(self._allowed_roles)}:
             return

@@ -78,11 +78,8 @@ MAX_NAME_LENGTH = 120
 
 
 @dataclass(frozen=True)
-class PreparedThumbnail:
-    data: bytes = field(repr=False)
-    content_type: str
-    width: int
-    height: int
+class _Bytes:
+    data: bytes = field(repr=False)  # a repr never dumps megabytes into a log
 
     @property
     def size(self) -> int:
@@ -94,24 +91,22 @@ class PreparedThumbnail:
 
 
 @dataclass(frozen=True)
-class PreparedFile:
+class PreparedThumbnail(_Bytes):
+    content_type: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class PreparedFile(_Bytes):
     """An attachment fit to be shown: its bytes are what everyone else will receive."""
 
-    data: bytes = field(repr=False)
     name: str
     content_type: str
     kind: AttachmentKind
     width: int | None
     height: int | None
     thumbnail: PreparedThumbnail | None
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
-
-    @cached_property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
 
 
 def prepare_upload(data: bytes, name: str | None, *, max_bytes: int) -> PreparedFile:

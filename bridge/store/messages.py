@@ -9,6 +9,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from bridge.core.events import Event, EventsFor
 from bridge.core.ids import (
@@ -59,6 +60,18 @@ _MARK_DELIVERED = (
     .values(status=MessageStatus.SENT.value, event_id=bindparam("event"))
     .returning(*_MESSAGES.c)
 )
+
+
+def _rendering_values(
+    text: str, original: Original | None, note: TranslationNote | None
+) -> dict[str, Any]:
+    """The columns of a message's text as its reader gets it, and of the words as written."""
+    return {
+        "text": text,
+        "original_text": original.text if original else None,
+        "original_lang": original.lang if original else None,
+        "translation": translation_values(note),
+    }
 
 
 class MessageStore(Sessions):
@@ -177,16 +190,24 @@ class MessageStore(Sessions):
     async def _change_message(
         self, message_id: MessageID, events: EventsFor, **values: Any
     ) -> Message:
+        statement = (
+            update(_MESSAGES)
+            .where(_MESSAGES.c.message_id == message_id)
+            .values(**values)
+            .returning(*_MESSAGES.c)
+        )
+        return await self._changed(message_id, statement, {}, events)
+
+    async def _changed(
+        self,
+        message_id: MessageID,
+        statement: ReturningUpdate[Any],
+        parameters: dict[str, Any],
+        events: EventsFor,
+    ) -> Message:
+        """Run an update that returns the message's row, and store the events it causes."""
         async with self._writes.begin() as session:
-            row = (
-                await session.execute(
-                    update(MessageRow)
-                    .where(MessageRow.message_id == message_id)
-                    .values(**values)
-                    .returning(*MessageRow.__table__.columns)
-                    .execution_options(synchronize_session=False)
-                )
-            ).one_or_none()
+            row = (await session.execute(statement, parameters)).one_or_none()
             if row is None:
                 raise LookupError(f"message {message_id} is not stored")
             message = to_message(row)
@@ -211,26 +232,15 @@ class MessageStore(Sessions):
     ) -> Message:
         """The message's text in the reader's language; the words as written stay beside it."""
         return await self._change_message(
-            message_id,
-            events,
-            text=text,
-            original_text=original.text if original else None,
-            original_lang=original.lang if original else None,
-            translation=translation_values(note),
+            message_id, events, **_rendering_values(text, original, note)
         )
 
     async def mark_delivered(
         self, message_id: MessageID, event_id: EventID, events: EventsFor
     ) -> Message:
-        async with self._writes.begin() as session:
-            row = (
-                await session.execute(_MARK_DELIVERED, {"id": message_id, "event": event_id})
-            ).one_or_none()
-            if row is None:
-                raise LookupError(f"message {message_id} is not stored")
-            message = to_message(row)
-            await store_events(session, events(message))
-            return message
+        return await self._changed(
+            message_id, _MARK_DELIVERED, {"id": message_id, "event": event_id}, events
+        )
 
     async def requeue(self, message_id: MessageID, events: EventsFor) -> Message:
         return await self._change_message(message_id, events, status=MessageStatus.PENDING.value)
@@ -252,12 +262,9 @@ class MessageStore(Sessions):
         return await self._change_message(
             message_id,
             events,
-            text=text,
             html=html,
             edited_at=edited_at,
-            original_text=original.text if original else None,
-            original_lang=original.lang if original else None,
-            translation=translation_values(note),
+            **_rendering_values(text, original, note),
         )
 
     async def delete_message(
