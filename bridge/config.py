@@ -67,6 +67,14 @@ class WebConfig:
     hostname: str
     port: int
     public_url: str
+    # A request body (JSON or upload) must arrive whole within this many seconds.
+    body_timeout_seconds: float = 30.0
+    # Open widget streams per buyer; a new one closes the oldest.
+    max_streams_per_buyer: int = 5
+    # Uploads one buyer may have in flight at once.
+    max_uploads_per_buyer: int = 2
+    # Attachment downloads per buyer per minute.
+    downloads_per_minute: int = 120
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,18 @@ class MediaConfig:
 
     directory: Path = Path("media")
     max_upload_bytes: int = 20 * 1024 * 1024
+    # Product images (`context.image_url`) from loopback or private addresses: demo and
+    # tests only; a marketplace's URL must never reach the bridge's own network.
+    allow_private_fetch: bool = False
+    # Largest product image fetched, and how long the whole fetch may take.
+    fetch_max_bytes: int = 5 * 1024 * 1024
+    fetch_timeout_seconds: float = 10.0
+    # Images by shape: each side, all pixels, and the longer side over the shorter.
+    max_image_side: int = 12_000
+    max_image_pixels: int = 50_000_000
+    max_aspect_ratio: int = 40
+    # Images decoded at the same time (each may take a few hundred MB while it is).
+    decodes_at_once: int = 2
 
 
 @dataclass(frozen=True)
@@ -168,6 +188,21 @@ class _Section:
             raise ConfigError(self._name(name), "must be a whole number")
         if not low <= value <= high:
             raise ConfigError(self._name(name), f"must be between {low} and {high}")
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.raw.get(name, default)
+        if isinstance(value, str) and value.strip().lower() in (
+            "true",
+            "yes",
+            "1",
+            "false",
+            "no",
+            "0",
+        ):
+            value = value.strip().lower() in ("true", "yes", "1")
+        if not isinstance(value, bool):
+            raise ConfigError(self._name(name), "must be true or false")
         return value
 
     def url(self, name: str, default: str | None = None) -> str:
@@ -290,6 +325,12 @@ def parse_config(
         hostname=web_host,
         port=web_port,
         public_url=web_section.url("public_url", f"http://{web_host}:{web_port}"),
+        body_timeout_seconds=float(
+            web_section.integer("body_timeout_seconds", 30, low=1, high=600)
+        ),
+        max_streams_per_buyer=web_section.integer("max_streams_per_buyer", 5, low=1, high=100),
+        max_uploads_per_buyer=web_section.integer("max_uploads_per_buyer", 2, low=1, high=20),
+        downloads_per_minute=web_section.integer("downloads_per_minute", 120, low=1, high=100_000),
     )
 
     bridge_section = _Section(raw.get("bridge"), "bridge")
@@ -306,6 +347,17 @@ def parse_config(
     media = MediaConfig(
         directory=Path(media_section.text("directory", "media")),
         max_upload_bytes=media_section.integer("max_upload_mb", 20, low=1, high=1024) * 1024 * 1024,
+        allow_private_fetch=media_section.flag("allow_private_fetch", False),
+        fetch_max_bytes=media_section.integer("fetch_max_mb", 5, low=1, high=100) * 1024 * 1024,
+        fetch_timeout_seconds=float(
+            media_section.integer("fetch_timeout_seconds", 10, low=1, high=120)
+        ),
+        max_image_side=media_section.integer("max_image_side", 12_000, low=64, high=100_000),
+        max_image_pixels=media_section.integer(
+            "max_image_pixels", 50_000_000, low=10_000, high=1_000_000_000
+        ),
+        max_aspect_ratio=media_section.integer("max_aspect_ratio", 40, low=1, high=10_000),
+        decodes_at_once=media_section.integer("decodes_at_once", 2, low=1, high=64),
     )
 
     raw_sites = raw.get("sites") or []
