@@ -73,7 +73,7 @@ from bridge.core.ids import BuyerID, SiteID
 from bridge.core.limits import Rate
 from bridge.core.models import Buyer
 from bridge.demo.synapse import EmbeddedSynapse, free_port
-from bridge.media.attachments import MAX_PIXELS, prepare_upload
+from bridge.media.attachments import DEFAULT_IMAGE_LIMITS, prepare_upload
 from bridge.widget.tokens import issue_buyer_token
 
 logger = logging.getLogger("bench.attachments")
@@ -156,10 +156,10 @@ def build_photo(target_bytes: int, count: int) -> Sample:
     probe = _jpeg(_noisy_picture(PROBE_SIDE, round(PROBE_SIDE / ASPECT)))
     per_pixel = len(probe) / (PROBE_SIDE * round(PROBE_SIDE / ASPECT))
     pixels = target_bytes / per_pixel
-    if pixels > MAX_PIXELS * 0.98:
+    if pixels > DEFAULT_IMAGE_LIMITS.max_pixels * 0.98:
         raise BenchError(
             f"a {target_bytes / MB:g} MB picture needs about {pixels / 1e6:.0f} megapixels;"
-            f" the bridge refuses more than {MAX_PIXELS / 1e6:g}"
+            f" the bridge refuses more than {DEFAULT_IMAGE_LIMITS.max_pixels / 1e6:g}"
         )
     height = round(math.sqrt(pixels / ASPECT))
     width = round(height * ASPECT)

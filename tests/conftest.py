@@ -74,7 +74,8 @@ def bridge_config(
         },
         "database": database_url,
         "web": {"port": web_port},
-        "media": {"directory": str(media_directory)},
+        # The tests' shops serve product images from loopback.
+        "media": {"directory": str(media_directory), "allow_private_fetch": True},
         "sites": [
             {
                 "id": SITE,

@@ -76,7 +76,8 @@ def _write_config(workdir: Path, state: dict[str, Any]) -> Path:
         },
         "database": f"sqlite+aiosqlite:///{workdir.resolve() / 'bazaar.db'}",
         "web": {"port": state["web_port"]},
-        "media": {"directory": str(workdir.resolve() / "media")},
+        # The demo shop serves its product images on loopback.
+        "media": {"directory": str(workdir.resolve() / "media"), "allow_private_fetch": True},
         "sites": [
             {
                 "id": SITE,

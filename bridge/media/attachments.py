@@ -14,19 +14,29 @@ import math
 import re
 import struct
 import unicodedata
+import warnings
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from PIL import ExifTags, Image, ImageFile, ImageSequence
 
+from bridge.config import MediaConfig
 from bridge.core.models import AttachmentKind
 from bridge.errors import BadRequest, TooLarge
 
 # A truncated image is refused, never padded with grey. This is Pillow's default, but it is a
 # process-wide switch and the check below depends on it, so it is pinned here.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# Pillow's own guard against decompression bombs warns at one size and raises at twice it.
+# Every image here is measured against the configured limits as soon as it is opened
+# (`_opened`), and `keep_pillow_guard_above` keeps the guard at or above those limits, so
+# its warning only ever comes for an image that is refused anyway: an error, then, rather
+# than a line on stderr per attempt.
+warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 PNG = "image/png"
 JPEG = "image/jpeg"
@@ -65,16 +75,64 @@ _EXTENSIONS: dict[str, tuple[str, ...]] = {
 IMAGE_TYPES = frozenset({PNG, JPEG, GIF, WEBP})
 ALLOWED_TYPES = frozenset(_EXTENSIONS)
 
-MAX_PIXELS = 40_000_000
 # An animation is bounded as a whole too: its frames are held at once, four bytes a pixel.
 MAX_ANIMATION_PIXELS = 50_000_000
 MAX_FRAMES = 1000
 THUMBNAIL_SIZE = (320, 320)
+# A big image is thumbnailed in steps: first shrunk by a whole factor (the JPEG decoder's
+# draft, or reduce()) to no less than this many times the thumbnail, then resampled.
+THUMBNAIL_REDUCING_GAP = 2
 LOSSY_QUALITY = 92
 THUMBNAIL_QUALITY = 85
 # How much of a text file is searched for markup; browsers sniff less than this.
 MARKUP_WINDOW = 4096
 MAX_NAME_LENGTH = 120
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """The shapes of image the bridge decodes (`media.max_image_*`); anything else is refused
+    from its header, before a pixel is decoded."""
+
+    max_side: int
+    max_pixels: int
+    max_aspect_ratio: float
+
+    @classmethod
+    def of(cls, media: MediaConfig) -> ImageLimits:
+        return cls(media.max_image_side, media.max_image_pixels, media.max_aspect_ratio)
+
+    def check(self, width: int, height: int) -> None:
+        """BadRequest unless an image of `width` × `height` pixels is within the limits."""
+        if width < 1 or height < 1:
+            raise _broken_image()
+        longer, shorter = max(width, height), min(width, height)
+        if longer > self.max_side:
+            raise BadRequest(
+                f"The picture is {width} × {height} pixels; each side may be at most"
+                f" {self.max_side} pixels. Send a smaller one.",
+                "BAZAAR_BROKEN_IMAGE",
+            )
+        if width * height > self.max_pixels:
+            raise _too_many_pixels(self.max_pixels)
+        if longer > self.max_aspect_ratio * shorter:
+            raise BadRequest(
+                f"The picture is too long and narrow to be shown ({width} × {height} pixels:"
+                f" the longer side may be at most {self.max_aspect_ratio:g} times the"
+                " shorter). Send another.",
+                "BAZAAR_BROKEN_IMAGE",
+            )
+
+
+DEFAULT_IMAGE_LIMITS = ImageLimits.of(MediaConfig())
+
+
+def keep_pillow_guard_above(limits: ImageLimits) -> None:
+    """Raise Pillow's process-wide guard to `limits` where it is lower, so that it never
+    refuses an image these limits allow; it stays in place above them."""
+    current = Image.MAX_IMAGE_PIXELS
+    if current is not None and current < limits.max_pixels:
+        Image.MAX_IMAGE_PIXELS = limits.max_pixels
 
 
 @dataclass(frozen=True)
@@ -109,7 +167,13 @@ class PreparedFile(_Bytes):
     thumbnail: PreparedThumbnail | None
 
 
-def prepare_upload(data: bytes, name: str | None, *, max_bytes: int) -> PreparedFile:
+def prepare_upload(
+    data: bytes,
+    name: str | None,
+    *,
+    max_bytes: int,
+    limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
+) -> PreparedFile:
     """Check a buyer's file by its bytes and make it safe to pass on; BadRequest otherwise."""
     if not data:
         raise BadRequest("The file is empty.", "BAZAAR_EMPTY_FILE")
@@ -125,7 +189,7 @@ def prepare_upload(data: bytes, name: str | None, *, max_bytes: int) -> Prepared
     filename = safe_filename(name, content_type)
     if content_type not in IMAGE_TYPES:
         return PreparedFile(data, filename, content_type, AttachmentKind.FILE, None, None, None)
-    image = _clean_image(data, content_type)
+    image = _clean_image(data, content_type, limits)
     return PreparedFile(
         image.data,
         filename,
@@ -362,19 +426,56 @@ def _broken_image() -> BadRequest:
     )
 
 
-def _too_many_pixels() -> BadRequest:
+def _too_many_pixels(most: int | None = None) -> BadRequest:
+    limit = f" (at most {most / 1_000_000:g} million)" if most is not None else ""
     return BadRequest(
-        "The picture has too many pixels to be shown; send a smaller one.",
+        f"The picture has too many pixels to be shown{limit}; send a smaller one.",
         "BAZAAR_BROKEN_IMAGE",
     )
 
 
-def _clean_image(data: bytes, content_type: str) -> _CleanImage:
+@contextmanager
+def _opened(data: bytes, formats: list[str], limits: ImageLimits) -> Iterator[Image.Image]:
+    """The image, opened lazily (Pillow reads only its header) and refused unless its shape
+    is within `limits`: nothing is decoded before that."""
+    with Image.open(io.BytesIO(data), formats=formats) as image:
+        limits.check(image.width, image.height)
+        yield image
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    content_type: str
+    width: int
+    height: int
+
+
+def check_image(data: bytes, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> CheckedImage:
+    """What a PNG, JPEG, GIF or WebP (a product image) is, once its shape is within `limits`
+    and it decodes whole; BadRequest otherwise. A JPEG is decoded at the smallest scale its
+    decoder offers: that still reads all of its data, so a cut file fails."""
+    content_type = sniff_image_type(data)
+    if content_type is None:
+        raise BadRequest("This is not a PNG, JPEG, GIF or WebP picture.", "BAZAAR_FILE_TYPE")
+    try:
+        with _opened(data, [_PILLOW_FORMATS[content_type]], limits) as image:
+            width, height = image.size
+            if content_type == JPEG:
+                image.draft(image.mode, (THUMBNAIL_SIZE[0], THUMBNAIL_SIZE[1]))
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _too_many_pixels(limits.max_pixels) from None
+    except _UNDECODABLE:
+        raise _broken_image() from None
+    return CheckedImage(content_type, width, height)
+
+
+def _clean_image(data: bytes, content_type: str, limits: ImageLimits) -> _CleanImage:
     if content_type == JPEG:
-        as_taken = _upright_jpeg_without_metadata(data)
+        as_taken = _upright_jpeg_without_metadata(data, limits)
         if as_taken is not None:
             return as_taken
-    return _rebuilt_image(data, content_type)
+    return _rebuilt_image(data, content_type, limits)
 
 
 # What a decoder needs of a JPEG beside the picture: its colour profile (APP2) and Adobe's
@@ -386,7 +487,7 @@ _JPEG_SCAN = 0xDA
 _JPEG_END = 0xD9
 
 
-def _upright_jpeg_without_metadata(data: bytes) -> _CleanImage | None:
+def _upright_jpeg_without_metadata(data: bytes, limits: ImageLimits) -> _CleanImage | None:
     """An upright photo as it came, minus its metadata: no pixel is decoded and encoded
     again, so nothing is lost and it is fast. None when it must be rebuilt instead (turned
     by its EXIF orientation, not grey or RGB, or a stream this doesn't follow)."""
@@ -394,15 +495,13 @@ def _upright_jpeg_without_metadata(data: bytes) -> _CleanImage | None:
     if stripped is None:
         return None
     try:
-        with Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise _too_many_pixels()
+        with _opened(data, ["JPEG"], limits) as image:
             if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
                 return None
             if image.mode not in ("L", "RGB"):
                 return None
             icc_profile = image.info.get("icc_profile")
-        with Image.open(io.BytesIO(stripped), formats=["JPEG"]) as image:
+        with _opened(stripped, ["JPEG"], limits) as image:
             width, height = image.size
             # Decoded only as large as the thumbnail needs (JPEG decodes at 1/2 to 1/8 of
             # its size cheaply); all of the data is still read, so a cut file fails here.
@@ -411,7 +510,7 @@ def _upright_jpeg_without_metadata(data: bytes) -> _CleanImage | None:
             image.load()
             thumbnail = _thumbnail(image, icc_profile)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise _too_many_pixels() from None
+        raise _too_many_pixels(limits.max_pixels) from None
     except _UNDECODABLE:
         return None  # the full path decodes it again and says what is wrong
     return _CleanImage(stripped, width, height, thumbnail)
@@ -476,17 +575,15 @@ def _end_of_entropy_data(data: bytes, start: int) -> int | None:
         return at
 
 
-def _rebuilt_image(data: bytes, content_type: str) -> _CleanImage:
+def _rebuilt_image(data: bytes, content_type: str, limits: ImageLimits) -> _CleanImage:
     """Decode every pixel (refusing truncated and oversized images), turn the picture upright
     and encode it again in its own format from the pixels alone, so that no EXIF (GPS, camera),
     XMP, IPTC, text chunk or comment survives. Animations keep their frames and timing."""
     formats = [_PILLOW_FORMATS[content_type]]
     try:
-        with Image.open(io.BytesIO(data), formats=formats) as image:
+        with _opened(data, formats, limits) as image:
             image.verify()  # checksums, where the format has them (PNG)
-        with Image.open(io.BytesIO(data), formats=formats) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise _too_many_pixels()
+        with _opened(data, formats, limits) as image:
             source_mode = image.mode
             orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
             icc_profile = image.info.get("icc_profile")
@@ -497,6 +594,8 @@ def _rebuilt_image(data: bytes, content_type: str) -> _CleanImage:
             durations: list[int] = []
             budget = MAX_ANIMATION_PIXELS
             for frame in ImageSequence.Iterator(image) if animated else [image]:
+                # A GIF's canvas grows when a later frame reaches past it: measured again.
+                limits.check(frame.width, frame.height)
                 budget -= frame.width * frame.height
                 if budget < 0 or len(frames) == MAX_FRAMES:
                     raise _too_many_pixels()
@@ -507,9 +606,8 @@ def _rebuilt_image(data: bytes, content_type: str) -> _CleanImage:
                 frames.append(pixels)
                 durations.append(int(frame.info.get("duration", 0)))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        # Pillow's own guard (a warning under `filterwarnings = error`) for what it opens
-        # before the pixel count above is looked at.
-        raise _too_many_pixels() from None
+        # Pillow's own guard, for what it measures before the limits above are looked at.
+        raise _too_many_pixels(limits.max_pixels) from None
     except _UNDECODABLE:
         raise _broken_image() from None
 
@@ -559,7 +657,7 @@ def _thumbnail(image: Image.Image, icc_profile: bytes | None) -> PreparedThumbna
     """A still that fits THUMBNAIL_SIZE: JPEG when opaque, PNG when any pixel lets the
     background through. A smaller image is not enlarged, only re-encoded, so every image
     has a thumbnail of the same kinds and a client need not special-case it."""
-    small = image.copy()
+    small = _reduced(image)
     small.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
     options: dict[str, Any] = {"icc_profile": icc_profile} if icc_profile else {}
     if _is_translucent(small):
@@ -571,6 +669,17 @@ def _thumbnail(image: Image.Image, icc_profile: bytes | None) -> PreparedThumbna
     output = io.BytesIO()
     small.save(output, format_name, **options)
     return PreparedThumbnail(output.getvalue(), content_type, small.width, small.height)
+
+
+def _reduced(image: Image.Image) -> Image.Image:
+    """A copy shrunk by the largest whole factor that keeps it THUMBNAIL_REDUCING_GAP times
+    the thumbnail: a box average, cheap and small, so the full-size picture is neither copied
+    nor resampled in one go."""
+    overshoot = max(image.width / THUMBNAIL_SIZE[0], image.height / THUMBNAIL_SIZE[1])
+    factor = int(overshoot // THUMBNAIL_REDUCING_GAP)
+    if factor < 2 or image.mode in ("1", "P"):  # reduce() takes neither bilevel nor palette
+        return image.copy()
+    return image.reduce(factor)
 
 
 def _is_translucent(image: Image.Image) -> bool:

@@ -3,24 +3,60 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
 
+from bridge.config import MediaConfig
 from bridge.core.models import Attachment, Thumbnail
-from bridge.media.attachments import ALLOWED_TYPES, prepare_upload, sniff_content_type
+from bridge.media.attachments import (
+    ALLOWED_TYPES,
+    CheckedImage,
+    ImageLimits,
+    check_image,
+    keep_pillow_guard_above,
+    prepare_upload,
+    sniff_content_type,
+)
 from bridge.media.store import MediaStore
+
+T = TypeVar("T")
 
 
 class MediaLibrary:
-    def __init__(self, directory: Path, max_bytes: int, at_once: int = 2) -> None:
-        self._store = MediaStore(directory)
-        self.max_bytes = max_bytes
+    def __init__(self, media: MediaConfig) -> None:
+        self._store = MediaStore(media.directory)
+        self.max_bytes = media.max_upload_bytes
+        self._limits = ImageLimits.of(media)
+        keep_pillow_guard_above(self._limits)
         # A large image takes a few hundred MB while it is decoded: a few at a time.
-        self._decoding = asyncio.Semaphore(at_once)
+        self._decoding = asyncio.Semaphore(media.decodes_at_once)
+
+    async def _decode(self, work: Callable[[], T]) -> T:
+        """`work` in a worker thread, at most `decodes_at_once` at a time. A caller that stops
+        waiting doesn't free its place: the thread can't be stopped and holds its memory
+        until it ends, so the place is given back only then."""
+        await self._decoding.acquire()
+        thread = asyncio.ensure_future(asyncio.to_thread(work))
+
+        def done(finished: asyncio.Future[T]) -> None:
+            self._decoding.release()
+            if not finished.cancelled():
+                finished.exception()  # seen here too, for a caller that stopped waiting
+
+        thread.add_done_callback(done)
+        return await asyncio.shield(thread)
+
+    async def check_image(self, data: bytes) -> CheckedImage:
+        """A product image's type and size, decoded like an upload (BadRequest if it isn't
+        a whole image within the limits)."""
+        return await self._decode(partial(check_image, data, self._limits))
 
     async def accept_upload(self, data: bytes, name: str | None) -> Attachment:
         # Decoding and re-encoding an image is CPU work: off the event loop.
-        async with self._decoding:
-            prepared = await asyncio.to_thread(prepare_upload, data, name, max_bytes=self.max_bytes)
+        prepared = await self._decode(
+            partial(prepare_upload, data, name, max_bytes=self.max_bytes, limits=self._limits)
+        )
         thumbnail = None
         if prepared.thumbnail is not None:
             small = prepared.thumbnail
@@ -55,3 +91,7 @@ class MediaLibrary:
     def content_type(self, data: bytes) -> str | None:
         found = sniff_content_type(data)
         return found if found in ALLOWED_TYPES else None
+
+    async def checked_type(self, data: bytes) -> str | None:
+        # A zip with many entries takes seconds to look through: off the event loop.
+        return await asyncio.to_thread(self.content_type, data)

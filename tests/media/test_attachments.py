@@ -17,7 +17,9 @@ from bridge.errors import BadRequest, TooLarge
 from bridge.media import attachments
 from bridge.media.attachments import (
     ALLOWED_TYPES,
+    ImageLimits,
     PreparedFile,
+    check_image,
     prepare_upload,
     safe_filename,
     sniff_content_type,
@@ -253,8 +255,8 @@ def test_a_translucent_image_gets_a_png_thumbnail() -> None:
         pytest.param(files.truncated_png(), "cut.png", "BAZAAR_BROKEN_IMAGE", id="cut-png"),
         pytest.param(files.png_with_bad_checksum(), "x.png", "BAZAAR_BROKEN_IMAGE", id="bad-crc"),
         pytest.param(b"\x89PNG\r\n\x1a\nnot really", "x.png", "BAZAAR_BROKEN_IMAGE", id="fake-png"),
-        # 48 megapixels: over the bridge's own cap, under Pillow's.
-        pytest.param(files.image_claiming(8000, 6000), "big.png", "BAZAAR_BROKEN_IMAGE", id="48mp"),
+        # 56 megapixels: over the bridge's own cap (50), under Pillow's.
+        pytest.param(files.image_claiming(8000, 7000), "big.png", "BAZAAR_BROKEN_IMAGE", id="56mp"),
         # 100 and 400 megapixels: Pillow's DecompressionBombWarning, then its error.
         pytest.param(
             files.image_claiming(10_000, 10_000), "b.png", "BAZAAR_BROKEN_IMAGE", id="100mp"
@@ -285,6 +287,117 @@ def test_an_animation_with_too_many_frames_is_refused(monkeypatch: pytest.Monkey
         prepare_upload(data, "long.gif", max_bytes=LIMIT)
 
     assert refused.value.errcode == "BAZAAR_BROKEN_IMAGE"
+
+
+# -- Images by shape: refused from the header, before a pixel is decoded -------------------------
+
+
+def assert_refused_as_picture(refused: pytest.ExceptionInfo[BadRequest], *words: str) -> None:
+    assert (refused.value.status, refused.value.errcode) == (400, "BAZAAR_BROKEN_IMAGE")
+    assert refused.value.error[0].isupper() and refused.value.error.endswith(".")
+    for word in words:
+        assert word in refused.value.error
+
+
+def test_a_76_kb_png_of_1_by_39_million_pixels_is_refused() -> None:
+    bomb = files.long_png(1, 39_000_000)
+    assert len(bomb) < 80_000
+    with Image.open(io.BytesIO(bomb)) as image:
+        assert image.size == (1, 39_000_000)  # a real PNG, not a header that lies
+
+    with pytest.raises(BadRequest) as refused:
+        prepare_upload(bomb, "thin.png", max_bytes=LIMIT)
+
+    assert_refused_as_picture(refused, "1 × 39000000", "12000 pixels")
+
+
+@pytest.mark.parametrize(
+    ("size", "accepted"),
+    [((4000, 100), True), ((4100, 100), False), ((100, 4000), True), ((100, 4100), False)],
+)
+def test_a_picture_longer_than_40_times_its_width_is_refused(
+    size: tuple[int, int], accepted: bool
+) -> None:
+    data = files.long_png(*size)
+    if accepted:
+        assert (prepare_upload(data, "strip.png", max_bytes=LIMIT).width, size[1]) == size
+        return
+    with pytest.raises(BadRequest) as refused:
+        prepare_upload(data, "strip.png", max_bytes=LIMIT)
+    assert_refused_as_picture(refused, "long and narrow", "40 times")
+
+
+def test_the_limits_given_are_the_ones_applied() -> None:
+    limits = ImageLimits(max_side=600, max_pixels=200_000, max_aspect_ratio=3)
+    assert prepare_upload(files.png(600, 300), "a.png", max_bytes=LIMIT, limits=limits).width == 600
+
+    refusals = [
+        (files.png(601, 300), "600 pixels"),  # a side
+        (files.png(500, 401), "0.2 million"),  # 200,500 pixels
+        (files.png(600, 199), "3 times"),  # the aspect ratio
+    ]
+    for data, words in refusals:
+        with pytest.raises(BadRequest) as refused:
+            prepare_upload(data, "a.png", max_bytes=LIMIT, limits=limits)
+        assert_refused_as_picture(refused, words)
+
+
+def test_a_jpeg_is_measured_before_it_is_decoded_too() -> None:
+    limits = ImageLimits(max_side=1000, max_pixels=50_000_000, max_aspect_ratio=40)
+    photo = files.jpeg_with_gps(1001, 600, orientation=1)  # the path that keeps the pixels
+
+    with pytest.raises(BadRequest) as refused:
+        prepare_upload(photo, "a.jpg", max_bytes=LIMIT, limits=limits)
+
+    assert_refused_as_picture(refused, "1001 × 600", "1000 pixels")
+
+
+@pytest.mark.parametrize(
+    ("original", "size", "thumbnail_size"),
+    [
+        pytest.param(
+            files.jpeg_with_gps(4000, 3000, orientation=1), (4000, 3000), (320, 240), id="jpeg"
+        ),
+        pytest.param(
+            files.jpeg_with_gps(3000, 4000, orientation=6), (4000, 3000), (320, 240), id="turned"
+        ),
+        pytest.param(files.png(3000, 2000), (3000, 2000), (320, 213), id="png"),
+        pytest.param(files.long_png(12_000, 300), (12_000, 300), (320, 8), id="long"),
+    ],
+)
+def test_a_big_photo_is_accepted_with_its_thumbnail(
+    original: bytes, size: tuple[int, int], thumbnail_size: tuple[int, int]
+) -> None:
+    prepared = prepare_upload(original, "big", max_bytes=LIMIT)
+
+    assert (prepared.width, prepared.height) == size
+    assert prepared.thumbnail is not None
+    small = decoded(prepared.thumbnail.data).convert("RGB")
+    assert small.size == (prepared.thumbnail.width, prepared.thumbnail.height) == thumbnail_size
+    if original.startswith(b"\x89PNG") and size[1] > 300:
+        # The red top-left quarter is where it was; the blue rest too.
+        assert is_red(small.getpixel((thumbnail_size[0] // 4, thumbnail_size[1] // 4)))
+        assert is_blue(small.getpixel((thumbnail_size[0] * 3 // 4, thumbnail_size[1] * 3 // 4)))
+
+
+def test_a_product_image_is_checked_by_the_same_limits() -> None:
+    assert check_image(files.png(640, 480)) == attachments.CheckedImage("image/png", 640, 480)
+    assert check_image(files.jpeg_with_gps(800, 600)).width == 800
+
+    cases = [
+        (files.long_png(1, 39_000_000), "BAZAAR_BROKEN_IMAGE"),
+        (files.long_png(4100, 100), "BAZAAR_BROKEN_IMAGE"),
+        (files.truncated_png(), "BAZAAR_BROKEN_IMAGE"),
+        (files.truncated_jpeg(), "BAZAAR_BROKEN_IMAGE"),
+        (files.image_claiming(20_000, 20_000), "BAZAAR_BROKEN_IMAGE"),
+        (files.html_named_png(), "BAZAAR_FILE_TYPE"),
+    ]
+    for data, errcode in cases:
+        with pytest.raises(BadRequest) as refused:
+            check_image(data)
+        assert refused.value.errcode == errcode
+    with pytest.raises(BadRequest):
+        check_image(files.png(640, 480), ImageLimits(600, 1_000_000, 40))
 
 
 def test_a_file_over_the_limit_is_too_large() -> None:

@@ -4,6 +4,7 @@ documents, and the disguised or broken files a buyer's upload must be refused fo
 from __future__ import annotations
 
 import io
+import random
 import struct
 import zipfile
 import zlib
@@ -95,6 +96,42 @@ def image_claiming(width: int, height: int) -> bytes:
     data[12:29] = header
     data[29:33] = struct.pack(">I", zlib.crc32(header))
     return bytes(data)
+
+
+def long_png(width: int, height: int) -> bytes:
+    """A whole, valid grey PNG of `width` × `height` black pixels, written row by row so
+    that a picture of millions of pixels never exists in memory: 1 × 39,000,000 is a
+    76 KB file, a pixel bomb by shape."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    compressor = zlib.compressobj(9)
+    rows_at_once = max(1, 1_000_000 // (width + 1))
+    pixels = bytearray()
+    for first in range(0, height, rows_at_once):
+        rows = min(rows_at_once, height - first)
+        pixels += compressor.compress(bytes((width + 1) * rows))  # filter byte 0, then zeros
+    pixels += compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", bytes(pixels))
+        + chunk(b"IEND", b"")
+    )
+
+
+def noise_png(width: int, height: int, *, seed: int = 7) -> bytes:
+    """An RGB PNG of random pixels: it hardly compresses, about 3 bytes a pixel."""
+    noise = random.Random(seed).randbytes(width * height * 3)
+    image = Image.frombytes("RGB", (width, height), noise)
+    image.paste(MARKER, (0, 0, max(1, width // 2), max(1, height // 2)))
+    output = io.BytesIO()
+    image.save(output, "PNG", compress_level=1)
+    return output.getvalue()
 
 
 def truncated_jpeg() -> bytes:
