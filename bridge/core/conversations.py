@@ -42,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 MAX_PAGE = 200
 DETECT_CHARS = 400
+ID_TOO_LONG = "BAZAAR_ID_TOO_LONG"
+
+# Why a buyer id can't be carried into Matrix (its ghost's id too long), or None.
+BuyerIdCheck = Callable[[SiteID, BuyerID], str | None]
 
 
 def _same_words(stored: Message, repeat: Message) -> bool:
@@ -64,6 +68,7 @@ class Conversations:
         allowed_roles: frozenset[str],
         blocking: Blocking,
         archive: Archive,
+        buyer_id_problem: BuyerIdCheck,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         detector: LanguageDetector | None = None,
     ) -> None:
@@ -75,6 +80,7 @@ class Conversations:
         self._allowed_roles = allowed_roles
         self._blocking = blocking
         self._archive = archive
+        self._buyer_id_problem = buyer_id_problem
         self._clock = clock
         self._detector = detector
 
@@ -111,8 +117,15 @@ class Conversations:
         )
         return await self.conversation(site_id, conversation_id)
 
+    def check_buyer_id(self, site_id: SiteID, buyer_id: BuyerID) -> None:
+        """Refuse a buyer id the bridge can't carry into Matrix, before anything is stored."""
+        problem = self._buyer_id_problem(site_id, buyer_id)
+        if problem is not None:
+            raise BadRequest(f"'buyer_id' is too long: {problem}", ID_TOO_LONG)
+
     async def put_buyer(self, buyer: Buyer) -> Buyer:
         self.site(buyer.site)
+        self.check_buyer_id(buyer.site, buyer.buyer_id)
         stored = await self._repository.put_buyer(buyer)
         return stored
 
@@ -123,6 +136,8 @@ class Conversations:
         return seller
 
     async def buyer(self, site_id: SiteID, buyer_id: BuyerID) -> Buyer:
+        # A buyer stored before ids were checked is refused too: its room can't be made.
+        self.check_buyer_id(site_id, buyer_id)
         buyer = await self._repository.get_buyer(site_id, buyer_id)
         if buyer is None:
             raise NotFound(f"Unknown buyer '{buyer_id}'", "BAZAAR_UNKNOWN_BUYER")
@@ -145,6 +160,7 @@ class Conversations:
         makes it later and the conversation is usable (messages queue) meanwhile.
         """
         self.site(site_id)
+        self.check_buyer_id(site_id, buyer_id)
         await self.seller(site_id, seller_id)
         await self.buyer(site_id, buyer_id)
         draft = Conversation(

@@ -2,7 +2,10 @@
 
 Each conversation with work has at most one worker task; a wake-up while the worker runs
 makes it look again before it stops, so nothing stored is left behind. An unreachable
-homeserver delays delivery with a capped backoff; a refusal marks the message failed.
+homeserver delays delivery with a capped backoff; a refusal marks the message failed, with
+the reason. A send whose answer was lost may have reached the room all the same, and the
+homeserver's memory of its transaction id does not outlive a restart of the homeserver: so
+the courier looks in the room before it sends such a message again.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from functools import partial
 from typing import TypeVar
 
 from bridge.core.events import Announcer
-from bridge.core.ids import ConversationID, EventID, SiteID
+from bridge.core.ids import ConversationID, EventID, MessageID, SiteID
 from bridge.core.models import Attachment, Buyer, Conversation, Message, Site
 from bridge.core.ports import (
     HomeserverUnavailable,
@@ -30,6 +33,14 @@ from bridge.core.translation import Translations
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class _Undeliverable(Exception):
+    """The message can't reach the room as it is: it fails, saying why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -71,11 +82,18 @@ class Courier:
         self._stale_context: set[ConversationID] = set()
         self._stale_members: set[ConversationID] = set()
         self._room_locks: dict[ConversationID, asyncio.Lock] = {}
+        # Messages whose last send may have reached the room, its answer lost.
+        self._unsure: set[MessageID] = set()
+        # Conversations an earlier run left with pending messages: it may have sent some
+        # and not lived to record them.
+        self._resumed: set[ConversationID] = set()
 
     async def resume(self) -> None:
         """Pick up what an earlier run left: rooms not made, messages not delivered, members
         not yet brought in line."""
         for conversation in await self._repository.conversations_needing_delivery():
+            if conversation.room_id is not None:
+                self._resumed.add(conversation.conversation_id)
             self.wake(conversation.conversation_id)
         for conversation_id in await self._repository.conversations_with_stale_members():
             self._stale_members.add(conversation_id)
@@ -130,7 +148,15 @@ class Courier:
             return
         conversation = stored
         if stored.room_id is None:
-            conversation = await self._retrying(partial(self._ensure_room, stored), refusals=True)
+            try:
+                conversation = await self._retrying(
+                    partial(self._ensure_room, stored), refusals=True
+                )
+            except MatrixRejected as error:
+                # Refused for good (a ghost id Matrix won't take): no room will ever be made
+                # from this, so the messages waiting for it fail, saying why.
+                await self._fail_pending(stored, f"The conversation's room can't be made: {error}")
+                return
         if conversation_id in self._stale_context:
             self._stale_context.discard(conversation_id)
             await self._retrying(partial(self._push_context, conversation_id))
@@ -141,46 +167,86 @@ class Courier:
                 await self._repository.mark_members_stale([conversation_id], False)
         pending = await self._repository.pending_messages(conversation_id)
         if not pending:
+            self._resumed.discard(conversation_id)
             return
         buyer = await self._repository.get_buyer(conversation.site, conversation.buyer_id)
         if buyer is None:
             raise LookupError(f"{conversation_id} lost its buyer")
+        if conversation_id in self._resumed:
+            pending = await self._not_yet_in_room(conversation, buyer, pending)
+            self._resumed.discard(conversation_id)
         reader = await self._translated_for(conversation)
         recording: asyncio.Task[None] | None = None
         try:
             for message in pending:
-                ready = await self._retrying(
-                    partial(self._prepare, conversation, buyer, message, reader)
-                )
-                event_id = (
-                    None
-                    if ready is None
-                    else await self._retrying(partial(self._send, conversation, buyer, ready))
-                )
+                outcome: EventID | _Undeliverable
+                try:
+                    ready = await self._retrying(
+                        partial(self._prepare, conversation, buyer, message, reader)
+                    )
+                    outcome = await self._send(conversation, buyer, ready)
+                except _Undeliverable as refusal:
+                    outcome = refusal
                 # Sends stay one at a time, which keeps the room's order; the store records
                 # the previous message while this one travels.
                 if recording is not None:
                     await recording
-                recording = asyncio.create_task(self._record(conversation, message, event_id))
+                recording = asyncio.create_task(self._record(conversation, message, outcome))
         finally:
             if recording is not None:
                 await recording
 
+    async def _fail_pending(self, conversation: Conversation, reason: str) -> None:
+        for message in await self._repository.pending_messages(conversation.conversation_id):
+            await self._record(conversation, message, _Undeliverable(reason))
+
+    async def _not_yet_in_room(
+        self, conversation: Conversation, buyer: Buyer, pending: list[Message]
+    ) -> list[Message]:
+        """The pending messages an earlier run did not get into the room; those it did are
+        recorded as sent. One look covers them all, back to the oldest one's creation."""
+        try:
+            found = await self._retrying(
+                partial(
+                    self._matrix.find_buyer_messages,
+                    conversation,
+                    buyer,
+                    [message.message_id for message in pending],
+                    pending[0].created_at,
+                )
+            )
+        except MatrixRejected as error:
+            logger.warning(
+                "Could not look in the room of %s: %s", conversation.conversation_id, error
+            )
+            return pending
+        for message in pending:
+            if message.message_id in found:
+                logger.info("Message %s was in the room already", message.message_id)
+                await self._record(conversation, message, found[message.message_id])
+        return [message for message in pending if message.message_id not in found]
+
     async def _retrying(self, attempt: Callable[[], Awaitable[T]], *, refusals: bool = False) -> T:
         """Run `attempt` until it succeeds; a refusal is retried too when `refusals` is set
-        (a room must exist before anything else can happen, and the cause may be fixed)."""
+        (a room must exist before anything else can happen, and the cause may be fixed),
+        unless it is permanent: then no try will ever succeed, and it is raised."""
         tries = 0
-        retried: tuple[type[Exception], ...] = (
-            (HomeserverUnavailable, MatrixRejected) if refusals else (HomeserverUnavailable,)
-        )
         while True:
             try:
                 return await attempt()
-            except retried as error:
-                delay = self._backoff.delay(tries)
-                tries += 1
-                logger.warning("%s; retrying in %.1fs", error, delay)
-                await asyncio.sleep(delay)
+            except HomeserverUnavailable as error:
+                failure: Exception = error
+            except MatrixRejected as error:
+                if not refusals or error.permanent:
+                    raise
+                failure = error
+            await self._wait(tries, failure)
+            tries += 1
+
+    async def _wait(self, tries: int, failure: Exception) -> None:
+        delay = self._backoff.delay(tries)
+        logger.warning("%s; retrying in %.1fs", failure, delay)
+        await asyncio.sleep(delay)
 
     async def _ensure_room(self, conversation: Conversation) -> Conversation:
         lock = self._room_locks.setdefault(conversation.conversation_id, asyncio.Lock())
@@ -243,10 +309,10 @@ class Courier:
 
     async def _prepare(
         self, conversation: Conversation, buyer: Buyer, message: Message, reader: str | None
-    ) -> Message | None:
+    ) -> Message:
         """Translate the message for the seller (`reader`: their language, None for no
         translation) and put its files in the homeserver's media repository, recording both
-        so a retry doesn't repeat them; None when it can't go."""
+        so a retry doesn't repeat them; raises _Undeliverable when it can't go."""
         if message.translation is None and reader is not None:
             message = await self._translate(conversation, message, reader)
         if all(attachment.mxc is not None for attachment in message.attachments):
@@ -258,11 +324,11 @@ class Courier:
                 continue
             try:
                 uploaded.append(await self._upload(buyer, attachment))
-            except (LookupError, MatrixRejected) as error:
-                # Bytes gone from the store, or refused for good (the homeserver's own size
-                # limit may be lower than ours): the message fails, and says so.
-                logger.error("Message %s can't be delivered: %s", message.message_id, error)
-                return None
+            except LookupError as error:
+                raise _Undeliverable(f"The file can't be sent: {error}") from error
+            except MatrixRejected as error:
+                # Refused for good (the homeserver's own size limit may be lower than ours).
+                raise _Undeliverable(f"The homeserver refused the file: {error}") from error
         return await self._repository.set_attachments(message.message_id, uploaded)
 
     async def _translate(
@@ -300,22 +366,56 @@ class Courier:
                 )
         return replace(attachment, mxc=mxc, thumbnail=thumbnail)
 
-    async def _send(
+    async def _send(self, conversation: Conversation, buyer: Buyer, message: Message) -> EventID:
+        """The message's event id in the room, sending until the homeserver answers; raises
+        _Undeliverable when it refuses.
+
+        The transaction id makes a repeated send harmless only while the homeserver
+        remembers it, and Synapse forgets on restart; so after an attempt whose answer was
+        lost, the room is looked at before the next one."""
+        message_id = message.message_id
+        tries = 0
+        while True:
+            try:
+                if message_id in self._unsure:
+                    found = await self._in_room(conversation, buyer, message)
+                    self._unsure.discard(message_id)
+                    if found is not None:
+                        return found
+                return await self._matrix.send_buyer_message(conversation, buyer, message)
+            except HomeserverUnavailable as error:
+                if error.maybe_done:
+                    self._unsure.add(message_id)
+                await self._wait(tries, error)
+                tries += 1
+            except MatrixRejected as error:
+                self._unsure.discard(message_id)
+                raise _Undeliverable(f"The homeserver refused the message: {error}") from error
+
+    async def _in_room(
         self, conversation: Conversation, buyer: Buyer, message: Message
     ) -> EventID | None:
-        """The message's event id in the room, or None when the homeserver refused it."""
         try:
-            return await self._matrix.send_buyer_message(conversation, buyer, message)
+            found = await self._matrix.find_buyer_messages(
+                conversation, buyer, [message.message_id], message.created_at
+            )
         except MatrixRejected as error:
-            logger.warning("Homeserver refused message %s: %s", message.message_id, error)
+            # A room the bot can't read: a send is all that is left to try.
+            logger.warning("Could not look for %s in its room: %s", message.message_id, error)
             return None
+        if message.message_id in found:
+            logger.info(
+                "Message %s reached the room before its answer was lost", message.message_id
+            )
+        return found.get(message.message_id)
 
     async def _record(
-        self, conversation: Conversation, message: Message, event_id: EventID | None
+        self, conversation: Conversation, message: Message, outcome: EventID | _Undeliverable
     ) -> None:
         status_event = self._announcer.message_changed(conversation, "message.status")
-        if event_id is None:
-            await self._repository.mark_failed(message.message_id, status_event)
+        if isinstance(outcome, _Undeliverable):
+            logger.warning("Message %s failed: %s", message.message_id, outcome.reason)
+            await self._repository.mark_failed(message.message_id, outcome.reason, status_event)
         else:
-            await self._repository.mark_delivered(message.message_id, event_id, status_event)
+            await self._repository.mark_delivered(message.message_id, outcome, status_event)
         self._announcer.published(conversation)

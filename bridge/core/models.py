@@ -197,6 +197,8 @@ class Message:
     html: str | None = None
     attachments: tuple[Attachment, ...] = field(default=())
     translation: TranslationNote | None = None
+    # Why a failed message could not reach the room; None otherwise.
+    error: str | None = None
 
 
 @dataclass(frozen=True)

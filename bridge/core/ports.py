@@ -6,7 +6,7 @@ sees a database row, an HTTP response or a nio type.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -39,16 +39,29 @@ from bridge.core.models import (
 
 
 class HomeserverUnavailable(Exception):
-    """The homeserver could not be reached or answered with a server error: try again later."""
+    """The homeserver could not be reached or answered with a server error: try again later.
+
+    `maybe_done` says the request may have been carried out all the same: it reached the
+    homeserver and the answer was lost (a cut connection, a timeout, a server error). It is
+    False only when the request surely did nothing (no connection, or rate limited)."""
+
+    def __init__(self, message: str, *, maybe_done: bool = True) -> None:
+        super().__init__(message)
+        self.maybe_done = maybe_done
 
 
 class MatrixRejected(Exception):
-    """The homeserver refused a request for good: retrying the same request won't help."""
+    """The homeserver refused a request: retrying the same request now won't help.
 
-    def __init__(self, errcode: str, error: str) -> None:
+    `permanent` says no later try can help either: the request itself is what Matrix
+    refuses (a malformed or too long name, a body over a limit). Otherwise the refusal is
+    about the server's state (a membership, a token), which may change."""
+
+    def __init__(self, errcode: str, error: str, *, permanent: bool = False) -> None:
         super().__init__(f"{errcode}: {error}")
         self.errcode = errcode
         self.error = error
+        self.permanent = permanent
 
 
 class ConversationBlocked(Exception):
@@ -223,9 +236,10 @@ class Repository(Protocol):
     ) -> Message: ...
 
     async def requeue(self, message_id: MessageID, events: EventsFor) -> Message:
-        """A failed message becomes pending again, for another try."""
+        """A failed message becomes pending again, for another try; its error is cleared."""
 
-    async def mark_failed(self, message_id: MessageID, events: EventsFor) -> Message: ...
+    async def mark_failed(self, message_id: MessageID, error: str, events: EventsFor) -> Message:
+        """The message can't reach the room; `error` says why, for the buyer and marketplace."""
 
     async def edit_message(
         self,
@@ -325,6 +339,16 @@ class MatrixPort(Protocol):
     async def send_buyer_message(
         self, conversation: Conversation, buyer: Buyer, message: Message
     ) -> EventID: ...
+
+    async def find_buyer_messages(
+        self,
+        conversation: Conversation,
+        buyer: Buyer,
+        message_ids: Collection[MessageID],
+        since: datetime,
+    ) -> dict[MessageID, EventID]:
+        """Which of these buyer messages are in the room already, and as which event, looking
+        back to `since` (the oldest one's creation): after a send whose answer was lost."""
 
     async def update_context(self, conversation: Conversation, buyer: Buyer) -> None: ...
 

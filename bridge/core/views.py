@@ -39,6 +39,7 @@ def message_json(message: Message) -> dict[str, Any]:
             else None
         ),
         "status": message.status.value,
+        "error": message.error,
         "client_id": message.client_id,
         "html": message.html,
         "deleted": message.deleted,

@@ -29,6 +29,24 @@ logger = logging.getLogger(__name__)
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5)
 
 
+# Refusals of the request itself, which no later try of the same request can change: the
+# body or a name in it breaks Matrix's grammar or limits. Anything else (M_FORBIDDEN,
+# M_UNKNOWN_TOKEN, M_NOT_FOUND, …) depends on the server's state, which may change.
+PERMANENT_REFUSALS = frozenset(
+    {
+        "M_BAD_JSON",
+        "M_NOT_JSON",
+        "M_INVALID_PARAM",
+        "M_INVALID_USERNAME",
+        "M_INVALID_ROOM_STATE",
+        "M_EXCLUSIVE",
+        "M_TOO_LARGE",
+    }
+)
+
+# Events looked through per page when checking whether a message reached a room.
+TIMELINE_PAGE = 50
+
 _MXC = re.compile(r"^mxc://([A-Za-z0-9.:\[\]-]+)/([A-Za-z0-9_-]+)$")
 
 
@@ -87,7 +105,11 @@ class MatrixGateway:
             ) as response:
                 status = response.status
                 text = await response.text()
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
+            # Never connected: the request did nothing.
+            raise HomeserverUnavailable(f"{method} {path}: {error!r}", maybe_done=False) from error
         except (aiohttp.ClientError, TimeoutError) as error:
+            # Sent, perhaps carried out, and the answer lost.
             raise HomeserverUnavailable(f"{method} {path}: {error!r}") from error
         if status >= 400:
             self._raise_for(status, text, method, path)
@@ -210,11 +232,15 @@ class MatrixGateway:
         except ValueError:
             answer = {}
         if status >= 500 or status == 429:
-            raise HomeserverUnavailable(f"{method} {path}: HTTP {status} {text[:200]}")
+            raise HomeserverUnavailable(
+                f"{method} {path}: HTTP {status} {text[:200]}", maybe_done=status != 429
+            )
         error_body = answer if isinstance(answer, dict) else {}
+        errcode = str(error_body.get("errcode", f"HTTP_{status}"))
         raise MatrixRejected(
-            str(error_body.get("errcode", f"HTTP_{status}")),
+            errcode,
             str(error_body.get("error", text[:200])),
+            permanent=errcode in PERMANENT_REFUSALS or status == 413,
         )
 
     # Rooms
@@ -290,6 +316,25 @@ class MatrixGateway:
         method, path, data = nio.Api.room_send("", room_id, event_type, content, txn_id)
         answer = await self.request(method, path, data, as_user=as_user, ts=ts)
         return EventID(nio.RoomSendResponse.from_dict(answer, room_id).event_id)
+
+    async def recent_messages(
+        self, room_id: RoomID, senders: Sequence[UserID], *, before: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the room's `m.room.message` events from these senders, newest first,
+        read as the bot; and the token of the page before it (None at the room's start)."""
+        method, path = nio.Api.room_messages(
+            "",
+            room_id,
+            start=before,
+            direction=nio.MessageDirection.back,
+            limit=TIMELINE_PAGE,
+            message_filter={"senders": list(senders), "types": ["m.room.message"]},
+        )
+        answer = await self.request(method, path)
+        chunk = answer.get("chunk")
+        events = [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
+        end = answer.get("end")
+        return events, end if isinstance(end, str) and end else None
 
     async def read_receipt(self, room_id: RoomID, event_id: EventID, as_user: UserID) -> None:
         # Unthreaded (no thread_id), so every client counts it for the whole room.

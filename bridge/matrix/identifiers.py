@@ -11,6 +11,10 @@ import re
 
 from bridge.core.ids import BuyerID, ConversationID, SiteID, UserID
 
+# The spec: "The length of a user ID, including the @ sigil and the domain, MUST NOT
+# exceed 255 bytes."
+MAX_USER_ID_BYTES = 255
+
 _PLAIN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
 _ESCAPE = re.compile(r"__|_[a-z]|=[0-9a-f]{2}(?:=[0-9a-f]{2})*")
 
@@ -52,6 +56,17 @@ class MatrixNames:
     def ghost(self, site: SiteID, buyer_id: BuyerID) -> UserID:
         return UserID(f"@{self.ghost_prefix}{site}_{escape_localpart(buyer_id)}:{self.domain}")
 
+    def ghost_too_long(self, site: SiteID, buyer_id: BuyerID) -> str | None:
+        """Why the buyer's ghost can't exist in Matrix (escaping may lengthen the id), or
+        None when it can."""
+        size = len(self.ghost(site, buyer_id).encode())
+        if size <= MAX_USER_ID_BYTES:
+            return None
+        return (
+            f"the buyer's Matrix user id would be {size} bytes, over Matrix's limit of "
+            f"{MAX_USER_ID_BYTES} bytes"
+        )
+
     def parse_ghost(self, user_id: str) -> tuple[SiteID, BuyerID] | None:
         """The site and buyer behind a ghost's user id, or None when it is not one of ours."""
         suffix = f":{self.domain}"
@@ -61,7 +76,10 @@ class MatrixNames:
         site, separator, escaped = user_id[len(start) : -len(suffix)].partition("_")
         if not separator or not site or not escaped:
             return None
-        buyer = unescape_localpart(escaped)
+        try:
+            buyer = unescape_localpart(escaped)
+        except UnicodeDecodeError:  # `=ff` and the like: bytes no buyer id is made of
+            return None
         if escape_localpart(buyer) != escaped:
             return None
         return SiteID(site), BuyerID(buyer)

@@ -6,10 +6,11 @@ import hashlib
 import html
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
-from bridge.core.ids import EventID, RoomID, SiteID, UserID
+from bridge.core.ids import EventID, MessageID, RoomID, SiteID, UserID
 from bridge.core.models import (
     Attachment,
     AttachmentKind,
@@ -26,6 +27,11 @@ from bridge.matrix.identifiers import MatrixNames
 from bridge.matrix.spaces import SellerSpaces, SpaceMemory, tolerant
 
 logger = logging.getLogger(__name__)
+
+# How far back to look for a buyer message whose send lost its answer: events older than
+# the message by more than the margin can't be it, and the pages bound the cost.
+LOOKBACK_MARGIN_MS = 60_000
+LOOKBACK_PAGES = 20
 
 CONVERSATION_STATE = "io.bazaar.conversation"
 CONTEXT_STATE = "io.bazaar.context"
@@ -362,6 +368,47 @@ class MatrixRooms:
             as_user=ghost,
             ts=int(message.created_at.timestamp() * 1000),
         )
+
+    async def find_buyer_messages(
+        self,
+        conversation: Conversation,
+        buyer: Buyer,
+        message_ids: Collection[MessageID],
+        since: datetime,
+    ) -> dict[MessageID, EventID]:
+        """Look back through the ghost's messages in the room for these message ids.
+
+        A buyer message's event carries the message's creation time (`?ts=`), so the look
+        stops at events older than `since`, less a margin for a clock that stepped back;
+        and after a bounded number of pages whatever happens."""
+        room_id = conversation.room_id
+        if room_id is None or not message_ids:
+            return {}
+        wanted = set(message_ids)
+        ghost = self._names.ghost(buyer.site, buyer.buyer_id)
+        oldest = int(since.timestamp() * 1000) - LOOKBACK_MARGIN_MS
+        found: dict[MessageID, EventID] = {}
+        before: str | None = None
+        for _ in range(LOOKBACK_PAGES):
+            events, before = await self._gateway.recent_messages(room_id, [ghost], before=before)
+            for event in events:
+                content = event.get("content")
+                message_id = content.get(MESSAGE_ID_KEY) if isinstance(content, dict) else None
+                event_id = event.get("event_id")
+                if (
+                    isinstance(message_id, str)
+                    and message_id in wanted
+                    and isinstance(event_id, str)
+                ):
+                    # Newest first: keep the earliest copy if the room ever got two.
+                    found[MessageID(message_id)] = EventID(event_id)
+            reached_older = any(
+                isinstance(ts := event.get("origin_server_ts"), int) and ts < oldest
+                for event in events
+            )
+            if before is None or not events or reached_older or len(found) == len(wanted):
+                break
+        return found
 
     async def upload_as_buyer(self, buyer: Buyer, data: bytes, content_type: str, name: str) -> str:
         ghost = await self.ensure_ghost(buyer)

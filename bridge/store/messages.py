@@ -57,7 +57,7 @@ _TOUCH_OPEN_CONVERSATION = _TOUCH_CONVERSATION.where(
 _MARK_DELIVERED = (
     update(_MESSAGES)
     .where(_MESSAGES.c.message_id == bindparam("id"))
-    .values(status=MessageStatus.SENT.value, event_id=bindparam("event"))
+    .values(status=MessageStatus.SENT.value, event_id=bindparam("event"), error=None)
     .returning(*_MESSAGES.c)
 )
 
@@ -96,6 +96,7 @@ class MessageStore(Sessions):
                         "original_text": message.original.text if message.original else None,
                         "original_lang": message.original.lang if message.original else None,
                         "status": message.status.value,
+                        "error": message.error,
                         "client_id": message.client_id,
                         "event_id": message.event_id,
                         "attachments": [attachment_values(a) for a in message.attachments],
@@ -243,10 +244,14 @@ class MessageStore(Sessions):
         )
 
     async def requeue(self, message_id: MessageID, events: EventsFor) -> Message:
-        return await self._change_message(message_id, events, status=MessageStatus.PENDING.value)
+        return await self._change_message(
+            message_id, events, status=MessageStatus.PENDING.value, error=None
+        )
 
-    async def mark_failed(self, message_id: MessageID, events: EventsFor) -> Message:
-        return await self._change_message(message_id, events, status=MessageStatus.FAILED.value)
+    async def mark_failed(self, message_id: MessageID, error: str, events: EventsFor) -> Message:
+        return await self._change_message(
+            message_id, events, status=MessageStatus.FAILED.value, error=error
+        )
 
     async def edit_message(
         self,

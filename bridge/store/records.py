@@ -96,6 +96,7 @@ def to_message(row: MessageRow | Row[Any]) -> Message:
         text=row.text,
         lang=row.lang,
         status=MessageStatus(row.status),
+        error=row.error,
         created_at=row.created_at,
         client_id=row.client_id,
         sender_user_id=UserID(row.sender_user_id) if row.sender_user_id else None,

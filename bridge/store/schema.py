@@ -154,6 +154,8 @@ class MessageRow(Base):
     original_text: Mapped[str | None] = mapped_column(Text)
     original_lang: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
+    # Why a failed message could not reach the room.
+    error: Mapped[str | None] = mapped_column(Text)
     client_id: Mapped[str | None] = mapped_column(String(100))
     event_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     attachments: Mapped[list[Any]]

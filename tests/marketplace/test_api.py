@@ -8,8 +8,10 @@ import jwt
 import pytest
 
 from tests.conftest import OTHER_SITE, SITE, BridgeRunner, Sites, product
+from tests.support.buyer import BuyerClient, buyer_token
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
+from tests.support.waiting import eventually
 from tests.support.webhooks import WebhookReceiver
 from tests.test_conversation_flow import open_conversation
 
@@ -231,3 +233,66 @@ async def test_webhooks_are_retried_until_the_marketplace_accepts_them(
     ]
     assert webhooks.attempts - attempts_before >= 3 + 2
     assert webhooks.bad_signatures == 0
+
+
+# On the tests' homeserver "@bazaar_shop_" and ":localhost" leave 232 bytes for the escaped
+# buyer id, and "_" escapes to "__": 116 of them make a ghost of exactly 255 bytes.
+FITS = "_" * 116
+TOO_LONG = "_" * 117
+
+
+async def test_a_buyer_id_whose_ghost_matrix_can_t_take_is_refused_at_every_door(
+    runner: BridgeRunner,
+    marketplace: MarketplaceClient,
+    new_seller: NewSeller,
+    webhooks: WebhookReceiver,
+    sites: Sites,
+) -> None:
+    await runner.start()
+    owner = await new_seller("owner")
+    await marketplace.ok(
+        "PUT",
+        "/sellers/acme",
+        {"name": "ACME", "members": [{"user_id": owner.user_id, "role": "owner"}]},
+    )
+
+    def refused(answer: tuple[int, dict[str, str]], status: int = 400) -> None:
+        code, error = answer
+        assert (code, error["errcode"]) == (status, "BAZAAR_ID_TOO_LONG"), error
+        assert "255 bytes" in error["error"], error
+
+    refused(await marketplace.call("PUT", f"/buyers/{TOO_LONG}", {"name": "Long"}))
+    refused(
+        await marketplace.call(
+            "POST",
+            "/conversations",
+            {"seller_id": "acme", "buyer_id": TOO_LONG, "context": product()},
+        )
+    )
+    refused(await marketplace.call("POST", "/buyer-tokens", {"buyer_id": TOO_LONG}))
+    # A token the marketplace signed itself, for a buyer the bridge can't carry: unusable.
+    widget = BuyerClient(
+        runner.config.web.public_url, buyer_token(sites.widget_secret, SITE, TOO_LONG)
+    )
+    try:
+        refused(await widget.call("GET", "/conversations"), status=401)
+    finally:
+        await widget.close()
+    assert await marketplace.ok("GET", "/conversations") == {"conversations": []}
+
+    # One byte less is a ghost Synapse takes: the conversation and its message go through.
+    await marketplace.ok("PUT", f"/buyers/{FITS}", {"name": "Longest"})
+    status, conversation = await marketplace.call(
+        "POST", "/conversations", {"seller_id": "acme", "buyer_id": FITS, "context": product()}
+    )
+    assert status == 201 and conversation["room_id"], conversation
+    path = f"/conversations/{conversation['conversation_id']}/messages"
+    await marketplace.ok("POST", path, {"text": "Does it fit?", "client_id": "f1"})
+
+    async def status_of_message() -> str | None:
+        [message] = (await marketplace.ok("GET", path))["messages"]
+        return None if message["status"] == "pending" else str(message["status"])
+
+    assert await eventually(status_of_message, what="the message delivered") == "sent"
+    created = await webhooks.wait_for("conversation.created")
+    assert [e["conversation"]["buyer_id"] for e in created] == [FITS]

@@ -11,7 +11,8 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from bridge.core.ports import MatrixRejected
+from bridge.core.ports import HomeserverUnavailable, MatrixRejected
+from bridge.demo.synapse import free_port
 from bridge.matrix.gateway import MatrixGateway
 from tests.support.loopback import LoopbackServer
 
@@ -86,3 +87,75 @@ async def test_download_refuses_what_is_too_big_or_not_an_mxc(
                 await gateway.download(bad, max_bytes=1 << 20)
     finally:
         await homeserver.stop()
+
+
+class RefusingHomeserver(LoopbackServer):
+    """Answers `/answer/{status}/{errcode}` with that status and errcode; `/drop` cuts the
+    connection without an answer."""
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/answer/{status}/{errcode}", self.answer)
+        app.router.add_post("/drop", self.drop)
+
+    async def answer(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(
+            {"errcode": request.match_info["errcode"], "error": "as asked"},
+            status=int(request.match_info["status"]),
+        )
+
+    async def drop(self, request: web.Request) -> web.StreamResponse:
+        assert request.transport is not None
+        request.transport.close()
+        return web.Response()
+
+
+@pytest.mark.parametrize(
+    ("status", "errcode", "permanent"),
+    [
+        (400, "M_INVALID_USERNAME", True),
+        (400, "M_BAD_JSON", True),
+        (400, "M_INVALID_PARAM", True),
+        (413, "M_TOO_LARGE", True),
+        (403, "M_FORBIDDEN", False),
+        (404, "M_NOT_FOUND", False),
+        (401, "M_UNKNOWN_TOKEN", False),
+    ],
+)
+async def test_a_refusal_says_whether_a_later_try_could_succeed(
+    session: aiohttp.ClientSession, status: int, errcode: str, permanent: bool
+) -> None:
+    homeserver = RefusingHomeserver()
+    await homeserver.start()
+    try:
+        gateway = MatrixGateway(homeserver.base, TOKEN, session)
+        with pytest.raises(MatrixRejected) as refused:
+            await gateway.request("POST", f"/answer/{status}/{errcode}", {})
+    finally:
+        await homeserver.stop()
+    assert (refused.value.errcode, refused.value.permanent) == (errcode, permanent)
+
+
+@pytest.mark.parametrize(
+    ("path", "maybe_done"),
+    [
+        ("/answer/429/M_LIMIT_EXCEEDED", False),
+        ("/answer/500/M_UNKNOWN", True),
+        ("/answer/502/M_UNKNOWN", True),
+        ("/drop", True),
+        (None, False),
+    ],
+)
+async def test_an_unanswered_request_says_whether_it_may_have_been_carried_out(
+    session: aiohttp.ClientSession, path: str | None, maybe_done: bool
+) -> None:
+    homeserver = RefusingHomeserver()
+    await homeserver.start()
+    try:
+        # None: nothing listens, so the request never leaves.
+        base = homeserver.base if path is not None else f"http://127.0.0.1:{free_port()}"
+        gateway = MatrixGateway(base, TOKEN, session)
+        with pytest.raises(HomeserverUnavailable) as unavailable:
+            await gateway.request("POST", path or "/anything", {})
+    finally:
+        await homeserver.stop()
+    assert unavailable.value.maybe_done is maybe_done

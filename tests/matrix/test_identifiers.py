@@ -8,7 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.core.ids import BuyerID, SiteID
-from bridge.matrix.identifiers import MatrixNames, escape_localpart, unescape_localpart
+from bridge.matrix.identifiers import (
+    MatrixNames,
+    escape_localpart,
+    unescape_localpart,
+)
 
 LOCALPART = re.compile(r"^[a-z0-9._=/-]+$")
 names = MatrixNames("example.org", "bazaar_", "bazaarbot")
@@ -37,3 +41,21 @@ def test_foreign_ids_are_not_ghosts() -> None:
     assert names.parse_ghost("@bazaar_shop_Anna:example.org") is None
     assert names.is_ours("@bazaarbot:example.org")
     assert not names.is_ours("@bazaarbot:other.org")
+
+
+def test_a_ghost_id_over_matrix_s_255_bytes_is_named_too_long() -> None:
+    # "@bazaar_shop_" and ":example.org" leave 230 bytes for the escaped buyer id.
+    shop = SiteID("shop")
+    for fits, over in [("a" * 230, "a" * 231), ("A" * 115, "A" * 116), ("é" * 38, "é" * 39)]:
+        assert len(names.ghost(shop, BuyerID(fits)).encode()) <= 255
+        assert names.ghost_too_long(shop, BuyerID(fits)) is None
+        assert len(names.ghost(shop, BuyerID(over)).encode()) > 255
+        problem = names.ghost_too_long(shop, BuyerID(over))
+        assert problem is not None and "255 bytes" in problem
+
+
+@given(st.text(min_size=1, max_size=200))
+def test_every_id_said_to_fit_makes_a_ghost_within_the_limit(buyer_id: str) -> None:
+    ghost = names.ghost(SiteID("shop"), BuyerID(buyer_id))
+    fits = names.ghost_too_long(SiteID("shop"), BuyerID(buyer_id)) is None
+    assert fits == (len(ghost.encode()) <= 255)

@@ -196,6 +196,25 @@ async def test_pending_messages_come_back_in_stored_order(repository: SqlReposit
     assert [c.conversation_id for c in needing] == [stored.conversation_id]
 
 
+async def test_a_failed_message_keeps_its_reason_until_it_is_tried_again(
+    repository: SqlRepository,
+) -> None:
+    stored = await seeded(repository)
+    message, _ = await repository.add_message(buyer_message(stored.conversation_id, "c1"), [])
+    failed = await repository.mark_failed(
+        message.message_id, "M_FORBIDDEN: not in room", lambda m: []
+    )
+    assert (failed.status, failed.error) == (MessageStatus.FAILED, "M_FORBIDDEN: not in room")
+    again = await repository.get_message(message.message_id)
+    assert again is not None and again.error == "M_FORBIDDEN: not in room"
+    requeued = await repository.requeue(message.message_id, lambda m: [])
+    assert (requeued.status, requeued.error) == (MessageStatus.PENDING, None)
+    await repository.mark_failed(message.message_id, "once more", lambda m: [])
+    await repository.requeue(message.message_id, lambda m: [])
+    sent = await repository.mark_delivered(message.message_id, EventID("$m1"), lambda m: [])
+    assert (sent.status, sent.error) == (MessageStatus.SENT, None)
+
+
 async def test_webhook_outbox_keeps_order_and_waits_out_a_deferral(
     repository: SqlRepository,
 ) -> None:
