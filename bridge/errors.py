@@ -2,7 +2,8 @@
 
 BridgeError                     status 500, BAZAAR_INTERNAL
 ├── BadRequest                  400, M_BAD_JSON / M_INVALID_PARAM / M_MISSING_PARAM
-│   └── TooLarge                413, M_TOO_LARGE
+│   ├── TooLarge                413, M_TOO_LARGE
+│   └── BodyTimeout             408, BAZAAR_BODY_TIMEOUT
 ├── Unauthorized                401, M_MISSING_TOKEN / M_UNKNOWN_TOKEN
 ├── Forbidden                   403, M_FORBIDDEN
 ├── NotFound                    404, M_NOT_FOUND / BAZAAR_UNKNOWN_*
@@ -37,6 +38,11 @@ class BadRequest(BridgeError):
 class TooLarge(BadRequest):
     status = 413
     default_errcode = "M_TOO_LARGE"
+
+
+class BodyTimeout(BadRequest):
+    status = 408
+    default_errcode = "BAZAAR_BODY_TIMEOUT"
 
 
 class Unauthorized(BridgeError):

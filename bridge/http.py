@@ -3,23 +3,50 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import BodyPartReader, ClientPayloadError, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
 
 from bridge.core.attachments import Download
-from bridge.errors import BadRequest, BridgeError, TooLarge
+from bridge.errors import BadRequest, BodyTimeout, BridgeError, TooLarge
 
 logger = logging.getLogger(__name__)
 
 MAX_JSON_BYTES = 256 * 1024
+DEFAULT_BODY_TIMEOUT = 30.0
+# How long a request body may take to arrive whole; each server sets its own.
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class _MalformedRequests(logging.Filter):
+    """aiohttp logs each request it can't parse (a bad Content-Length, a 100 KB header, a
+    raw non-ASCII path) at ERROR with a traceback; it has answered 400 already, so one
+    INFO line says enough, and a flood of them costs the log little."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+            record.msg = f"{record.msg}: %s"
+            record.args = (*(record.args if isinstance(record.args, tuple) else ()), _short(error))
+            record.exc_info = record.exc_text = None
+        return True
+
+
+# The servers' own logger: pass it as the AppRunner's `logger`.
+protocol_logger = logging.getLogger("bridge.http.protocol")
+protocol_logger.addFilter(_MalformedRequests())
 
 
 def error_response(error: BridgeError) -> web.Response:
@@ -48,16 +75,96 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         )
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise TooLarge(f"The body is larger than {MAX_JSON_BYTES} bytes")
-    raw = await request.content.read(MAX_JSON_BYTES + 1)
-    if len(raw) > MAX_JSON_BYTES:
-        raise TooLarge(f"The body is larger than {MAX_JSON_BYTES} bytes")
+def body_timeout(request: web.Request) -> float:
+    return request.config_dict.get(BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT)
+
+
+@contextlib.asynccontextmanager
+async def body_deadline(request: web.Request) -> AsyncIterator[None]:
+    """Bound the time a body may take: a caller trickling bytes holds nothing for long."""
+    seconds = body_timeout(request)
     try:
-        body = json.loads(raw)
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise BodyTimeout(f"The body did not arrive within {seconds:g} s") from None
+
+
+async def read_body(request: web.Request, max_bytes: int) -> bytes:
+    """The whole body, however many packets it comes in, refused as soon as it passes
+    `max_bytes`; a body that breaks off before its Content-Length is refused, never used."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise TooLarge(f"The body is larger than {max_bytes} bytes")
+    body = bytearray()
+    try:
+        async with body_deadline(request):
+            async for chunk in request.content.iter_any():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise TooLarge(f"The body is larger than {max_bytes} bytes")
+    except (ClientPayloadError, asyncio.IncompleteReadError, ConnectionResetError) as error:
+        raise BadRequest("The body broke off; send it again", "BAZAAR_BODY_INTERRUPTED") from (
+            error
+        )
+    if request.content_length is not None and len(body) != request.content_length:
+        raise BadRequest(
+            "The body is shorter than its Content-Length; send it again",
+            "BAZAAR_BODY_INTERRUPTED",
+        )
+    return bytes(body)
+
+
+def parse_json(raw: bytes, *, mend: bool = False) -> Any:
+    """JSON text as Python values, or a BadRequest that says what is wrong with it.
+
+    Besides malformed text this refuses nesting deep enough to exhaust the parser, and
+    text no database column can hold: NUL, and lone surrogates such as "\\ud800" (UTF-8
+    can't carry them). With `mend`, such characters become U+FFFD instead, for senders
+    that must not be refused (the homeserver).
+    """
+    try:
+        value = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("The body is not valid JSON", "M_NOT_JSON") from None
+    except RecursionError:
+        raise BadRequest("The body's JSON is nested too deeply", "M_NOT_JSON") from None
+    if not _may_hold_unstorable_text(raw):
+        return value
+    try:
+        mended = _mended(value)
+    except RecursionError:
+        raise BadRequest("The body's JSON is nested too deeply", "M_NOT_JSON") from None
+    if mend:
+        return mended
+    if mended != value:
+        raise BadRequest(
+            "The body holds text that can't be stored (NUL or a lone surrogate)", "M_NOT_JSON"
+        )
+    return value
+
+
+# Such text comes only from a \u0000 or \uD800–\uDFFF escape, or from bytes that start with
+# 0xED (json.loads lets them through as surrogates): most bodies hold none of these.
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+_UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def _may_hold_unstorable_text(raw: bytes) -> bool:
+    return b"\xed" in raw or _UNSTORABLE_ESCAPE.search(raw) is not None
+
+
+def _mended(value: Any) -> Any:
+    if isinstance(value, str):
+        return _UNSTORABLE_TEXT.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_mended(item) for item in value]
+    if isinstance(value, dict):
+        return {_mended(key): _mended(item) for key, item in value.items()}
+    return value
+
+
+async def read_json(request: web.Request, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    body = parse_json(await read_body(request, max_bytes))
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object", "M_BAD_JSON")
     return body
@@ -89,28 +196,48 @@ async def read_upload(request: web.Request, max_bytes: int) -> Upload:
     data: bytes | None = None
     filename: str | None = None
     try:
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                raise BadRequest("Nested multipart bodies are not accepted")
-            if part.name == "file":
-                if data is not None:
-                    raise BadRequest("Send one file per message", "BAZAAR_ONE_FILE")
-                filename = part.filename
-                data = await _read_part(part, max_bytes, "file")
-            elif part.name:
-                if len(fields) == MAX_FORM_FIELDS:
-                    raise BadRequest(f"A form takes at most {MAX_FORM_FIELDS} fields")
-                raw = await _read_part(part, MAX_FIELD_BYTES, part.name)
-                fields[part.name] = raw.decode("utf-8", errors="replace")
+        async with body_deadline(request):
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader):
+                    raise BadRequest("Nested multipart bodies are not accepted")
+                if part.name == "file":
+                    if data is not None:
+                        raise BadRequest("Send one file per message", "BAZAAR_ONE_FILE")
+                    filename = _printable(part.filename)
+                    data = await _read_part(part, max_bytes, "file")
+                elif part.name:
+                    if len(fields) == MAX_FORM_FIELDS:
+                        raise BadRequest(f"A form takes at most {MAX_FORM_FIELDS} fields")
+                    raw = await _read_part(part, MAX_FIELD_BYTES, part.name)
+                    fields[part.name] = raw.decode("utf-8", errors="replace")
     except (ClientPayloadError, asyncio.IncompleteReadError, ConnectionResetError) as error:
         raise BadRequest("The upload broke off; send it again", "BAZAAR_UPLOAD_INTERRUPTED") from (
             error
         )
-    except (AssertionError, ValueError) as error:
-        # aiohttp's multipart reader asserts on malformed boundaries and headers.
-        raise BadRequest(f"The body is not a valid multipart form: {error}") from None
+    except (
+        AssertionError,
+        ValueError,
+        HttpProcessingError,
+        BadContentDispositionHeader,
+        BadContentDispositionParam,
+    ) as error:
+        # aiohttp's multipart reader asserts on malformed boundaries and headers, refuses a
+        # part header longer than it reads, and warns of a broken Content-Disposition (an
+        # error where warnings are errors; elsewhere the part has no name and is refused).
+        raise BadRequest(f"The body is not a valid multipart form: {_short(error)}") from None
     return Upload(fields, data, filename)
+
+
+def _printable(name: str | None) -> str | None:
+    """A file name as a person could have typed it: no NUL, CR, LF or other controls."""
+    if name is None:
+        return None
+    return "".join(c for c in name if c.isprintable()).strip()[:255] or None
+
+
+def _short(error: BaseException) -> str:
+    return str(error).replace("\n", " ")[:200]
 
 
 async def _read_part(part: BodyPartReader, limit: int, name: str) -> bytes:
@@ -151,6 +278,23 @@ def file_response(download: Download) -> web.Response:
             f"filename*=UTF-8''{quote(download.name, safe='')}",
         },
     )
+
+
+# Larger than any count or sequence number the bridge hands out, and within a BIGINT.
+MAX_QUERY_DIGITS = 18
+
+
+def query_number(request: web.Request, name: str, default: int) -> int:
+    """A whole number from the query string: ASCII digits only (`int()` would take '٣'
+    and choke on '²'), and few enough to fit every column it is compared with."""
+    text = request.query.get(name, "")
+    if text == "":
+        return default
+    if not (text.isascii() and text.isdigit()) or len(text) > MAX_QUERY_DIGITS:
+        raise BadRequest(
+            f"'{name}' must be a whole number of at most {MAX_QUERY_DIGITS} digits (0–9)"
+        )
+    return int(text)
 
 
 def bearer_token(request: web.Request) -> str | None:

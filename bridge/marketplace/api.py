@@ -25,7 +25,7 @@ from bridge.core.validation import (
 )
 from bridge.core.views import buyer_json, conversation_json, message_json, seller_json
 from bridge.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from bridge.http import bearer_token, file_response, read_json
+from bridge.http import bearer_token, file_response, query_number, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,10 @@ BASE = "/api/v1/sites/{site}"
 
 
 def _site(request: web.Request) -> SiteID:
-    """The site of the URL, once the caller has proven it speaks for it."""
+    """The site of the URL, once the caller has proven it speaks for it.
+
+    The token is checked first, so a caller without one learns nothing, not even which
+    sites exist."""
     site = SiteID(request.match_info["site"])
     tokens = request.app[API_TOKENS]
     token = bearer_token(request)
@@ -55,13 +58,18 @@ def _site(request: web.Request) -> SiteID:
         raise Unauthorized(
             "Send the site's API token as 'Authorization: Bearer …'", "M_MISSING_TOKEN"
         )
+    owners = [
+        owner
+        for owner, expected in tokens.items()
+        if hmac.compare_digest(token.encode(), expected.encode())
+    ]
+    if not owners:
+        raise Unauthorized("Unknown API token", "M_UNKNOWN_TOKEN")
+    if site in owners:
+        return site
     if site not in tokens:
         raise NotFound(f"Unknown site '{site}'", "BAZAAR_UNKNOWN_SITE")
-    if hmac.compare_digest(token.encode(), tokens[site].encode()):
-        return site
-    if any(hmac.compare_digest(token.encode(), other.encode()) for other in tokens.values()):
-        raise Forbidden("This token belongs to another site")
-    raise Unauthorized("Unknown API token", "M_UNKNOWN_TOKEN")
+    raise Forbidden("This token belongs to another site")
 
 
 def _email(value: Any) -> str | None:
@@ -229,15 +237,13 @@ async def post_message(request: web.Request) -> web.Response:
 @routes.get(BASE + "/conversations/{conversation_id}/messages")
 async def list_messages(request: web.Request) -> web.Response:
     site_id = _site(request)
-    limit_text = request.query.get("limit", "50")
-    if not limit_text.isdigit():
-        raise BadRequest("'limit' must be a positive whole number")
+    limit = query_number(request, "limit", 50)
     after = request.query.get("after")
     messages = await request.app[CONVERSATIONS].list_messages(
         site_id,
         ConversationID(request.match_info["conversation_id"]),
         after=MessageID(after) if after else None,
-        limit=int(limit_text),
+        limit=limit,
     )
     return web.json_response({"messages": [message_json(m) for m in messages]})
 

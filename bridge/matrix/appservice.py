@@ -11,7 +11,7 @@ from aiohttp import web
 from bridge.core.conversations import Conversations
 from bridge.core.ids import ConversationID, SiteID
 from bridge.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from bridge.http import bearer_token, errors_middleware, read_json
+from bridge.http import bearer_token, errors_middleware, parse_json, read_body, read_json
 from bridge.matrix.events import TransactionProcessor
 from bridge.matrix.identifiers import MatrixNames
 from bridge.matrix.rooms import MatrixRooms
@@ -41,20 +41,53 @@ async def homeserver_auth(request: web.Request, handler: Any) -> web.StreamRespo
     return response
 
 
+# Synapse sends up to 100 events of up to 64 KiB each, escaped to ASCII (up to 3 × the
+# bytes), and as many ephemeral and to-device events beside them: room to spare for all.
+MAX_TRANSACTION_BYTES = 64 * 1024 * 1024
+
+
 @routes.put("/_matrix/app/v1/transactions/{txn_id}")
 @routes.put("/transactions/{txn_id}")
 async def put_transaction(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    events = body.get("events", [])
-    if not isinstance(events, list):
-        raise BadRequest("'events' must be a list")
+    """Store and acknowledge the transaction.
+
+    The homeserver retries anything but a 200 with the same transaction, forever, and holds
+    every later event behind it: so what can't be used is logged and skipped, never
+    refused. Only a failure to store (the database away) answers an error, to be retried.
+    """
+    txn_id = request.match_info["txn_id"]
+    raw = await read_body(request, MAX_TRANSACTION_BYTES)
+    try:
+        body = parse_json(raw, mend=True)
+    except BadRequest as error:
+        logger.error("Skipping transaction %s: %s", txn_id, error.error)
+        return web.json_response({})
+    if not isinstance(body, dict):
+        logger.error("Skipping transaction %s: its body is not a JSON object", txn_id)
+        return web.json_response({})
+    events = _events(body, "events", txn_id)
     for key in EPHEMERAL_KEYS:
-        ephemeral = body.get(key)
-        if isinstance(ephemeral, list):
-            events = [*events, *ephemeral]
-    events = [event for event in events if isinstance(event, dict)]
-    await request.app[PROCESSOR].accept(request.match_info["txn_id"], events)
+        events += _events(body, key, txn_id)
+    await request.app[PROCESSOR].accept(txn_id, events)
     return web.json_response({})
+
+
+def _events(body: dict[str, Any], key: str, txn_id: str) -> list[dict[str, Any]]:
+    found = body.get(key)
+    if found is None:
+        return []
+    if not isinstance(found, list):
+        logger.error("Skipping '%s' of transaction %s: not a list", key, txn_id)
+        return []
+    events = [event for event in found if isinstance(event, dict)]
+    if len(events) < len(found):
+        logger.error(
+            "Skipping %d entries of '%s' in transaction %s: not objects",
+            len(found) - len(events),
+            key,
+            txn_id,
+        )
+    return events
 
 
 @routes.get("/_matrix/app/v1/users/{user_id}")

@@ -129,8 +129,10 @@ async def test_wrong_or_missing_hs_token_is_refused_and_changes_nothing(
             "PUT", "/_matrix/app/v1/transactions/f2", {"events": [event]}, token=""
         )
         assert status == 401 and error["errcode"] == "M_UNAUTHORIZED"
-        status, error = await home.call("PUT", "/_matrix/app/v1/transactions/f3", None)
-        assert status == 400 and error["errcode"] == "M_NOT_JSON"
+        # With the right token, a body the bridge can't use is acknowledged (and skipped):
+        # a refusal would make the homeserver retry it forever.
+        status, answer = await home.call("PUT", "/_matrix/app/v1/transactions/f3", None)
+        assert (status, answer) == (200, {})
         await bridge.transactions.wait_idle()
     assert await seller_messages(marketplace, conversation["conversation_id"]) == []
     for txn_id in ("f1", "f2", "f3"):
