@@ -21,13 +21,13 @@ from bridge.core.conversations import Conversations
 from bridge.core.delivery import Backoff, Courier
 from bridge.core.events import Announcer
 from bridge.core.ids import SiteID, UserID
-from bridge.core.limits import Rate, RateLimiter
+from bridge.core.limits import Rate, RateLimiter, UploadSlots
 from bridge.core.models import Buyer, Site
 from bridge.core.ports import HomeserverUnavailable, MatrixRejected, TranslationProvider
 from bridge.core.replies import SellerReplies
 from bridge.core.tasks import TaskKeeper
 from bridge.core.translation import Translations
-from bridge.http import errors_middleware
+from bridge.http import BODY_TIMEOUT, errors_middleware, protocol_logger
 from bridge.marketplace.api import marketplace_routes
 from bridge.marketplace.webhooks import RetryPolicy, WebhookDispatcher, WebhookTarget
 from bridge.matrix.appservice import appservice_app
@@ -114,12 +114,14 @@ class Bridge:
         self.gateway = MatrixGateway(
             config.homeserver.address, config.appservice.as_token, self._http
         )
+        # Uploads and product images share its limit on images decoded at once.
+        self.media = MediaLibrary(config.media)
         self.rooms = MatrixRooms(
             self.gateway,
             self.names,
             self.repository,
             self.repository,
-            ProductImages(self._http),
+            ProductImages(self.media, config.media),
             config.appservice.id,
             {site_id: site.admins for site_id, site in sites.items()},
         )
@@ -127,9 +129,8 @@ class Bridge:
             self.repository, targets, self._http, self.tasks, self.tuning.webhook_retry
         )
         allowed_roles = config.bridge.allowed_roles
-        self.feed = FeedHub()
+        self.feed = FeedHub(self.repository, self.tasks, config.web.max_streams_per_buyer)
         announcer = Announcer(sites, self.webhooks.wake, self.feed.notify)
-        self.media = MediaLibrary(config.media.directory, config.media.max_upload_bytes)
         self.files = AttachmentFiles(self.repository, self.rooms, self.media)
         self.detector = (
             LinguaDetector(config.translation.detect_languages)
@@ -167,6 +168,7 @@ class Bridge:
             allowed_roles,
             self.blocking,
             self.archive,
+            self.names.ghost_too_long,
             detector=self.detector,
         )
         replies = SellerReplies(
@@ -184,9 +186,15 @@ class Bridge:
             self.conversations,
             self.rooms,
             announcer,
-            RateLimiter(self.tuning.buyer_rates),
+            RateLimiter(
+                {
+                    **(self.tuning.buyer_rates or {}),
+                    "download": Rate.per_minute(config.web.downloads_per_minute),
+                }
+            ),
             self.tasks,
             self.files,
+            UploadSlots(config.web.max_uploads_per_buyer),
         )
         self.broadcasts = Broadcasts(self.repository, self.rooms, sites, allowed_roles)
         self.transactions = TransactionProcessor(
@@ -205,6 +213,7 @@ class Bridge:
             return issue_buyer_token(secrets[site], buyer, ttl)
 
         web_app = web.Application(middlewares=[cors_middleware, errors_middleware])
+        web_app[BODY_TIMEOUT] = config.web.body_timeout_seconds
         widget_routes(
             web_app,
             WidgetContext(
@@ -232,6 +241,7 @@ class Bridge:
             self.conversations,
             self.rooms,
         )
+        homeserver_app[BODY_TIMEOUT] = config.web.body_timeout_seconds
         if self.detector is not None:
             await self.detector.warm_up()
         await self._serve(
@@ -289,6 +299,7 @@ class Bridge:
             access_log=None,
             handle_signals=False,
             shutdown_timeout=5,
+            logger=protocol_logger,
             keepalive_timeout=keepalive_timeout,
         )
         await runner.setup()

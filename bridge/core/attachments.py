@@ -1,6 +1,7 @@
 """Attachments' bytes for the readers of a conversation: the buyer in the widget, the
 marketplace through its API. A seller's file is fetched from the homeserver the first time
-someone asks for it, checked by its bytes, and kept."""
+someone asks for it, checked by its bytes, and kept with the type found; every later
+download is served with that type, without looking through the bytes again."""
 
 from __future__ import annotations
 
@@ -63,14 +64,23 @@ class AttachmentFiles:
         if attachment is None or message.deleted:
             raise unknown
         small = attachment.thumbnail if thumbnail else None
-        fetched = await self._bytes(small or attachment)
+        part: Attachment | Thumbnail = small or attachment
+        fetched = await self._bytes(part)
         if fetched is None:
             raise unknown
+        # A kept file's type was checked when it was kept: a buyer's on upload, a seller's
+        # on its first download.
+        content_type = part.content_type
         if fetched.new_sha256 is not None:
+            content_type = await self._media.checked_type(fetched.data) or OPAQUE
             await self._remember(
-                message.message_id, message.attachments, attachment, small, fetched.new_sha256
+                message.message_id,
+                message.attachments,
+                attachment,
+                small,
+                fetched.new_sha256,
+                content_type,
             )
-        content_type = self._media.content_type(fetched.data) or OPAQUE
         inline = attachment.kind == AttachmentKind.IMAGE and content_type.startswith("image/")
         return Download(fetched.data, content_type, attachment.name, inline)
 
@@ -99,12 +109,15 @@ class AttachmentFiles:
         attachment: Attachment,
         small: Thumbnail | None,
         sha256: str,
+        content_type: str,
     ) -> None:
-        """Keep the local copy's address, so the homeserver is asked only once."""
+        """Keep the local copy's address and its checked type, so the homeserver is asked
+        and the bytes are looked through only once."""
         if small is not None:
-            changed = replace(attachment, thumbnail=replace(small, sha256=sha256))
+            checked = replace(small, sha256=sha256, content_type=content_type)
+            changed = replace(attachment, thumbnail=checked)
         else:
-            changed = replace(attachment, sha256=sha256)
+            changed = replace(attachment, sha256=sha256, content_type=content_type)
         await self._repository.set_attachments(
             message_id,
             [changed if a.attachment_id == attachment.attachment_id else a for a in attachments],

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 
 from bridge.core.attachments import AttachmentFiles, Download
 from bridge.core.conversations import Conversations
 from bridge.core.events import Announcer
 from bridge.core.ids import BuyerID, ConversationID, MessageID, SellerID, SiteID
-from bridge.core.limits import RateLimiter
+from bridge.core.limits import RateLimiter, UploadSlots
 from bridge.core.models import (
     Buyer,
     Context,
@@ -22,7 +23,7 @@ from bridge.core.models import (
 )
 from bridge.core.ports import HomeserverUnavailable, MatrixPort, MatrixRejected, Repository
 from bridge.core.tasks import TaskKeeper
-from bridge.errors import Forbidden, NotFound
+from bridge.errors import BadRequest, Forbidden, NotFound, Unauthorized
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class BuyerDesk:
         limiter: RateLimiter,
         tasks: TaskKeeper,
         files: AttachmentFiles,
+        uploads: UploadSlots,
     ) -> None:
         self._repository = repository
         self._conversations = conversations
@@ -55,6 +57,7 @@ class BuyerDesk:
         self._limiter = limiter
         self._tasks = tasks
         self._files = files
+        self._uploads = uploads
         self._known: dict[tuple[SiteID, BuyerID], Buyer] = {}
 
     async def sign_in(self, claimed: Buyer) -> Buyer:
@@ -69,6 +72,13 @@ class BuyerDesk:
             known.language,
         ):
             return known
+        try:
+            self._conversations.check_buyer_id(claimed.site, claimed.buyer_id)
+        except BadRequest as error:
+            # The token itself is unusable, like one whose `sub` is no id at all.
+            raise Unauthorized(
+                f"The buyer token's 'sub' can't be used: {error.error}", error.errcode
+            ) from None
         stored = await self._repository.get_buyer(claimed.site, claimed.buyer_id)
         buyer = Buyer(
             claimed.site,
@@ -162,23 +172,35 @@ class BuyerDesk:
             buyer.site, conversation.conversation_id, client_id
         )
 
+    @contextlib.asynccontextmanager
+    async def sending_file(
+        self, buyer: Buyer, conversation_id: ConversationID
+    ) -> AsyncIterator[Conversation]:
+        """Everything that may refuse a file message, decided before its bytes are read:
+        the buyer's own conversation, not blocked, an upload slot free (held until the
+        block ends) and the rate limit. Yields the conversation for `post_file`."""
+        conversation = await self.own_conversation(buyer, conversation_id)
+        if conversation.state == ConversationState.BLOCKED:
+            raise Forbidden("This conversation is blocked", "BAZAAR_BLOCKED")
+        # The slot first: a file that waits for one costs the buyer no message of the limit.
+        with self._uploads.hold(self._who(buyer)):
+            self._limiter.take(self._who(buyer), "message")
+            yield conversation
+
     async def post_file(
         self,
-        buyer: Buyer,
-        conversation_id: ConversationID,
+        conversation: Conversation,
         text: str,
         client_id: str,
         data: bytes,
         name: str | None,
     ) -> tuple[Message, bool]:
-        """A message with a file: the file is checked and cleaned before anything is stored."""
-        conversation = await self.own_conversation(buyer, conversation_id)
-        if conversation.state == ConversationState.BLOCKED:
-            raise Forbidden("This conversation is blocked", "BAZAAR_BLOCKED")
-        self._limiter.take(self._who(buyer), "message")
+        """A message with a file, inside `sending_file`: the file is checked and cleaned
+        before anything is stored. A block that came while the file arrived is still
+        refused, when the message is stored."""
         attachment = await self._files.accept_upload(data, name)
         return await self._conversations.post_buyer_message(
-            buyer.site, conversation.conversation_id, text, client_id, attachment
+            conversation.site, conversation.conversation_id, text, client_id, attachment
         )
 
     async def attachment(
@@ -189,6 +211,8 @@ class BuyerDesk:
         *,
         thumbnail: bool,
     ) -> Download:
+        # Before the conversation is read: a flood of downloads costs no database reads.
+        self._limiter.take(self._who(buyer), "download")
         conversation = await self.own_conversation(buyer, conversation_id)
         return await self._files.download(conversation, attachment_id, thumbnail=thumbnail)
 

@@ -322,8 +322,9 @@ class MediaPort(Protocol):
 
     async def read(self, sha256: str) -> bytes | None: ...
 
-    def content_type(self, data: bytes) -> str | None:
-        """The type the bytes really are, when it is one the bridge lets through."""
+    async def checked_type(self, data: bytes) -> str | None:
+        """The type the bytes really are, when it is one the bridge lets through. Looking
+        through a big office file takes seconds, so it runs off the event loop."""
 
 
 class MatrixPort(Protocol):

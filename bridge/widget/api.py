@@ -25,7 +25,14 @@ from bridge.core.validation import (
 )
 from bridge.core.views import buyer_conversation_json, message_json
 from bridge.errors import BadRequest, Forbidden, TooLarge, Unauthorized
-from bridge.http import Handler, bearer_token, file_response, read_json, read_upload
+from bridge.http import (
+    Handler,
+    bearer_token,
+    file_response,
+    query_number,
+    read_json,
+    read_upload,
+)
 from bridge.widget.stream import FeedHub, stream_feed
 from bridge.widget.tokens import verify_buyer_token
 
@@ -126,9 +133,7 @@ async def start_conversation(request: web.Request) -> web.Response:
 @routes.get(BASE + "/conversations/{conversation_id}/messages")
 async def list_messages(request: web.Request) -> web.Response:
     buyer = await _buyer(request)
-    limit = request.query.get("limit", "50")
-    if not limit.isdigit():
-        raise BadRequest("'limit' must be a positive whole number")
+    limit = query_number(request, "limit", 50)
     before, after = _message_id(request, "before"), _message_id(request, "after")
     if before and after:
         raise BadRequest("Give 'before' or 'after', not both")
@@ -137,7 +142,7 @@ async def list_messages(request: web.Request) -> web.Response:
         ConversationID(request.match_info["conversation_id"]),
         before=before,
         after=after,
-        limit=int(limit),
+        limit=limit,
     )
     return web.json_response({"messages": [message_json(m) for m in messages]})
 
@@ -148,20 +153,23 @@ async def post_message(request: web.Request) -> web.Response:
     widget = request.app[WIDGET]
     conversation_id = ConversationID(request.match_info["conversation_id"])
     if request.content_type == "multipart/form-data":
-        upload = await read_upload(request, widget.max_upload_bytes)
-        if upload.data is None:
-            raise BadRequest("Attach the file as the form's 'file' part", "M_MISSING_PARAM")
-        text = upload.fields.get("text", "").strip()
-        if len(text) > MAX_TEXT_CHARS:
-            raise TooLarge(f"'text' is longer than {MAX_TEXT_CHARS} characters")
-        message, created = await widget.desk.post_file(
-            buyer,
-            conversation_id,
-            text,
-            require_text(upload.fields.get("client_id"), "client_id", limit=MAX_CLIENT_ID_CHARS),
-            upload.data,
-            upload.filename,
-        )
+        # A file is refused (404, 403, 429) before its bytes are read, not after.
+        async with widget.desk.sending_file(buyer, conversation_id) as conversation:
+            upload = await read_upload(request, widget.max_upload_bytes)
+            if upload.data is None:
+                raise BadRequest("Attach the file as the form's 'file' part", "M_MISSING_PARAM")
+            text = upload.fields.get("text", "").strip()
+            if len(text) > MAX_TEXT_CHARS:
+                raise TooLarge(f"'text' is longer than {MAX_TEXT_CHARS} characters")
+            message, created = await widget.desk.post_file(
+                conversation,
+                text,
+                require_text(
+                    upload.fields.get("client_id"), "client_id", limit=MAX_CLIENT_ID_CHARS
+                ),
+                upload.data,
+                upload.filename,
+            )
     else:
         body = await read_json(request)
         client_id = require_text(body.get("client_id"), "client_id", limit=MAX_CLIENT_ID_CHARS)
@@ -229,18 +237,12 @@ async def typing(request: web.Request) -> web.Response:
 @routes.get(BASE + "/stream")
 async def stream(request: web.Request) -> web.StreamResponse:
     buyer = await _buyer(request)
-    since_text = request.query.get("since", "")
-    if since_text and not since_text.isdigit():
-        raise BadRequest("'since' must be a frame's seq")
     widget = request.app[WIDGET]
-    since = (
-        int(since_text)
-        if since_text
-        else await widget.repository.latest_frame(buyer.site, buyer.buyer_id)
-    )
-    return await stream_feed(
-        request, widget.repository, widget.hub, buyer.site, buyer.buyer_id, since
-    )
+    # A frame's seq; none means from now on.
+    since = query_number(request, "since", -1)
+    if since < 0:
+        since = await widget.repository.latest_frame(buyer.site, buyer.buyer_id)
+    return await stream_feed(request, widget.hub, buyer.site, buyer.buyer_id, since)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
 """The buyer's real-time stream: a WebSocket that replays the stored feed, then follows it.
 
-Frames are read from the store, never from memory, so a client that reconnects with
-`?since=<seq>` gets exactly what it missed. A wake-up per buyer tells idle connections
-that new frames were committed; an idle connection costs one parked coroutine.
+Frames are read from the store, so a client that reconnects with `?since=<seq>` gets
+exactly what it missed. Each buyer with open streams has one reader: a wake-up makes it
+read the buyer's new frames once and hand them to every stream of that buyer. A stream that
+opens (or falls too far behind) first reads its own backlog from the store, up to where the
+reader stood when it joined, then takes the reader's frames: no gap, no repeat. A buyer has
+at most `max_streams` open; a new one closes the oldest with `REPLACED`.
 """
 
 from __future__ import annotations
@@ -11,67 +14,236 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import defaultdict
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import WSMsgType, web
 
 from bridge.core.ids import BuyerID, SiteID
-from bridge.core.ports import Repository
+from bridge.core.ports import StoredFrame
+from bridge.core.tasks import TaskKeeper
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 30.0
 BATCH = 200
+# Frames a stream may have waiting to be sent; past that (a client that reads slowly or
+# not at all) it stops being handed frames and catches up from the store when it can.
+MAX_WAITING = 2 * BATCH
+
+
+class FeedStore(Protocol):
+    """The stored buyer feed, as the streams read it."""
+
+    async def frames_since(
+        self, site: SiteID, buyer_id: BuyerID, since: int, limit: int
+    ) -> list[StoredFrame]: ...
+
+    async def latest_frame(self, site: SiteID, buyer_id: BuyerID) -> int: ...
+
+
+@dataclass(frozen=True)
+class FeedFrame:
+    seq: int
+    # The frame as the client receives it, made once for all of the buyer's streams.
+    text: str
+
+
+class FeedClosed(Exception):
+    """The hub ended a stream; the WebSocket closes with this code and reason."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"{code} {reason}")
+        self.code = code
+        self.reason = reason
+
+
+# A newer stream of the same buyer took this one's place; the widget reconnects only when
+# its page is looked at again, so tabs never take turns closing each other.
+REPLACED = (4000, "replaced")
+# The buyer's feed could not be read; the client reconnects with `since` as after a drop.
+FEED_FAILED = (1011, "feed unavailable")
+
+
+def _feed_frame(frame: StoredFrame) -> FeedFrame:
+    body = {
+        "seq": frame.seq,
+        "type": frame.type,
+        "conversation_id": frame.conversation_id,
+        **frame.payload,
+    }
+    return FeedFrame(frame.seq, json.dumps(body, ensure_ascii=False))
+
+
+class _BuyerFeed:
+    """The streams of one buyer and the one reader that reads their new frames."""
+
+    def __init__(self, store: FeedStore, site: SiteID, buyer_id: BuyerID, cursor: int) -> None:
+        self.store = store
+        self.site = site
+        self.buyer_id = buyer_id
+        # Every frame up to here has been handed to the streams that were open then.
+        self.cursor = cursor
+        # Oldest first: the one a new stream closes.
+        self.streams: dict[OpenStream, None] = {}
+        self.wakeup = asyncio.Event()
+        self.wakeup.set()  # frames committed before the reader started are read at once
+        self.reader: asyncio.Task[None] | None = None
+
+    async def read(self, since: int) -> list[FeedFrame]:
+        stored = await self.store.frames_since(self.site, self.buyer_id, since, BATCH)
+        return [_feed_frame(frame) for frame in stored]
+
+    async def follow(self) -> None:
+        while True:
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            while True:
+                frames = await self.read(self.cursor)
+                if frames:
+                    # No await between the two: a stream that joins sees either the old
+                    # cursor and these frames, or the new cursor and not these frames.
+                    self.cursor = frames[-1].seq
+                    for stream in self.streams:
+                        stream.hand(frames)
+                if len(frames) < BATCH:
+                    break
+
+
+class OpenStream:
+    """One open stream's place in its buyer's feed."""
+
+    def __init__(self, feed: _BuyerFeed, since: int) -> None:
+        self._feed = feed
+        # The newest seq given to the client.
+        self.last = since
+        # Frames after this are handed over by the reader; up to it, read from the store.
+        self._joined_at = feed.cursor
+        self._waiting: deque[FeedFrame] = deque()
+        self._behind = False
+        self._closed: tuple[int, str] | None = None
+        self._wakeup = asyncio.Event()
+
+    def hand(self, frames: list[FeedFrame]) -> None:
+        if self._behind or self._closed is not None:
+            return
+        if len(self._waiting) + len(frames) > MAX_WAITING:
+            # Too far behind to keep in memory: the store still has every frame.
+            self._waiting.clear()
+            self._behind = True
+        else:
+            self._waiting.extend(frames)
+        self._wakeup.set()
+
+    def close(self, why: tuple[int, str]) -> None:
+        self._closed = why
+        self._waiting.clear()
+        self._wakeup.set()
+
+    async def next_frames(self) -> list[FeedFrame]:
+        """The frames after the last ones given, oldest first, waiting until there are
+        some; raises FeedClosed when the hub ends this stream."""
+        while True:
+            if self._closed is not None:
+                raise FeedClosed(*self._closed)
+            if self._behind:
+                self._behind = False
+                self._joined_at = self._feed.cursor
+            if self.last < self._joined_at:
+                backlog = [f for f in await self._feed.read(self.last) if f.seq <= self._joined_at]
+                if self._closed is not None:
+                    continue
+                if not backlog:
+                    self.last = self._joined_at  # nothing stored in between
+                    continue
+                self.last = backlog[-1].seq
+                return backlog
+            fresh = [frame for frame in self._waiting if frame.seq > self.last]
+            self._waiting.clear()
+            if fresh:
+                self.last = fresh[-1].seq
+                return fresh
+            self._wakeup.clear()
+            await self._wakeup.wait()
 
 
 class FeedHub:
-    """Wakes the open streams of a buyer when frames for them are committed."""
+    """The buyers' open streams, fed by one reader per buyer, at most `max_streams` each."""
 
-    def __init__(self) -> None:
-        self._listeners: defaultdict[tuple[SiteID, BuyerID], set[asyncio.Event]] = defaultdict(set)
+    def __init__(self, store: FeedStore, tasks: TaskKeeper, max_streams: int) -> None:
+        self._store = store
+        self._tasks = tasks
+        self._max_streams = max_streams
+        self._feeds: dict[tuple[SiteID, BuyerID], _BuyerFeed] = {}
 
     def notify(self, site: SiteID, buyer_id: BuyerID) -> None:
-        for wakeup in self._listeners.get((site, buyer_id), ()):
-            wakeup.set()
+        """Frames for the buyer were committed."""
+        feed = self._feeds.get((site, buyer_id))
+        if feed is not None:
+            feed.wakeup.set()
 
-    @contextlib.contextmanager
-    def listening(self, site: SiteID, buyer_id: BuyerID) -> Iterator[asyncio.Event]:
+    @contextlib.asynccontextmanager
+    async def open(self, site: SiteID, buyer_id: BuyerID, since: int) -> AsyncIterator[OpenStream]:
+        """A stream of the buyer's frames after `since`, until the block ends."""
         key = (site, buyer_id)
-        wakeup = asyncio.Event()
-        self._listeners[key].add(wakeup)
+        feed = self._feeds.get(key)
+        if feed is None:
+            latest = await self._store.latest_frame(site, buyer_id)
+            feed = self._feeds.get(key)  # another stream of the buyer may have opened meanwhile
+            if feed is None:
+                feed = _BuyerFeed(self._store, site, buyer_id, latest)
+                self._feeds[key] = feed
+                feed.reader = self._tasks.spawn(self._follow(feed), name=f"feed:{site}/{buyer_id}")
+        stream = OpenStream(feed, since)
+        feed.streams[stream] = None
+        while len(feed.streams) > self._max_streams:
+            oldest = next(iter(feed.streams))
+            del feed.streams[oldest]
+            oldest.close(REPLACED)
         try:
-            yield wakeup
+            yield stream
         finally:
-            self._listeners[key].discard(wakeup)
-            if not self._listeners[key]:
-                del self._listeners[key]
+            feed.streams.pop(stream, None)
+            if not feed.streams and self._feeds.get(key) is feed:
+                del self._feeds[key]
+                if feed.reader is not None:
+                    feed.reader.cancel()
+
+    async def _follow(self, feed: _BuyerFeed) -> None:
+        try:
+            await feed.follow()
+        except Exception:
+            logger.exception("Reading the feed of %s/%s failed", feed.site, feed.buyer_id)
+            if self._feeds.get((feed.site, feed.buyer_id)) is feed:
+                del self._feeds[(feed.site, feed.buyer_id)]
+            for stream in list(feed.streams):
+                stream.close(FEED_FAILED)
+            feed.streams.clear()
 
     @property
     def open_streams(self) -> int:
-        return sum(len(listeners) for listeners in self._listeners.values())
+        return sum(len(feed.streams) for feed in self._feeds.values())
 
 
 async def stream_feed(
-    request: web.Request,
-    repository: Repository,
-    hub: FeedHub,
-    site: SiteID,
-    buyer_id: BuyerID,
-    since: int,
+    request: web.Request, hub: FeedHub, site: SiteID, buyer_id: BuyerID, since: int
 ) -> web.WebSocketResponse:
     socket = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=4096)
     await socket.prepare(request)
-    with hub.listening(site, buyer_id) as wakeup:
-        sender = asyncio.create_task(
-            _send_frames(socket, repository, wakeup, site, buyer_id, since)
-        )
+    async with hub.open(site, buyer_id, since) as stream:
+        closing = asyncio.Event()
+        sender = asyncio.create_task(_send_frames(socket, stream, closing, site, buyer_id))
         try:
             async for message in socket:
                 if message.type == WSMsgType.TEXT and _is_ping(message.data):
                     await socket.send_str('{"type":"pong"}')
         finally:
-            sender.cancel()
+            # A sender that closes the socket finishes the close handshake, so the client
+            # learns the close code; any other sender just stops.
+            if not closing.is_set():
+                sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
     return socket
@@ -87,32 +259,23 @@ def _is_ping(text: str) -> bool:
 
 async def _send_frames(
     socket: web.WebSocketResponse,
-    repository: Repository,
-    wakeup: asyncio.Event,
+    stream: OpenStream,
+    closing: asyncio.Event,
     site: SiteID,
     buyer_id: BuyerID,
-    since: int,
 ) -> None:
-    last = since
+    code, reason = 1000, ""
     try:
         while not socket.closed:
-            wakeup.clear()
-            frames = await repository.frames_since(site, buyer_id, last, BATCH)
-            for frame in frames:
-                await socket.send_str(
-                    json.dumps(
-                        {
-                            "seq": frame.seq,
-                            "type": frame.type,
-                            "conversation_id": frame.conversation_id,
-                            **frame.payload,
-                        },
-                        ensure_ascii=False,
-                    )
-                )
-                last = frame.seq
-            if len(frames) < BATCH:
-                await wakeup.wait()
+            for frame in await stream.next_frames():
+                await socket.send_str(frame.text)
+        return
+    except FeedClosed as closed:
+        code, reason = closed.code, closed.reason
     except (ConnectionResetError, RuntimeError) as error:
         logger.debug("Stream of %s/%s ended: %r", site, buyer_id, error)
-        await socket.close()
+    except Exception:
+        logger.exception("Stream of %s/%s failed", site, buyer_id)
+        code, reason = FEED_FAILED
+    closing.set()
+    await socket.close(code=code, message=reason.encode())

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import nio
 import pytest
 import pytest_asyncio
@@ -27,6 +28,7 @@ from bridge.demo.shop import DemoShop
 from bridge.demo.synapse import free_port
 from tests.conftest import SITE, BridgeRunner, Sites
 from tests.support import files
+from tests.support.buyer import BuyerClient, buyer_token
 from tests.support.libretranslate import FakeLibreTranslate
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
@@ -741,3 +743,79 @@ async def test_a_russian_buyer_reads_the_answer_translated_with_the_original_a_c
     await widget.assert_accessible()
     await widget.screenshot("widget-translated.png")
     await context.close()
+
+
+# Counts the page's WebSockets and how each one closed.
+SOCKET_LOG = """
+(() => {
+  const Native = window.WebSocket;
+  window.__sockets = [];
+  window.WebSocket = class extends Native {
+    constructor(url, ...rest) {
+      super(url, ...rest);
+      const entry = { url: String(url), closed: null };
+      window.__sockets.push(entry);
+      this.addEventListener('close', (event) => { entry.closed = event.code; });
+    }
+  };
+})();
+"""
+
+
+async def test_a_tab_replaced_by_newer_ones_waits_until_it_is_looked_at(
+    browser: Browser, shop: Shop, runner: BridgeRunner, sites: Sites
+) -> None:
+    context = await browser.new_context(viewport={"width": 1200, "height": 800})
+    await context.add_init_script(SOCKET_LOG)
+    page = await context.new_page()
+    # The page's timers run on a clock the test can move on, so "it never reconnected" is
+    # checked after every retry the widget could have scheduled had its time.
+    await page.clock.install()
+    await page.goto(f"{shop.url}/login?name=Vera&next=/p/kettle-1")
+    await expect(page.get_by_text("Signed in as Vera")).to_be_visible()
+    widget = Widget(page)
+    await widget.launcher.click()
+    await widget.ask("Does the handle stay cool?")
+    room_id = await shop.room_of("vera")
+    await shop.join(room_id)
+    await shop.question(room_id, "Does the handle stay cool?")
+
+    # Five more tabs of Vera's (the bridge keeps five streams a buyer): the page's is the oldest.
+    tabs = BuyerClient(
+        runner.config.web.public_url, buyer_token(sites.widget_secret, SITE, "vera", name="Vera")
+    )
+    try:
+        others = [await tabs.stream() for _ in range(5)]
+        await page.wait_for_function("window.__sockets[0].closed === 4000")
+        await page.clock.run_for(120_000)
+        assert await page.evaluate("window.__sockets.length") == 1, "it fought back"
+        await expect(page.get_by_text("Reconnecting…")).to_be_hidden()
+
+        await shop.owner.send_text(room_id, "Yes, it is insulated.")
+
+        async def stored() -> bool:
+            found = await shop.marketplace.ok("GET", "/conversations", params={"buyer_id": "vera"})
+            conversation_id = found["conversations"][0]["conversation_id"]
+            listed = await shop.marketplace.ok("GET", f"/conversations/{conversation_id}/messages")
+            return any(m["text"] == "Yes, it is insulated." for m in listed["messages"])
+
+        await eventually(stored, what="the reply stored by the bridge")
+
+        # Vera comes back to this tab: it resumes where it stopped, and the reply shows.
+        await page.evaluate("window.dispatchEvent(new Event('focus'))")
+        await expect(widget.bubble("Yes, it is insulated.")).to_be_visible(timeout=SLOW)
+        resumed = await page.evaluate("window.__sockets[1].url")
+        assert "since=" in resumed
+        # Now this tab is the newest: the oldest of the others made room for it.
+        async with asyncio.timeout(SLOW / 1000):
+            closing = await others[0].socket.receive()
+            while closing.type == aiohttp.WSMsgType.TEXT:  # frames sent before it closed
+                closing = await others[0].socket.receive()
+        assert (closing.type, closing.data, closing.extra) == (
+            aiohttp.WSMsgType.CLOSE,
+            4000,
+            "replaced",
+        )
+    finally:
+        await tabs.close()
+        await context.close()

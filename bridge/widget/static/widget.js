@@ -27,6 +27,7 @@
   const TYPING_REPEAT_MS = 20000; // while typing goes on, say so again this often
   const SELLER_TYPING_MS = 30000; // forget a seller's "typing" if no "stopped" arrives
   const PING_MS = 25000;
+  const REPLACED = 4000; // the close code of a stream a newer one of the buyer replaced
   const RANK = { pending: 0, failed: 0, sent: 1, read: 2 };
   // The server's default limit; it is the judge, this only spares a doomed upload.
   const MAX_FILE_BYTES = 20 * 1024 * 1024; // the bridge's default media.max_upload_mb
@@ -369,7 +370,9 @@
   /**
    * The buyer's live feed. Reconnects with growing, jittered delays and resumes from the
    * last `seq` it saw, so a dropped connection loses nothing. Without a seq yet (nothing
-   * arrived so far) the server starts from its newest frame.
+   * arrived so far) the server starts from its newest frame. A buyer has a few streams at
+   * most: when a newer tab's stream replaces this one, it waits until the buyer looks at
+   * this page again (`wake`), so tabs never take turns closing each other.
    */
   class Stream {
     constructor(api, onFrame, onStatus) {
@@ -394,7 +397,7 @@
         this.keepAlive();
       };
       ws.onmessage = (event) => this.receive(event.data);
-      ws.onclose = () => this.lost(ws);
+      ws.onclose = (event) => this.lost(ws, event.code);
       ws.onerror = () => ws.close();
     }
 
@@ -426,22 +429,32 @@
       }, PING_MS);
     }
 
-    lost(ws) {
+    lost(ws, code) {
       if (ws !== this.ws) return;
       this.ws = null;
       this.awaitingPong = false;
       clearInterval(this.pingTimer);
       if (this.stopped) return;
+      if (code === REPLACED) {
+        this.replaced = true;
+        return;
+      }
       this.onStatus(false, false);
       const delay = Math.min(30000, 500 * 2 ** this.attempt++) * (0.5 + Math.random() / 2);
       this.retryTimer = setTimeout(() => this.open(), delay);
     }
 
-    /** Try again now (the browser came back online or the tab became visible). */
+    /** Try again now (the browser came back online); a replaced stream waits for `wake`. */
     nudge() {
-      if (this.ws || this.stopped) return;
+      if (this.ws || this.stopped || this.replaced) return;
       this.attempt = 0;
       this.open();
+    }
+
+    /** The buyer looks at this page again (the tab is shown, the window focused). */
+    wake() {
+      this.replaced = false;
+      this.nudge();
     }
 
     stop() {
@@ -639,17 +652,20 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
       this.maxFile = MAX_FILE_BYTES; // until the server says its own limit
       this.onVisibility = () => this.visibilityChanged();
       this.onOnline = () => this.stream && this.stream.nudge();
+      this.onFocus = () => this.stream && this.stream.wake();
     }
 
     connectedCallback() {
       document.addEventListener('visibilitychange', this.onVisibility);
       window.addEventListener('online', this.onOnline);
+      window.addEventListener('focus', this.onFocus);
       this.start();
     }
 
     disconnectedCallback() {
       document.removeEventListener('visibilitychange', this.onVisibility);
       window.removeEventListener('online', this.onOnline);
+      window.removeEventListener('focus', this.onFocus);
       this.teardown();
     }
 
@@ -974,7 +990,7 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
 
     visibilityChanged() {
       if (document.visibilityState !== 'visible') return;
-      if (this.stream) this.stream.nudge();
+      if (this.stream) this.stream.wake();
       this.markRead();
     }
 
