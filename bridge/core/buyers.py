@@ -15,6 +15,7 @@ from bridge.core.limits import RateLimiter, UploadSlots
 from bridge.core.models import (
     Buyer,
     Context,
+    ContextType,
     Conversation,
     ConversationState,
     Message,
@@ -125,13 +126,30 @@ class BuyerDesk:
             raise Forbidden(
                 f"{seller.name} is not taking questions in chat", "BAZAAR_CHAT_DISABLED"
             )
+        if context.type == ContextType.ORDER:
+            await self._order_conversation(buyer, seller_id, context)
         conversation, created = await self._conversations.start_conversation(
-            buyer.site, seller_id, buyer.buyer_id, context
+            buyer.site, seller_id, buyer.buyer_id, context.as_told_by_buyer()
         )
         last = await self._repository.last_messages([conversation.conversation_id])
         return (
             BuyerConversation(conversation, seller.name, last.get(conversation.conversation_id)),
             created,
+        )
+
+    async def _order_conversation(
+        self, buyer: Buyer, seller_id: SellerID, context: Context
+    ) -> Conversation:
+        """An order's conversation is opened by the marketplace, which knows the order; the
+        buyer's widget can only come back to it."""
+        for conversation in await self._repository.list_conversations(
+            buyer.site, seller_id=seller_id, buyer_id=buyer.buyer_id
+        ):
+            if (conversation.context.type, conversation.context.id) == (context.type, context.id):
+                return conversation
+        raise Forbidden(
+            "A conversation about an order is opened by the marketplace, not from the widget",
+            "BAZAAR_ORDER_FROM_MARKETPLACE",
         )
 
     async def messages(

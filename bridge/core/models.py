@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -101,6 +101,8 @@ class Context:
     price: str | None = None
     currency: str | None = None
     status: str | None = None
+    # Given by the buyer's widget, not by the marketplace: the seller is told so.
+    from_buyer: bool = False
 
     def to_json(self) -> dict[str, Any]:
         raw: dict[str, Any] = {"type": self.type.value, "id": self.id, "title": self.title}
@@ -108,7 +110,14 @@ class Context:
             value = getattr(self, key)
             if value is not None:
                 raw[key] = value
+        if self.from_buyer:
+            raw["supplied_by"] = "buyer"
         return raw
+
+    def as_told_by_buyer(self) -> Context:
+        """What a buyer may say a conversation is about: the product by its id, title and
+        link; never a price or an order's status, which only the marketplace knows."""
+        return replace(self, price=None, currency=None, status=None, from_buyer=True)
 
 
 @dataclass(frozen=True)

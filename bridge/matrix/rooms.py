@@ -160,6 +160,8 @@ def room_topic(conversation: Conversation) -> str:
         parts.append(context.status)
     if context.url:
         parts.append(context.url)
+    if context.from_buyer:
+        parts.append("as the buyer's page gave it")
     return " · ".join(parts)
 
 

@@ -62,6 +62,7 @@ def to_context(raw: dict[str, Any]) -> Context:
         price=raw.get("price"),
         currency=raw.get("currency"),
         status=raw.get("status"),
+        from_buyer=raw.get("supplied_by") == "buyer",
     )
 
 
