@@ -222,6 +222,44 @@ async def test_a_sellers_image_and_invoice_reach_the_buyer_and_the_marketplace(
         await boris.close()
 
 
+async def test_a_sellers_big_photo_reaches_the_buyer_whole(
+    runner: BridgeRunner, sites: Sites, marketplace: MarketplaceClient, new_seller: NewSeller
+) -> None:
+    """Several megabytes come from the homeserver in many packets; the buyer gets them all."""
+    await runner.start()
+    owner = await new_seller("owner")
+    conversation = await open_conversation(marketplace, owner)
+    room_id, conversation_id = conversation["room_id"], conversation["conversation_id"]
+    await owner.accept_invite(room_id)
+    photo = files.noise_png(1600, 1600)
+    assert len(photo) > 5 * 1024 * 1024
+    url = await owner.upload(photo, "image/png", "shelf.png")
+    await owner.send(
+        room_id,
+        {
+            "msgtype": "m.image",
+            "body": "shelf.png",
+            "url": url,
+            "info": {"mimetype": "image/png", "size": len(photo), "w": 1600, "h": 1600},
+        },
+    )
+    anna = await anna_in(runner, sites)
+    try:
+
+        async def the_photo() -> list[dict[str, Any]] | None:
+            listed = await anna.ok("GET", f"/conversations/{conversation_id}/messages")
+            found = [a for m in listed["messages"] for a in m["attachments"]]
+            return found or None
+
+        [attachment] = await eventually(the_photo, what="the seller's photo listed")
+        status, headers, body = await anna.fetch(conversation_id, attachment["attachment_id"])
+    finally:
+        await anna.close()
+    assert (status, headers["Content-Type"]) == (200, "image/png")
+    assert len(body) == len(photo)
+    assert body == photo
+
+
 async def test_bad_files_are_refused_and_leave_nothing_behind(
     runner: BridgeRunner, sites: Sites, marketplace: MarketplaceClient, new_seller: NewSeller
 ) -> None:

@@ -217,13 +217,22 @@ class MatrixGateway:
                 if response.status != 200:
                     text = await response.text()
                     self._raise_for(response.status, text, "GET", path)
-                data = await response.content.read(max_bytes + 1)
+                too_large = MatrixRejected(
+                    "M_TOO_LARGE", f"{path} holds more than {max_bytes} bytes", permanent=True
+                )
+                if response.content_length is not None and response.content_length > max_bytes:
+                    raise too_large
+                # The whole file, however many packets it takes: read(n) gives only what
+                # has arrived so far.
+                data = bytearray()
+                async for chunk in response.content.iter_chunked(256 * 1024):
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise too_large
                 declared = response.headers.get("Content-Type")
         except (aiohttp.ClientError, TimeoutError) as error:
             raise HomeserverUnavailable(f"GET {path}: {error!r}") from error
-        if len(data) > max_bytes:
-            raise MatrixRejected("M_TOO_LARGE", f"{path} holds more than {max_bytes} bytes")
-        return data, declared
+        return bytes(data), declared
 
     @staticmethod
     def _raise_for(status: int, text: str, method: str, path: str) -> None:
