@@ -85,6 +85,8 @@ class Bridge:
 
     async def _start(self) -> None:
         config = self.config
+        for key in config.unknown_keys:
+            logger.warning("The config sets %s, which this bridge does not know: ignored", key)
         self._engine = create_engine(config.database)
         self._read_engine = create_read_engine(config.database, self._engine)
         await migrate(self._engine)

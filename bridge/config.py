@@ -24,6 +24,19 @@ _PLACEHOLDER = re.compile(
 )
 _SITE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _LOCALPART = re.compile(r"^[a-z0-9._=/-]+$")
+# Room versions are short strings of digits, letters, '.' and '-' ("11", "12", "org.x.1").
+_ROOM_VERSION = re.compile(r"^[A-Za-z0-9.-]{1,32}$")
+SECTIONS = (
+    "homeserver",
+    "appservice",
+    "database",
+    "web",
+    "bridge",
+    "translation",
+    "media",
+    "sites",
+    "logging",
+)
 # HS256 wants a key of at least 32 bytes (RFC 7518 §3.2); the same floor suits every secret.
 MIN_SECRET_LENGTH = 32
 
@@ -81,6 +94,8 @@ class WebConfig:
 class BridgeSettings:
     allowed_roles: frozenset[str]
     archive_after_days: int
+    # The version of every room and Space the bridge makes; None: the homeserver's default.
+    room_version: str | None = None
 
 
 TRANSLATION_PROVIDERS = ("none", "google", "deepl", "microsoft", "mymemory", "libre")
@@ -145,6 +160,8 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     logging: dict[str, Any] | None = None
     path: Path | None = field(default=None, compare=False)
+    # Keys the file (or the environment) sets that the bridge doesn't know, by full name.
+    unknown_keys: tuple[str, ...] = ()
 
     def site(self, site_id: str) -> SiteConfig | None:
         return next((site for site in self.sites if site.id == site_id), None)
@@ -160,12 +177,22 @@ class _Section:
             raise ConfigError(key, "must be a mapping")
         self.raw = raw
         self.key = key
+        self.read: set[str] = set()
+
+    def get(self, name: str, default: Any = None) -> Any:
+        self.read.add(name)
+        return self.raw.get(name, default)
+
+    def unknown(self) -> list[str]:
+        """The keys of this section that nothing read: typos, or sections of a later
+        version; the bridge warns of them by name."""
+        return [self._name(str(name)) for name in self.raw if name not in self.read]
 
     def _name(self, name: str) -> str:
         return f"{self.key}.{name}" if self.key else name
 
     def text(self, name: str, default: str | None = None) -> str:
-        value = self.raw.get(name, default)
+        value = self.get(name, default)
         if value is None:
             raise ConfigError(self._name(name), "is required")
         if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -176,12 +203,12 @@ class _Section:
         return text
 
     def optional_text(self, name: str) -> str | None:
-        if self.raw.get(name) in (None, ""):
+        if self.get(name) in (None, ""):
             return None
         return self.text(name)
 
     def integer(self, name: str, default: int, *, low: int, high: int) -> int:
-        value = self.raw.get(name, default)
+        value = self.get(name, default)
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
@@ -191,7 +218,7 @@ class _Section:
         return value
 
     def flag(self, name: str, default: bool) -> bool:
-        value = self.raw.get(name, default)
+        value = self.get(name, default)
         if isinstance(value, str) and value.strip().lower() in (
             "true",
             "yes",
@@ -213,7 +240,7 @@ class _Section:
         return value
 
     def text_list(self, name: str, default: list[str]) -> tuple[str, ...]:
-        value = self.raw.get(name, default)
+        value = self.get(name, default)
         if value is None:
             return ()
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
@@ -221,7 +248,7 @@ class _Section:
         return tuple(item.strip() for item in value)
 
     def secret(self, name: str, *, required: bool) -> str:
-        value = self.raw.get(name)
+        value = self.get(name)
         text = str(value).strip() if isinstance(value, str | int) else None
         if not required:
             return text or ""
@@ -319,52 +346,41 @@ def parse_config(
         raise ConfigError("database", "must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
 
     web_section = _Section(raw.get("web"), "web")
-    web_host = web_section.text("hostname", "127.0.0.1")
-    web_port = web_section.integer("port", 29332, low=1, high=65535)
-    web = WebConfig(
-        hostname=web_host,
-        port=web_port,
-        public_url=web_section.url("public_url", f"http://{web_host}:{web_port}"),
-        body_timeout_seconds=float(
-            web_section.integer("body_timeout_seconds", 30, low=1, high=600)
-        ),
-        max_streams_per_buyer=web_section.integer("max_streams_per_buyer", 5, low=1, high=100),
-        max_uploads_per_buyer=web_section.integer("max_uploads_per_buyer", 2, low=1, high=20),
-        downloads_per_minute=web_section.integer("downloads_per_minute", 120, low=1, high=100_000),
-    )
+    web = _parse_web(web_section)
 
     bridge_section = _Section(raw.get("bridge"), "bridge")
     roles = bridge_section.text_list("allowed_roles", ["owner", "manager"])
     if not roles:
         raise ConfigError("bridge.allowed_roles", "must name at least one role")
+    room_version = bridge_section.optional_text("room_version")
+    if room_version is not None and not _ROOM_VERSION.match(room_version):
+        raise ConfigError("bridge.room_version", f"{room_version!r} is not a room version")
     settings = BridgeSettings(
         allowed_roles=frozenset(roles),
         archive_after_days=bridge_section.integer("archive_after_days", 7, low=1, high=3650),
+        room_version=room_version,
     )
 
-    translation = _parse_translation(_Section(raw.get("translation"), "translation"))
+    translation_section = _Section(raw.get("translation"), "translation")
+    translation = _parse_translation(translation_section)
     media_section = _Section(raw.get("media"), "media")
-    media = MediaConfig(
-        directory=Path(media_section.text("directory", "media")),
-        max_upload_bytes=media_section.integer("max_upload_mb", 20, low=1, high=1024) * 1024 * 1024,
-        allow_private_fetch=media_section.flag("allow_private_fetch", False),
-        fetch_max_bytes=media_section.integer("fetch_max_mb", 5, low=1, high=100) * 1024 * 1024,
-        fetch_timeout_seconds=float(
-            media_section.integer("fetch_timeout_seconds", 10, low=1, high=120)
-        ),
-        max_image_side=media_section.integer("max_image_side", 12_000, low=64, high=100_000),
-        max_image_pixels=media_section.integer(
-            "max_image_pixels", 50_000_000, low=10_000, high=1_000_000_000
-        ),
-        max_aspect_ratio=media_section.integer("max_aspect_ratio", 40, low=1, high=10_000),
-        decodes_at_once=media_section.integer("decodes_at_once", 2, low=1, high=64),
-    )
+    media = _parse_media(media_section)
 
+    unknown = [name for name in raw if name not in SECTIONS]
+    for section in (
+        homeserver_section,
+        service,
+        web_section,
+        bridge_section,
+        translation_section,
+        media_section,
+    ):
+        unknown += section.unknown()
     raw_sites = raw.get("sites") or []
     if not isinstance(raw_sites, list):
         raise ConfigError("sites", "must be a list")
     sites = tuple(
-        _parse_site(entry, index, require_tokens) for index, entry in enumerate(raw_sites)
+        _parse_site(entry, index, require_tokens, unknown) for index, entry in enumerate(raw_sites)
     )
     seen: set[str] = set()
     for site in sites:
@@ -386,6 +402,41 @@ def parse_config(
         sites=sites,
         media=media,
         logging=logging_config,
+        unknown_keys=tuple(unknown),
+    )
+
+
+def _parse_web(web_section: _Section) -> WebConfig:
+    web_host = web_section.text("hostname", "127.0.0.1")
+    web_port = web_section.integer("port", 29332, low=1, high=65535)
+    return WebConfig(
+        hostname=web_host,
+        port=web_port,
+        public_url=web_section.url("public_url", f"http://{web_host}:{web_port}"),
+        body_timeout_seconds=float(
+            web_section.integer("body_timeout_seconds", 30, low=1, high=600)
+        ),
+        max_streams_per_buyer=web_section.integer("max_streams_per_buyer", 5, low=1, high=100),
+        max_uploads_per_buyer=web_section.integer("max_uploads_per_buyer", 2, low=1, high=20),
+        downloads_per_minute=web_section.integer("downloads_per_minute", 120, low=1, high=100_000),
+    )
+
+
+def _parse_media(media_section: _Section) -> MediaConfig:
+    return MediaConfig(
+        directory=Path(media_section.text("directory", "media")),
+        max_upload_bytes=media_section.integer("max_upload_mb", 20, low=1, high=1024) * 1024 * 1024,
+        allow_private_fetch=media_section.flag("allow_private_fetch", False),
+        fetch_max_bytes=media_section.integer("fetch_max_mb", 5, low=1, high=100) * 1024 * 1024,
+        fetch_timeout_seconds=float(
+            media_section.integer("fetch_timeout_seconds", 10, low=1, high=120)
+        ),
+        max_image_side=media_section.integer("max_image_side", 12_000, low=64, high=100_000),
+        max_image_pixels=media_section.integer(
+            "max_image_pixels", 50_000_000, low=10_000, high=1_000_000_000
+        ),
+        max_aspect_ratio=media_section.integer("max_aspect_ratio", 40, low=1, high=10_000),
+        decodes_at_once=media_section.integer("decodes_at_once", 2, low=1, high=64),
     )
 
 
@@ -415,14 +466,14 @@ def _parse_translation(section: _Section) -> TranslationConfig:
     )
 
 
-def _parse_site(raw: Any, index: int, require_tokens: bool) -> SiteConfig:
+def _parse_site(raw: Any, index: int, require_tokens: bool, unknown: list[str]) -> SiteConfig:
     section = _Section(raw, f"sites[{index}]")
     site_id = section.text("id")
     if not _SITE_ID.match(site_id):
         raise ConfigError(f"sites[{index}].id", "must be 1–32 lower-case letters, digits or '-'")
     section.key = f"sites[{site_id}]"
     webhook_url = section.url("webhook_url") if section.optional_text("webhook_url") else None
-    return SiteConfig(
+    site = SiteConfig(
         id=site_id,
         name=section.text("name", site_id),
         language=section.text("language", "en"),
@@ -436,6 +487,8 @@ def _parse_site(raw: Any, index: int, require_tokens: bool) -> SiteConfig:
         allowed_origins=section.text_list("allowed_origins", []),
         admins=_matrix_ids(section, "admins"),
     )
+    unknown += section.unknown()
+    return site
 
 
 def check_appservice_tokens(config: Config) -> None:

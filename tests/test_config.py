@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from bridge.config import ConfigError, parse_config
+from tests.test_cli import ROOT
 
 TOKEN = "t" * 32
 
@@ -118,3 +120,33 @@ def test_placeholders_are_allowed_only_when_tokens_are_not_required() -> None:
     raw = minimal(appservice={"as_token": "CHANGE_ME", "hs_token": "CHANGE_ME"})
     config = parse_config(raw, {}, require_tokens=False)
     assert config.appservice.as_token == "CHANGE_ME"
+
+
+def test_keys_the_bridge_does_not_know_are_named() -> None:
+    raw = minimal(
+        email={"smtp": "mail.example"},
+        web={"port": 29332, "body_timeout": 5},
+        sites=[{"id": "shop", "api_token": TOKEN, "widget_secret": TOKEN, "colour": "red"}],
+    )
+    config = parse_config(raw, {})
+    assert config.unknown_keys == ("email", "web.body_timeout", "sites[shop].colour")
+    assert parse_config(minimal(), {}).unknown_keys == ()
+
+
+def test_every_key_of_the_sample_is_known() -> None:
+    sample = yaml.safe_load((ROOT / "config.sample.yaml").read_text())
+    assert parse_config(sample, {}, require_tokens=False).unknown_keys == ()
+
+
+@pytest.mark.parametrize("version", ["11", "12", "org.example.3"])
+def test_a_room_version_may_be_set(version: str) -> None:
+    assert parse_config(minimal(bridge={"room_version": version}), {}).bridge.room_version == (
+        version
+    )
+    assert parse_config(minimal(), {}).bridge.room_version is None
+
+
+def test_a_room_version_that_is_no_version_is_refused() -> None:
+    assert error_for(minimal(bridge={"room_version": "11; drop"})).startswith(
+        "bridge.room_version:"
+    )
