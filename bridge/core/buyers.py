@@ -19,6 +19,7 @@ from bridge.core.models import (
     Conversation,
     ConversationState,
     Message,
+    Seller,
     SenderKind,
     Side,
 )
@@ -117,11 +118,16 @@ class BuyerDesk:
             BuyerConversation(c, names[c.seller_id], last.get(c.conversation_id)) for c in found
         ]
 
+    async def seller(self, buyer: Buyer, seller_id: SellerID) -> Seller:
+        """The seller the buyer wants to write to, or 404: looked up before the rest of what
+        the buyer sent is checked, so an unknown seller is the answer to a wrong id."""
+        return await self._conversations.seller(buyer.site, seller_id)
+
     async def start(
-        self, buyer: Buyer, seller_id: SellerID, context: Context
+        self, buyer: Buyer, seller: Seller, context: Context
     ) -> tuple[BuyerConversation, bool]:
         self._limiter.take(self._who(buyer), "conversation")
-        seller = await self._conversations.seller(buyer.site, seller_id)
+        seller_id = seller.seller_id
         if not seller.chat_enabled:
             raise Forbidden(
                 f"{seller.name} is not taking questions in chat", "BAZAAR_CHAT_DISABLED"

@@ -155,9 +155,13 @@ async def put_buyer(request: web.Request) -> web.Response:
 async def start_conversation(request: web.Request) -> web.Response:
     site_id = _site(request)
     body = await read_json(request)
-    conversation, created = await request.app[CONVERSATIONS].start_conversation(
+    conversations = request.app[CONVERSATIONS]
+    seller_id = SellerID(require_id(body.get("seller_id"), "seller_id"))
+    # An unknown seller is the answer, before the rest of the body is looked at.
+    await conversations.seller(site_id, seller_id)
+    conversation, created = await conversations.start_conversation(
         site_id,
-        SellerID(require_id(body.get("seller_id"), "seller_id")),
+        seller_id,
         BuyerID(require_id(body.get("buyer_id"), "buyer_id")),
         parse_context(body.get("context")),
     )

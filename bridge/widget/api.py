@@ -122,11 +122,9 @@ async def list_conversations(request: web.Request) -> web.Response:
 async def start_conversation(request: web.Request) -> web.Response:
     buyer = await _buyer(request)
     body = await read_json(request)
-    item, created = await request.app[WIDGET].desk.start(
-        buyer,
-        SellerID(require_id(body.get("seller_id"), "seller_id")),
-        parse_context(body.get("context")),
-    )
+    desk = request.app[WIDGET].desk
+    seller = await desk.seller(buyer, SellerID(require_id(body.get("seller_id"), "seller_id")))
+    item, created = await desk.start(buyer, seller, parse_context(body.get("context")))
     return web.json_response(_view(item), status=201 if created else 200)
 
 
