@@ -77,7 +77,8 @@ PRODUCTS: tuple[Product, ...] = (
 # The shop's own words; the widget translates itself.
 TEXT = {
     "en": {
-        "shop": "Demo Shop",
+        "shop": "Demo Market",
+        "sold_by": "Sold by {seller}",
         "products": "Products",
         "signed_in": "Signed in as {name}",
         "sign_out": "Sign out",
@@ -88,7 +89,8 @@ TEXT = {
         "language": "Language",
     },
     "ru": {
-        "shop": "Демо-магазин",
+        "shop": "Демо-маркет",
+        "sold_by": "Продавец: {seller}",
         "products": "Товары",
         "signed_in": "Вы вошли как {name}",
         "sign_out": "Выйти",
@@ -158,7 +160,8 @@ button{font:inherit;padding:4px 12px;cursor:pointer}
 
 
 class DemoShop:
-    """The shop's web server. `bridge_url` is the bridge's public URL (it serves widget.js)."""
+    """The marketplace's web server, where one seller (`seller_name`) offers every product.
+    `bridge_url` is the bridge's public URL (it serves widget.js)."""
 
     def __init__(
         self,
@@ -169,9 +172,11 @@ class DemoShop:
         bridge_url: str,
         port: int,
         host: str = "127.0.0.1",
+        seller_name: str | None = None,
     ) -> None:
         self.site = site
         self.seller = seller
+        self.seller_name = seller_name or seller
         self.widget_secret = widget_secret
         self.bridge_url = bridge_url.rstrip("/")
         self.host = host
@@ -240,6 +245,7 @@ class DemoShop:
   <div>
     <h1>{html.escape(product.title)}</h1>
     <p class="price">{product.price} {product.currency}</p>
+    <p class="seller">{html.escape(words["sold_by"].format(seller=self.seller_name))}</p>
     <p>{html.escape(product.description)}</p>
     <section class="ask" aria-labelledby="ask-title">
       <h2 id="ask-title">{words["questions"]}</h2>
