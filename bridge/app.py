@@ -126,6 +126,8 @@ class Bridge:
             ProductImages(self.media, config.media),
             config.appservice.id,
             {site_id: site.admins for site_id, site in sites.items()},
+            bot_name=BOT_DISPLAY_NAME,
+            room_version=config.bridge.room_version,
         )
         self.webhooks = WebhookDispatcher(
             self.repository, targets, self._http, self.tasks, self.tuning.webhook_retry
@@ -273,14 +275,16 @@ class Bridge:
 
         The ping makes the homeserver resend at once the transactions it queued while the
         bridge was down (it would otherwise wait out its own backoff), and proves that the
-        registration's URL and tokens work both ways.
+        registration's URL and tokens work both ways. Naming the bot here is only early:
+        `MatrixRooms` names it anyway before its first room or invite, ping or no ping.
         """
         attempt = 0
         while True:
             try:
                 took = await self.gateway.ping(self.config.appservice.id)
                 logger.info("The homeserver reaches the bridge (%d ms round trip)", took)
-                await self.gateway.set_display_name(self.names.bot, BOT_DISPLAY_NAME)
+                await self.rooms.bot.introduce()
+                await self.rooms.bot.check_room_version()
                 for site in self.config.sites:
                     if site.admins:
                         await self.rooms.spaces.ensure_admin_room(

@@ -291,3 +291,35 @@ async def test_the_product_image_becomes_the_room_avatar(
         assert response.status_code == "M_NOT_FOUND"
     finally:
         await shop.stop()
+
+
+async def test_the_topic_names_the_kind_only_where_the_title_does_not(
+    runner: BridgeRunner, marketplace: MarketplaceClient, new_seller: NewSeller
+) -> None:
+    await runner.start()
+    owner = await new_seller("owner")
+    await marketplace.ok(
+        "PUT",
+        "/sellers/acme",
+        {"name": "ACME", "members": [{"user_id": owner.user_id, "role": "owner"}]},
+    )
+    await marketplace.ok("PUT", "/buyers/b1", {"name": "Bob"})
+    topics = {}
+    for order_id, title in (("A-1001", "Order A-1001"), ("A-1002", "Kettle and two mugs")):
+        conversation = await marketplace.ok(
+            "POST",
+            "/conversations",
+            {
+                "seller_id": "acme",
+                "buyer_id": "b1",
+                "context": {"type": "order", "id": order_id, "title": title, "status": "paid"},
+            },
+        )
+        await owner.wait_until(lambda c=conversation: c["room_id"] in owner.invites, what="invite")
+        await owner.accept_invite(conversation["room_id"])
+        topics[order_id] = (await owner.state(conversation["room_id"], "m.room.topic"))["topic"]
+
+    assert topics == {
+        "A-1001": "Order A-1001 · paid",
+        "A-1002": "Order: Kettle and two mugs · paid",
+    }

@@ -152,10 +152,17 @@ class MatrixGateway:
         name = answer.get("displayname")
         return name if isinstance(name, str) and name else None
 
-    async def default_room_version(self) -> str:
+    async def room_versions(self) -> tuple[str, frozenset[str]]:
+        """The homeserver's default room version and every version it offers."""
         answer = await self.request("GET", "/_matrix/client/v3/capabilities")
         versions = answer.get("capabilities", {}).get("m.room_versions", {})
-        return str(versions.get("default", "1"))
+        offered = versions.get("available")
+        return str(versions.get("default", "1")), frozenset(
+            offered if isinstance(offered, dict) else ()
+        )
+
+    async def default_room_version(self) -> str:
+        return (await self.room_versions())[0]
 
     async def room_state(
         self, room_id: RoomID, event_type: str, state_key: str = ""

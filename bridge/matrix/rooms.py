@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
+import re
 import secrets
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
@@ -15,6 +16,8 @@ from bridge.core.models import (
     Attachment,
     AttachmentKind,
     Buyer,
+    Context,
+    ContextType,
     Conversation,
     Member,
     Message,
@@ -22,6 +25,7 @@ from bridge.core.models import (
     Side,
 )
 from bridge.core.ports import MatrixRejected
+from bridge.matrix.bot import Bot
 from bridge.matrix.gateway import MatrixGateway
 from bridge.matrix.identifiers import MatrixNames
 from bridge.matrix.spaces import SellerSpaces, SpaceMemory, tolerant
@@ -151,9 +155,26 @@ def room_name(buyer: Buyer, conversation: Conversation) -> str:
     return f"{buyer.name} · {conversation.context.title}"[:255]
 
 
+# Words that already say what a conversation is about, besides the kind's English name:
+# "Заказ №1001" needs no "Order: " before it. Whole words, in a few languages shops write
+# in; an inflected form ("заказа") is not caught, and then the kind stays in front.
+_KIND_WORDS = {
+    ContextType.ORDER: frozenset(
+        {"заказ", "замовлення", "zamówienie", "bestellung", "commande", "pedido", "ordine"}
+    ),
+}
+
+
+def _titled_by_kind(context: Context) -> bool:
+    kind = context.type
+    words = set(re.findall(r"\w+", context.title.casefold()))
+    return kind.value in words or not words.isdisjoint(_KIND_WORDS.get(kind, ()))
+
+
 def room_topic(conversation: Conversation) -> str:
     context = conversation.context
-    parts = [f"{context.type.value.capitalize()}: {context.title}"]
+    title = context.title
+    parts = [title if _titled_by_kind(context) else f"{context.type.value.capitalize()}: {title}"]
     if context.price:
         parts.append(f"{context.price} {context.currency or ''}".strip())
     if context.status:
@@ -163,15 +184,6 @@ def room_topic(conversation: Conversation) -> str:
     if context.from_buyer:
         parts.append("as the buyer's page gave it")
     return " · ".join(parts)
-
-
-# Room versions up to 11 give the creator power through `users`; from 12 on (MSC4289) the
-# creator outranks everyone and must not be listed.
-_LISTED_CREATOR_VERSIONS = frozenset(str(n) for n in range(1, 12))
-
-
-def creator_is_listed(room_version: str) -> bool:
-    return room_version in _LISTED_CREATOR_VERSIONS
 
 
 def power_levels(
@@ -207,9 +219,13 @@ class MatrixRooms:
         images: ImageSource,
         bridge_id: str,
         admins: Mapping[SiteID, tuple[UserID, ...]],
+        *,
+        bot_name: str,
+        room_version: str | None,
     ) -> None:
         self._gateway = gateway
-        self.spaces = SellerSpaces(gateway, names, spaces, self._bot_is_listed, admins)
+        self.bot = Bot(gateway, names.bot, bot_name, room_version)
+        self.spaces = SellerSpaces(gateway, self.bot, names, spaces, admins)
         self._images = images
         self._avatars: dict[str, str] = {}
         # Ghosts registered and named in this run: no store read before each message.
@@ -218,10 +234,6 @@ class MatrixRooms:
         self._ghosts = ghosts
         self._bridge_id = bridge_id
         self._display_names: dict[UserID, str | None] = {}
-        self._room_version: str | None = None
-
-    async def _bot_is_listed(self) -> bool:
-        return creator_is_listed(await self.room_version())
 
     async def avatar(self, image_url: str | None) -> str | None:
         """The mxc:// URI of the product image, uploaded once per image URL."""
@@ -235,11 +247,6 @@ class MatrixRooms:
                 image.data, image.content_type, image.filename
             )
         return self._avatars[image_url]
-
-    async def room_version(self) -> str:
-        if self._room_version is None:
-            self._room_version = await self._gateway.default_room_version()
-        return self._room_version
 
     def conversation_state(self, conversation: Conversation) -> dict[str, Any]:
         return {
@@ -284,7 +291,13 @@ class MatrixRooms:
         members: Sequence[Member],
         site_name: str,
     ) -> RoomID:
+        """One `createRoom` with all the room's state, so a client folds it into "created
+        and configured the room"; after it come only the memberships: the invites, which
+        can't be sent before the room exists, and the ghost's join, which needs its invite.
+        """
         ghost = await self.ensure_ghost(buyer)
+        # The Space first, so the room is made knowing its parent.
+        space = await self.spaces.ensure(seller, members, site_name)
         name = room_name(buyer, conversation)
         state_key = f"io.bazaar://{conversation.site}/{conversation.conversation_id}"
         bridge_info = self._bridge_info(conversation, site_name, name)
@@ -304,6 +317,7 @@ class MatrixRooms:
                 "state_key": "",
                 "content": {"guest_access": "forbidden"},
             },
+            self.spaces.parent_state(space),
         ]
         avatar = await self.avatar(conversation.context.image_url)
         if avatar is not None:
@@ -314,18 +328,16 @@ class MatrixRooms:
             conversation.site, conversation.conversation_id
         )
         invite = [*(member.user_id for member in members), ghost]
-        version = await self.room_version()
+        list_bot = await self.bot.lists_itself()
+        new = True
         try:
-            room_id = await self._gateway.create_room(
+            room_id = await self.bot.create_room(
                 alias_localpart=alias_localpart,
                 name=name,
                 topic=room_topic(conversation),
-                room_version=version,
                 invite=invite,
                 initial_state=initial_state,
-                power_levels=power_levels(
-                    self._names.bot, members, ghost, list_bot=creator_is_listed(version)
-                ),
+                power_levels=power_levels(self._names.bot, members, ghost, list_bot=list_bot),
             )
             logger.info("Made room %s for %s", room_id, conversation.conversation_id)
         except MatrixRejected as error:
@@ -334,9 +346,10 @@ class MatrixRooms:
             if error.errcode != "M_ROOM_IN_USE":
                 raise
             room_id = await self._recover_room(conversation, invite)
+            # That attempt may have put it in a section already.
+            new = False
         await self._gateway.join(room_id, ghost)
-        space = await self.spaces.ensure(seller, members, site_name)
-        await self.spaces.place(room_id, conversation.state, space)
+        await self.spaces.place(room_id, conversation.state, space, new=new)
         return room_id
 
     async def _recover_room(self, conversation: Conversation, invite: Sequence[UserID]) -> RoomID:
@@ -350,7 +363,7 @@ class MatrixRooms:
         # The earlier attempt may have stopped before its invites went out.
         for user_id in invite:
             try:
-                await self._gateway.invite(room_id, user_id)
+                await self.bot.invite(room_id, user_id)
             except MatrixRejected as error:
                 logger.debug("Re-invite of %s to %s: %s", user_id, room_id, error)
         logger.info("Found room %s for %s by its alias", room_id, conversation.conversation_id)
@@ -492,7 +505,7 @@ class MatrixRooms:
                 )
         for user_id in sorted(wanted):
             if membership.get(user_id) not in ("join", "invite"):
-                await tolerant(self._gateway.invite(room_id, user_id))
+                await tolerant(self.bot.invite(room_id, user_id))
 
     async def send_notice(self, room_id: RoomID, text: str, key: str | None = None) -> None:
         # A key makes the send idempotent: the homeserver drops a repeat of its transaction id.

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
 from bridge.core.ids import RoomID, SellerID, SiteID, UserID
 from bridge.core.models import ConversationState, Member, Seller, SellerSpace
 from bridge.core.ports import MatrixRejected
+from bridge.matrix.bot import Bot
 from bridge.matrix.gateway import MatrixGateway
 from bridge.matrix.identifiers import MatrixNames
 
@@ -78,23 +79,37 @@ class SellerSpaces:
     def __init__(
         self,
         gateway: MatrixGateway,
+        bot: Bot,
         names: MatrixNames,
         memory: SpaceMemory,
-        bot_is_listed: Callable[[], Awaitable[bool]],
         admins: Mapping[SiteID, tuple[UserID, ...]],
     ) -> None:
         self._admins = admins
         self._gateway = gateway
+        self._bot = bot
         self._names = names
         self._memory = memory
-        self._bot_is_listed = bot_is_listed
         self._locks: dict[object, asyncio.Lock] = {}
         self._placed: dict[RoomID, ConversationState] = {}
         self._members: dict[RoomID, frozenset[Member]] = {}
 
+    def _child_content(self, present: bool) -> dict[str, Any]:
+        return {"via": [self._names.domain]} if present else {}
+
     def _child(self, parent: RoomID, child: RoomID, present: bool) -> Any:
-        content = {"via": [self._names.domain]} if present else {}
-        return self._gateway.put_state(parent, "m.space.child", content, state_key=child)
+        return self._gateway.put_state(
+            parent, "m.space.child", self._child_content(present), state_key=child
+        )
+
+    def parent_state(self, space: SellerSpace) -> dict[str, Any]:
+        """A conversation room's `m.space.parent`: the seller's Space, which holds it
+        through a section. Not the section itself, which changes with the room's state and
+        would leave a stale parent behind each move."""
+        return {
+            "type": "m.space.parent",
+            "state_key": space.space_id,
+            "content": {"via": [self._names.domain], "canonical": True},
+        }
 
     async def ensure(
         self, seller: Seller, members: Sequence[Member], site_name: str
@@ -107,12 +122,10 @@ class SellerSpaces:
                 await self._memory.remember_seller_space(*key, space)
                 self._members.update(dict.fromkeys(space.rooms, frozenset(members)))
             if space.marketplace_id is None:
-                space = replace(
-                    space,
-                    marketplace_id=await self._new_marketplace_room(
-                        seller, members, site_name, space.space_id
-                    ),
-                )
+                # A Space made before sellers had a marketplace room.
+                marketplace_id = await self._new_marketplace_room(seller, members, site_name)
+                await self._child(space.space_id, marketplace_id, present=True)
+                space = replace(space, marketplace_id=marketplace_id)
                 await self._memory.remember_seller_space(*key, space)
             return space
 
@@ -123,30 +136,31 @@ class SellerSpaces:
         *,
         space: bool = False,
         topic: str | None = None,
+        children: Sequence[RoomID] = (),
     ) -> RoomID:
-        return await self._gateway.create_room(
+        return await self._bot.create_room(
             alias_localpart=None,
             name=name,
             topic=topic,
-            room_version=None,
             invite=list(people),
-            initial_state=[],
-            power_levels=_levels(await self._bot_is_listed(), self._names.bot, people),
+            initial_state=[
+                {"type": "m.space.child", "state_key": child, "content": self._child_content(True)}
+                for child in children
+            ],
+            power_levels=_levels(await self._bot.lists_itself(), self._names.bot, people),
             space=space,
         )
 
     async def _new_marketplace_room(
-        self, seller: Seller, members: Sequence[Member], site_name: str, space_id: RoomID
+        self, seller: Seller, members: Sequence[Member], site_name: str
     ) -> RoomID:
         people = [m.user_id for m in members]
         people += [a for a in self._admins.get(seller.site, ()) if a not in people]
-        room_id = await self._room(
+        return await self._room(
             f"{seller.name} ⇄ {site_name}",
             people,
             topic=f"{seller.name} and the {site_name} team: questions either way, listings",
         )
-        await self._child(space_id, room_id, present=True)
-        return room_id
 
     async def ensure_admin_room(
         self, site: SiteID, site_name: str, admins: Sequence[UserID]
@@ -166,28 +180,38 @@ class SellerSpaces:
     ) -> SellerSpace:
         people = [member.user_id for member in members]
         title = f"{seller.name} · {site_name}"
-        space_id = await self._room(
-            title, people, space=True, topic="Buyer conversations, by state"
-        )
+        # The Space comes last, its children already in its createRoom: no state event
+        # for each of them afterwards.
         sections = {
             state: await self._room(f"{label} · {title}", people, space=True)
             for state, label in SECTION_NAMES.items()
         }
         management_id = await self._room(f"Bazaar · {title}", people, topic=MANAGEMENT_TOPIC)
-        for child in (*sections.values(), management_id):
-            await self._child(space_id, child, present=True)
+        marketplace_id = await self._new_marketplace_room(seller, members, site_name)
+        space_id = await self._room(
+            title,
+            people,
+            space=True,
+            topic="Buyer conversations, by state",
+            children=[*sections.values(), management_id, marketplace_id],
+        )
         logger.info("Made the Space %s for %s/%s", space_id, seller.site, seller.seller_id)
-        return SellerSpace(space_id, sections, management_id)
+        return SellerSpace(space_id, sections, management_id, marketplace_id)
 
-    async def place(self, room_id: RoomID, state: ConversationState, space: SellerSpace) -> None:
-        """Put the room in the section of its state, and only there."""
-        if room_id not in self._placed:
+    async def place(
+        self, room_id: RoomID, state: ConversationState, space: SellerSpace, *, new: bool = False
+    ) -> None:
+        """Put the room in the section of its state, and only there. A `new` room, just
+        made, is in no section yet: only the one it goes to is written."""
+        if room_id not in self._placed and not new:
             placed = await self._memory.space_section(room_id)
             if placed is not None:
                 self._placed[room_id] = placed
         if self._placed.get(room_id) == state:
             return
         for section_state, section in space.sections.items():
+            if new and section_state != state:
+                continue
             await self._child(section, room_id, present=section_state == state)
         await self._memory.remember_space_section(room_id, state)
         self._placed[room_id] = state
@@ -225,10 +249,15 @@ class SellerSpaces:
                 self._gateway.kick(room_id, UserID(user_id), "No longer answers for the shop")
             )
         for user_id in sorted(wanted_ids - joined):
-            await tolerant(self._gateway.invite(room_id, user_id))
-        levels = _levels(await self._bot_is_listed(), self._names.bot, people)
+            await tolerant(self._bot.invite(room_id, user_id))
         current: dict[str, Any] = next(
             (e.get("content", {}) for e in state if e.get("type") == "m.room.power_levels"), {}
+        )
+        # Whether this room lists the bot is the room's own version's rule, whatever version
+        # the bridge makes new rooms in today (`bridge.room_version` may have changed).
+        users = current.get("users")
+        levels = _levels(
+            isinstance(users, dict) and self._names.bot in users, self._names.bot, people
         )
         if any(current.get(key) != value for key, value in levels.items()):
             await self._gateway.put_state(room_id, "m.room.power_levels", levels)
