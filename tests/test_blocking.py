@@ -184,3 +184,148 @@ async def test_a_buyer_blocks_the_seller_from_the_widget(
         await frames.close()
     finally:
         await anna.close()
+
+
+async def test_each_side_lifts_only_its_own_block_and_is_told_only_of_real_changes(
+    runner: BridgeRunner,
+    marketplace: MarketplaceClient,
+    webhooks: WebhookReceiver,
+    sites: Sites,
+    new_seller: NewSeller,
+) -> None:
+    """`blocked_by` in every view, frame and webhook; a repeat or an unblock of a block that
+    side never set changes nothing and tells nobody."""
+    await runner.start()
+    owner = await new_seller("owner")
+    first, second = await two_conversations(marketplace, owner)
+    room_id, first_id = first["room_id"], first["conversation_id"]
+    anna = BuyerClient(runner.config.web.public_url, buyer_token(sites.widget_secret, SITE, "anna"))
+    frames = await anna.stream()
+    said: list[str] = []
+
+    def notices() -> list[str]:
+        return [
+            m["content"]["body"]
+            for m in owner.messages(room_id)
+            if m["content"].get("msgtype") == "m.notice"
+        ]
+
+    async def room_says(*texts: str) -> None:
+        """The bot's notices in the room are, in order, what was said so far and `texts`."""
+        said.extend(texts)
+        await owner.wait_until(lambda: notices() == said, what=f"the notices {said}")
+
+    async def command(text: str, answer: str) -> None:
+        await owner.send_text(room_id, text)
+        await room_says(answer)
+
+    async def blocked_by_everywhere() -> tuple[str, list[str]]:
+        """State and `blocked_by` of the first conversation, the same in both APIs and the
+        same for every conversation of the pair."""
+        listed = (await anna.ok("GET", "/conversations"))["conversations"]
+        sellers = (await marketplace.ok("GET", "/conversations", params={"buyer_id": "anna"}))[
+            "conversations"
+        ]
+        seen = {(c["state"], tuple(c["blocked_by"])) for c in [*listed, *sellers]}
+        assert len(seen) == 1, seen
+        state, blocked_by = seen.pop()
+        return state, list(blocked_by)
+
+    try:
+        await command("!unblock", "This buyer is not blocked.")
+        assert await blocked_by_everywhere() == ("active", [])
+
+        # The seller blocks in Matrix: everyone can tell it was the seller.
+        await command(
+            "!block",
+            "Block this buyer in all your conversations? Say !block confirm within 2 minutes.",
+        )
+        await command(
+            "!block confirm",
+            "Blocked. The buyer can no longer write to you in any conversation. "
+            "Say !unblock to undo.",
+        )
+        frame = await frames.next_of("conversation.updated", conversation__conversation_id=first_id)
+        assert (frame["conversation"]["state"], frame["conversation"]["blocked_by"]) == (
+            "blocked",
+            ["seller"],
+        )
+        assert await blocked_by_everywhere() == ("blocked", ["seller"])
+        await command("!block", "This buyer is already blocked. Say !unblock to undo.")
+
+        # The buyer's unblock can't lift the seller's block: nothing changes, nobody is told.
+        [before] = [
+            c
+            for c in (await anna.ok("GET", "/conversations"))["conversations"]
+            if c["conversation_id"] == first_id
+        ]
+        assert await anna.ok("POST", f"/conversations/{first_id}/unblock") == before
+
+        # A conversation the buyer opens now starts closed by the seller.
+        opened = await anna.ok(
+            "POST", "/conversations", {"seller_id": "acme", "context": product("teapot-3")}
+        )
+        assert (opened["state"], opened["blocked_by"]) == ("blocked", ["seller"])
+
+        # The buyer blocks too: both sides block; a repeat (here by the marketplace on the
+        # buyer's behalf) is no news.
+        both = await anna.ok("POST", f"/conversations/{first_id}/block")
+        assert (both["state"], both["blocked_by"]) == ("blocked", ["buyer", "seller"])
+        await room_says("The buyer has blocked this conversation: messages can't be sent.")
+        again = await marketplace.ok("POST", f"/conversations/{first_id}/block", {"by": "buyer"})
+        assert (again["state"], again["blocked_by"]) == ("blocked", ["buyer", "seller"])
+
+        # The buyer lifts their block; the seller's stands, and the sellers are told so.
+        lifted = await marketplace.ok("POST", f"/conversations/{first_id}/unblock", {"by": "buyer"})
+        assert (lifted["state"], lifted["blocked_by"]) == ("blocked", ["seller"])
+        await room_says(
+            "The buyer has lifted their block; yours still stands. "
+            "Say !unblock to let them write again."
+        )
+        await command("!unblock", "Unblocked. The buyer can write to you again.")
+        assert await blocked_by_everywhere() == ("active", [])
+
+        # Unblocking again, from either side, is no news either.
+        open_again = await anna.ok("POST", f"/conversations/{first_id}/unblock")
+        assert (open_again["state"], open_again["blocked_by"]) == ("active", [])
+        await command("!unblock", "This buyer is not blocked.")
+
+        # A last real change, so that anything the repeats had sent would show before it.
+        mine = await anna.ok("POST", f"/conversations/{first_id}/block")
+        assert (mine["state"], mine["blocked_by"]) == ("blocked", ["buyer"])
+        await room_says("The buyer has blocked this conversation: messages can't be sent.")
+        await frames.next_of(
+            "conversation.updated",
+            conversation__conversation_id=first_id,
+            conversation__blocked_by=["buyer"],
+        )
+        changes = [
+            (f["conversation"]["state"], f["conversation"]["blocked_by"])
+            for f in frames.frames
+            if f["type"] == "conversation.updated" and f["conversation_id"] == first_id
+        ]
+        expected = [
+            ("blocked", ["seller"]),
+            ("blocked", ["buyer", "seller"]),
+            ("blocked", ["seller"]),
+            ("active", []),
+            ("blocked", ["buyer"]),
+        ]
+        assert changes == expected
+
+        # The marketplace heard of the same changes, for each conversation of the pair.
+        def told(conversation_id: str) -> list[tuple[str, list[str]]]:
+            return [
+                (e["conversation"]["state"], e["conversation"]["blocked_by"])
+                for e in webhooks.of_type("conversation.state")
+                if e["conversation_id"] == conversation_id
+            ]
+
+        await webhooks.wait_for("conversation.state", count=len(expected) * 2 + 4)
+        assert told(first_id) == expected
+        assert told(second["conversation_id"]) == expected
+        # The one opened while blocked was created blocked, then followed the rest.
+        assert told(opened["conversation_id"]) == expected[1:]
+        await frames.close()
+    finally:
+        await anna.close()

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from bridge.core.blocking import Blocking
+from bridge.core.blocking import Blocking, BlockOutcome
 from bridge.core.ids import EventID, RoomID, UserID
 from bridge.core.models import Conversation, ConversationState, SenderKind, Side
 from bridge.core.ports import MatrixPort, Repository
@@ -73,13 +73,22 @@ class SellerCommands:
             if asked is None or self._clock() - asked > CONFIRM_WITHIN_SECONDS:
                 await self._matrix.send_notice(room_id, "Nothing to confirm: say !block first.")
                 return
-            await self._set_block(conversation, blocked=True)
+            outcome = await self._set_block(conversation, blocked=True)
             await self._matrix.send_notice(
                 room_id,
-                "Blocked. The buyer can no longer write to you in any conversation. "
-                "Say !unblock to undo.",
+                (
+                    "Blocked. The buyer can no longer write to you in any conversation. "
+                    if outcome.changed
+                    else "This buyer is already blocked. "
+                )
+                + "Say !unblock to undo.",
             )
         elif command == "block" and not rest:
+            if Side.SELLER in conversation.blocked_by:
+                await self._matrix.send_notice(
+                    room_id, "This buyer is already blocked. Say !unblock to undo."
+                )
+                return
             self._pending_blocks[(room_id, sender)] = self._clock()
             await self._matrix.send_notice(
                 room_id,
@@ -87,8 +96,13 @@ class SellerCommands:
                 f"Say !block confirm within {CONFIRM_WITHIN_SECONDS // 60} minutes.",
             )
         elif command == "unblock" and not rest:
-            await self._set_block(conversation, blocked=False)
-            await self._matrix.send_notice(room_id, "Unblocked. The buyer can write to you again.")
+            outcome = await self._set_block(conversation, blocked=False)
+            await self._matrix.send_notice(
+                room_id,
+                "Unblocked. The buyer can write to you again."
+                if outcome.changed
+                else "This buyer is not blocked.",
+            )
         elif command == "original" and not rest:
             await self._matrix.send_notice(room_id, await self._original(conversation, reply_to))
         elif command == "translation" and rest in (["off"], ["on"]):
@@ -138,7 +152,7 @@ class SellerCommands:
         else:
             await self._matrix.send_notice(room_id, MANAGEMENT_HELP)
 
-    async def _set_block(self, conversation: Conversation, *, blocked: bool) -> None:
-        await self._blocking.set(
+    async def _set_block(self, conversation: Conversation, *, blocked: bool) -> BlockOutcome:
+        return await self._blocking.set(
             conversation.site, conversation.seller_id, conversation.buyer_id, Side.SELLER, blocked
         )

@@ -163,19 +163,17 @@ class Conversations:
         self.check_buyer_id(site_id, buyer_id)
         await self.seller(site_id, seller_id)
         await self.buyer(site_id, buyer_id)
+        blocked_by = await self._repository.blocks(site_id, seller_id, buyer_id)
         draft = Conversation(
             site=site_id,
             conversation_id=new_conversation_id(),
             seller_id=seller_id,
             buyer_id=buyer_id,
             context=context,
-            state=(
-                ConversationState.BLOCKED
-                if await self._repository.blocks(site_id, seller_id, buyer_id)
-                else ConversationState.ACTIVE
-            ),
+            state=ConversationState.BLOCKED if blocked_by else ConversationState.ACTIVE,
             room_id=None,
             created_at=self._clock(),
+            blocked_by=blocked_by,
         )
         conversation, created = await self._repository.create_conversation(
             draft, self._announcer.conversation_created(draft)

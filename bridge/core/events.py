@@ -101,7 +101,8 @@ class Announcer:
         ]
 
     def conversation_state(self, conversation: Conversation) -> list[Event]:
-        """The conversation became active, archived or blocked."""
+        """The conversation became active, archived or blocked, or who blocks it changed
+        (`blocked_by`, while it stays blocked)."""
         return [
             *self._webhook(
                 conversation,

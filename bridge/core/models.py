@@ -134,6 +134,8 @@ class Conversation:
     unread_buyer: int = 0
     unread_seller: int = 0
     translation_enabled: bool = True
+    # Which sides of the seller–buyer pair block the other (the state is then BLOCKED).
+    blocked_by: frozenset[Side] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,11 @@ def attachment_json(attachment: Attachment) -> dict[str, Any]:
     }
 
 
+def blocked_by_json(conversation: Conversation) -> list[str]:
+    """Who blocks: `[]`, `["buyer"]`, `["seller"]` or `["buyer", "seller"]`, always sorted."""
+    return sorted(side.value for side in conversation.blocked_by)
+
+
 def conversation_json(conversation: Conversation) -> dict[str, Any]:
     return {
         "conversation_id": conversation.conversation_id,
@@ -70,6 +75,7 @@ def conversation_json(conversation: Conversation) -> dict[str, Any]:
         "buyer_id": conversation.buyer_id,
         "context": conversation.context.to_json(),
         "state": conversation.state.value,
+        "blocked_by": blocked_by_json(conversation),
         "room_id": conversation.room_id,
         "created_at": timestamp(conversation.created_at),
         "last_message_at": timestamp(conversation.last_message_at),
@@ -91,6 +97,7 @@ def buyer_conversation_json(
         "seller_name": seller_name,
         "context": conversation.context.to_json(),
         "state": conversation.state.value,
+        "blocked_by": blocked_by_json(conversation),
         "unread": conversation.unread_buyer,
         "last_message": message_json(last_message) if last_message else None,
         "last_message_at": timestamp(conversation.last_message_at),

@@ -38,6 +38,36 @@ from bridge.store.schema import (
 )
 
 
+def _blocks(side: Side) -> Any:
+    """A column of a conversation query: whether this side of the row's pair blocks."""
+    return (
+        select(BlockRow.blocked_by)
+        .where(
+            BlockRow.site == ConversationRow.site,
+            BlockRow.seller_id == ConversationRow.seller_id,
+            BlockRow.buyer_id == ConversationRow.buyer_id,
+            BlockRow.blocked_by == side.value,
+        )
+        .correlate(ConversationRow)
+        .exists()
+    )
+
+
+# A conversation row with who blocks its pair: every conversation read carries `blocked_by`.
+WITH_BLOCKS = (ConversationRow, _blocks(Side.BUYER), _blocks(Side.SELLER))
+
+
+def _blocked_by(by_buyer: bool, by_seller: bool) -> frozenset[Side]:
+    return frozenset(
+        side for side, blocks in ((Side.BUYER, by_buyer), (Side.SELLER, by_seller)) if blocks
+    )
+
+
+def _with_blocks(row: ConversationRow, by_buyer: bool, by_seller: bool) -> Conversation:
+    """A row of a `WITH_BLOCKS` query (unpacked) as the conversation it is."""
+    return to_conversation(row, blocked_by=_blocked_by(by_buyer, by_seller))
+
+
 class ConversationStore(Sessions):
     # Conversations
 
@@ -53,9 +83,11 @@ class ConversationStore(Sessions):
         )
         try:
             async with self._writes.begin() as session:
-                existing = await session.scalar(select(ConversationRow).where(*same_context))
+                existing = (
+                    await session.execute(select(*WITH_BLOCKS).where(*same_context))
+                ).first()
                 if existing is not None:
-                    return to_conversation(existing), False
+                    return _with_blocks(*existing), False
                 session.add(
                     ConversationRow(
                         conversation_id=conversation.conversation_id,
@@ -78,10 +110,12 @@ class ConversationStore(Sessions):
         except IntegrityError:
             # Another request made the same conversation at the same moment.
             async with self._reads() as session:
-                existing = await session.scalar(select(ConversationRow).where(*same_context))
+                existing = (
+                    await session.execute(select(*WITH_BLOCKS).where(*same_context))
+                ).first()
                 if existing is None:
                     raise
-                return to_conversation(existing), False
+                return _with_blocks(*existing), False
 
     async def get_conversation(
         self, site: SiteID, conversation_id: ConversationID
@@ -93,15 +127,19 @@ class ConversationStore(Sessions):
 
     async def get_conversation_by_id(self, conversation_id: ConversationID) -> Conversation | None:
         async with self._reads() as session:
-            row = await session.get(ConversationRow, conversation_id)
-            return to_conversation(row) if row else None
+            found = await session.execute(
+                select(*WITH_BLOCKS).where(ConversationRow.conversation_id == conversation_id)
+            )
+            row = found.first()
+            return _with_blocks(*row) if row else None
 
     async def conversation_by_room(self, room_id: RoomID) -> Conversation | None:
         async with self._reads() as session:
-            row = await session.scalar(
-                select(ConversationRow).where(ConversationRow.room_id == room_id)
+            found = await session.execute(
+                select(*WITH_BLOCKS).where(ConversationRow.room_id == room_id)
             )
-            return to_conversation(row) if row else None
+            row = found.first()
+            return _with_blocks(*row) if row else None
 
     async def list_conversations(
         self,
@@ -125,7 +163,7 @@ class ConversationStore(Sessions):
             )
 
         query = select(
-            ConversationRow,
+            *WITH_BLOCKS,
             unread(SenderKind.SELLER, ConversationRow.buyer_read_seq),
             unread(SenderKind.BUYER, ConversationRow.seller_read_seq),
         ).where(ConversationRow.site == site)
@@ -141,20 +179,23 @@ class ConversationStore(Sessions):
         )
         async with self._reads() as session:
             rows = (await session.execute(query)).all()
-        return [to_conversation(row, buyer, seller) for row, buyer, seller in rows]
+        return [
+            to_conversation(row, buyer, seller, _blocked_by(by_buyer, by_seller))
+            for row, by_buyer, by_seller, buyer, seller in rows
+        ]
 
     async def conversations_needing_delivery(self) -> list[Conversation]:
         pending = select(MessageRow.conversation_id).where(
             MessageRow.status == MessageStatus.PENDING.value
         )
         async with self._reads() as session:
-            rows = await session.scalars(
-                select(ConversationRow).where(
+            rows = await session.execute(
+                select(*WITH_BLOCKS).where(
                     (ConversationRow.room_id.is_(None))
                     | ConversationRow.conversation_id.in_(pending)
                 )
             )
-            return [to_conversation(row) for row in rows]
+            return [_with_blocks(*row) for row in rows]
 
     async def mark_members_stale(
         self, conversation_ids: Sequence[ConversationID], stale: bool
@@ -221,15 +262,34 @@ class ConversationStore(Sessions):
         blocked: bool,
         events_for: Callable[[Conversation], Sequence[Event]],
     ) -> list[Conversation]:
-        """Add or lift one side's block; every conversation of the pair takes the state that
-        follows. Returns the conversations whose state changed."""
+        """Add or lift one side's block; every conversation of the pair takes the state and
+        `blocked_by` that follow. Returns the conversations that changed: all of the pair's
+        when this side's block changed, none when it already stood (or was already lifted)."""
         pair = (
             BlockRow.site == site,
             BlockRow.seller_id == seller_id,
             BlockRow.buyer_id == buyer_id,
         )
         async with self._writes.begin() as session:
-            await session.execute(delete(BlockRow).where(*pair, BlockRow.blocked_by == side.value))
+            # The pair's rows are locked first, so two calls for one pair take turns and the
+            # second sees what the first did (SQLite's BEGIN IMMEDIATE already serialises).
+            rows = (
+                await session.scalars(
+                    select(ConversationRow)
+                    .where(
+                        ConversationRow.site == site,
+                        ConversationRow.seller_id == seller_id,
+                        ConversationRow.buyer_id == buyer_id,
+                    )
+                    .with_for_update()
+                )
+            ).all()
+            before = frozenset(
+                Side(value)
+                for value in await session.scalars(select(BlockRow.blocked_by).where(*pair))
+            )
+            if (side in before) == blocked:
+                return []
             if blocked:
                 await session.execute(
                     insert(BlockRow).values(
@@ -240,25 +300,19 @@ class ConversationStore(Sessions):
                         created_at=utc_now(),
                     )
                 )
-            still_blocked = await session.scalar(select(func.count()).where(*pair)) or 0
-            rows = (
-                await session.scalars(
-                    select(ConversationRow).where(
-                        ConversationRow.site == site,
-                        ConversationRow.seller_id == seller_id,
-                        ConversationRow.buyer_id == buyer_id,
-                    )
+                after = before | {side}
+            else:
+                await session.execute(
+                    delete(BlockRow).where(*pair, BlockRow.blocked_by == side.value)
                 )
-            ).all()
+                after = before - {side}
             changed = []
             for row in rows:
-                if still_blocked and row.state != ConversationState.BLOCKED.value:
+                if after:
                     row.state = ConversationState.BLOCKED.value
-                elif not still_blocked and row.state == ConversationState.BLOCKED.value:
+                elif row.state == ConversationState.BLOCKED.value:
                     row.state = ConversationState.ACTIVE.value
-                else:
-                    continue
-                changed.append(to_conversation(row))
+                changed.append(to_conversation(row, blocked_by=after))
             await session.flush()
             for conversation in changed:
                 await store_events(session, events_for(conversation))
@@ -278,18 +332,18 @@ class ConversationStore(Sessions):
         if not conversation_ids:
             return []
         async with self._writes.begin() as session:
-            rows = (
-                await session.scalars(
-                    select(ConversationRow).where(
+            found = (
+                await session.execute(
+                    select(*WITH_BLOCKS).where(
                         ConversationRow.conversation_id.in_(conversation_ids),
                         ConversationRow.state == only_from.value,
                     )
                 )
             ).all()
-            for row in rows:
+            for row, _, _ in found:
                 row.state = state.value
             await session.flush()
-            changed = [to_conversation(row) for row in rows]
+            changed = [_with_blocks(*row) for row in found]
             for conversation in changed:
                 await store_events(session, events_for(conversation))
             return changed

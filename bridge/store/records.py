@@ -34,6 +34,7 @@ from bridge.core.models import (
     Original,
     SellerSpace,
     SenderKind,
+    Side,
     Thumbnail,
     TranslationNote,
 )
@@ -67,7 +68,10 @@ def to_context(raw: dict[str, Any]) -> Context:
 
 
 def to_conversation(
-    row: ConversationRow, unread_buyer: int = 0, unread_seller: int = 0
+    row: ConversationRow,
+    unread_buyer: int = 0,
+    unread_seller: int = 0,
+    blocked_by: frozenset[Side] = frozenset(),
 ) -> Conversation:
     return Conversation(
         site=SiteID(row.site),
@@ -82,6 +86,7 @@ def to_conversation(
         unread_buyer=unread_buyer,
         unread_seller=unread_seller,
         translation_enabled=row.translation_enabled,
+        blocked_by=blocked_by,
     )
 
 

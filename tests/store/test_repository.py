@@ -35,6 +35,7 @@ from bridge.core.models import (
     MessageStatus,
     Seller,
     SenderKind,
+    Side,
 )
 from bridge.core.ports import ConversationBlocked
 from bridge.store.database import create_engine, migrate, sessions
@@ -245,3 +246,31 @@ async def test_transactions_are_stored_once(repository: SqlRepository) -> None:
     await repository.mark_transaction_processed("t1")
     assert await repository.unprocessed_transactions() == []
     assert not await repository.store_transaction("t1", [])
+
+
+async def test_blocks_say_who_blocks_and_a_repeat_changes_nothing_even_at_once(
+    repository: SqlRepository,
+) -> None:
+    stored = await seeded(repository)
+    pair = (SITE, SellerID("s1"), BuyerID("b1"))
+    # Five identical blocks at once: one changes the pair, four find it done.
+    outcomes = await asyncio.gather(
+        *(repository.set_block(*pair, Side.SELLER, True, lambda c: []) for _ in range(5))
+    )
+    assert sorted(len(changed) for changed in outcomes) == [0, 0, 0, 0, 1]
+    read = await repository.get_conversation_by_id(stored.conversation_id)
+    assert read is not None
+    assert (read.state, read.blocked_by) == (ConversationState.BLOCKED, frozenset({Side.SELLER}))
+
+    (both,) = await repository.set_block(*pair, Side.BUYER, True, lambda c: [])
+    assert both.blocked_by == frozenset({Side.SELLER, Side.BUYER})
+    # A repeat changes nothing; so does lifting a block that is not there (at the end).
+    assert await repository.set_block(*pair, Side.BUYER, True, lambda c: []) == []
+    (seller_only,) = await repository.set_block(*pair, Side.BUYER, False, lambda c: [])
+    assert (seller_only.state, seller_only.blocked_by) == (
+        ConversationState.BLOCKED,
+        frozenset({Side.SELLER}),
+    )
+    (open_again,) = await repository.set_block(*pair, Side.SELLER, False, lambda c: [])
+    assert (open_again.state, open_again.blocked_by) == (ConversationState.ACTIVE, frozenset())
+    assert await repository.set_block(*pair, Side.SELLER, False, lambda c: []) == []
