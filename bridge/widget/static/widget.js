@@ -46,7 +46,8 @@
       conversations: 'Your conversations',
       back: 'All conversations',
       close: 'Close chat',
-      signIn: 'Sign in to ask the seller a question.',
+      signIn: '{link} to ask the seller a question.', // {link}: signInLink, a link or not
+      signInLink: 'Sign in',
       label: 'Your message',
       placeholder: 'Write a message…',
       send: 'Send',
@@ -67,6 +68,8 @@
       general: 'Question',
       blocked: 'This conversation is blocked. New messages cannot be sent.',
       sellerBlocked: 'The seller has closed this conversation. New messages cannot be sent.',
+      buyerBlocked: 'You blocked this seller. New messages cannot be sent.',
+      buyerBlockedToo: 'You have blocked this seller too.',
       more: 'More actions',
       block: 'Block seller',
       blockTitle: 'Block this seller?',
@@ -82,7 +85,7 @@
       reconnecting: 'Reconnecting…',
       incoming: 'New message from {name}: {text}',
       attach: 'Attach a file',
-      drop: 'Drop the file here to send it',
+      drop: 'Drop the file here to attach it',
       tooLarge: 'The file is larger than {mb} MB.',
       uploading: 'Uploading {name}',
       download: 'Download',
@@ -90,6 +93,8 @@
       showOriginal: 'Show original',
       showTranslation: 'Show translation',
       notTranslated: 'Not translated',
+      held: 'To send with your message',
+      remove: 'Remove {name}',
       unread: { one: '{n} unread message', other: '{n} unread messages' },
     },
     ru: {
@@ -98,7 +103,8 @@
       conversations: 'Ваши переписки',
       back: 'Все переписки',
       close: 'Закрыть чат',
-      signIn: 'Войдите, чтобы задать вопрос продавцу.',
+      signIn: '{link}, чтобы задать вопрос продавцу.',
+      signInLink: 'Войдите',
       label: 'Ваше сообщение',
       placeholder: 'Напишите сообщение…',
       send: 'Отправить',
@@ -119,6 +125,8 @@
       general: 'Вопрос',
       blocked: 'Эта переписка заблокирована. Новые сообщения отправить нельзя.',
       sellerBlocked: 'Продавец закрыл эту переписку. Новые сообщения отправить нельзя.',
+      buyerBlocked: 'Вы заблокировали этого продавца. Новые сообщения отправить нельзя.',
+      buyerBlockedToo: 'Вы тоже заблокировали этого продавца.',
       more: 'Другие действия',
       block: 'Заблокировать продавца',
       blockTitle: 'Заблокировать этого продавца?',
@@ -134,7 +142,7 @@
       reconnecting: 'Переподключение…',
       incoming: 'Новое сообщение от {name}: {text}',
       attach: 'Прикрепить файл',
-      drop: 'Отпустите файл, чтобы отправить его',
+      drop: 'Отпустите файл, чтобы прикрепить его',
       tooLarge: 'Файл больше {mb} МБ.',
       uploading: 'Загрузка файла {name}',
       download: 'Скачать',
@@ -142,6 +150,8 @@
       showOriginal: 'Показать оригинал',
       showTranslation: 'Показать перевод',
       notTranslated: 'Не переведено',
+      held: 'Будет отправлено с сообщением',
+      remove: 'Убрать {name}',
       unread: {
         one: '{n} непрочитанное сообщение',
         few: '{n} непрочитанных сообщения',
@@ -158,6 +168,20 @@
       if (STRINGS[base]) return base;
     }
     return 'en';
+  }
+
+  /** The browser's own variant of `lang` ("en-GB" writes "28 Nov, 14:05", "en-US"
+   *  "Nov 28, 02:05 PM"), else the first candidate in it: how the buyer writes dates. */
+  function pickLocale(lang, ...candidates) {
+    for (const tag of [...(navigator.languages || []), ...candidates]) {
+      try {
+        const base = String(tag || '').toLowerCase().split('-')[0];
+        if (base === lang && Intl.DateTimeFormat.supportedLocalesOf(tag).length) return tag;
+      } catch {
+        // not a language tag ("en_GB"): try the next
+      }
+    }
+    return lang;
   }
 
   function translator(lang) {
@@ -228,6 +252,31 @@
     const url = new URL(SCRIPT_SRC);
     const path = url.pathname.replace(/\/widget\/widget\.js$/, '');
     return url.origin + (path === url.pathname ? '' : path);
+  }
+
+  /** A message's time: "14:05" today, "28 Nov, 14:05" before, with the year if another. */
+  function messageTime(date, locale) {
+    const now = new Date();
+    const options = { hour: '2-digit', minute: '2-digit' };
+    if (date.toDateString() !== now.toDateString()) {
+      options.day = 'numeric';
+      options.month = 'short';
+      if (date.getFullYear() !== now.getFullYear()) options.year = 'numeric';
+    }
+    return date.toLocaleString(locale, options);
+  }
+
+  /** The shop's sign-in page (`login_url`), http(s) only: an attribute must not run script. */
+  function loginUrl(value) {
+    if (!value) return null;
+    try {
+      const url = new URL(value, document.baseURI);
+      if (url.protocol === 'https:' || url.protocol === 'http:') return url.href;
+    } catch {
+      // not a URL
+    }
+    console.warn('bazaar-chat: login_url is not an http(s) URL');
+    return null;
   }
 
   function sameContext(a, b) {
@@ -555,14 +604,18 @@ button:focus-visible,textarea:focus-visible,.log:focus-visible{outline:3px solid
 .badge{display:inline-block;min-width:22px;padding:0 6px;border-radius:999px;background:#b91c1c;color:#fff;font-size:13px;font-weight:700;line-height:22px;text-align:center}
 .panel{position:fixed;right:16px;bottom:16px;z-index:2147483000;display:flex;flex-direction:column;width:370px;max-width:calc(100vw - 32px);height:min(580px,calc(100vh - 32px));background:#fff;border:1px solid #d1d5db;border-radius:12px;box-shadow:0 12px 40px rgba(0,0,0,.25);overflow:hidden}
 @media (max-width:480px){.panel{right:0;bottom:0;width:100vw;max-width:none;height:100vh;border-radius:0}}
+.panel.short{height:auto}
 .head{display:flex;align-items:center;gap:8px;padding:10px 12px;background:#1d4ed8;color:#fff}
-.head h2{flex:1;margin:0;font-size:16px;font-weight:600;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.titles{flex:1;min-width:0}
+.head h2,.by{margin:0;font-size:16px;font-weight:600;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.by{font-size:13px;font-weight:400;color:#e0e7ff}
 .head h2:focus{outline:none}
 .icon{width:32px;height:32px;padding:0;border:0;border-radius:6px;background:transparent;color:#fff;font-size:22px;line-height:1}
 .icon:hover{background:rgba(255,255,255,.18)}
 .thumb{width:32px;height:32px;border-radius:6px;object-fit:cover;background:#e5e7eb;flex:none}
 .body{flex:1;display:flex;flex-direction:column;min-height:0}
 .pad{padding:16px;margin:0}
+.pad a{color:#1d4ed8;font-weight:600}
 .notice{margin:0;padding:8px 12px;background:#fef3c7;color:#78350f;font-size:14px}
 .error{background:#fee2e2;color:#7f1d1d}
 .log{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:6px}
@@ -581,12 +634,19 @@ ol{list-style:none;margin:0;padding:0;display:flex;flex-direction:column;gap:6px
 .html{white-space:normal}
 .html>:first-child{margin-top:0}.html>:last-child{margin-bottom:0}
 .meta{display:flex;gap:6px;align-items:center;font-size:12px;color:#4b5563;margin-top:2px}
-.ticks{color:#4b5563;font-weight:700;letter-spacing:-2px}
-.read .ticks{color:#1d4ed8}
+.ticks{color:#4b5563;font-size:14px;line-height:1;font-weight:700;letter-spacing:-2px;-webkit-text-stroke:.8px currentColor}
+.read .ticks{color:#1e40af}
 .failed{color:#b91c1c;font-weight:600}
 .retry{padding:1px 8px;border:1px solid #b91c1c;border-radius:999px;background:#fff;color:#b91c1c;font-size:12px}
 .typing{margin:0;padding:2px 14px 4px;min-height:22px;font-size:13px;color:#4b5563;font-style:italic}
-form{display:flex;gap:8px;align-items:flex-end;padding:10px 12px;border-top:1px solid #e5e7eb}
+form{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-end;padding:10px 12px;border-top:1px solid #e5e7eb}
+.held{flex-basis:100%;display:flex;flex-wrap:wrap;gap:6px;margin:0;padding:0;list-style:none}
+.chip{display:flex;align-items:center;gap:8px;max-width:100%;padding:4px 4px 4px 6px;border:1px solid #d1d5db;border-radius:10px;background:#f9fafb;font-size:13px}
+.chip img{width:48px;height:48px;border-radius:6px;object-fit:cover;flex:none}
+.chip .name{min-width:0;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.chip .size{color:#4b5563;white-space:nowrap}
+.remove{flex:none;width:28px;height:28px;padding:0;border:0;border-radius:6px;background:none;color:#374151;font-size:20px;line-height:1}
+.remove:hover{background:#e5e7eb}
 textarea{flex:1;resize:none;max-height:140px;padding:8px 10px;border:1px solid #6b7280;border-radius:8px;font:inherit;color:#111827;background:#fff}
 textarea::placeholder{color:#6b7280}
 .send{padding:8px 14px;border:0;border-radius:8px;background:#1d4ed8;color:#fff;font-weight:600}
@@ -642,7 +702,7 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
 
   class BazaarChat extends HTMLElement {
     static get observedAttributes() {
-      return ['site', 'token', 'seller', 'context', 'lang', 'api'];
+      return ['site', 'token', 'seller', 'context', 'lang', 'api', 'login_url'];
     }
 
     constructor() {
@@ -692,6 +752,9 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
         document.documentElement.lang,
       );
       this.t = translator(this.language);
+      this.locale = pickLocale(this.language, this.getAttribute('lang'), claims && claims.lang,
+        document.documentElement.lang);
+      this.loginUrl = loginUrl(this.getAttribute('login_url'));
       this.seller = this.getAttribute('seller') || '';
       this.context = this.readContext();
       this.expiresAt = claims && claims.exp ? claims.exp * 1000 : null;
@@ -708,9 +771,6 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
       this.notice = null; // a problem worth telling the buyer, shown above the log
       this.sellerTyping = null;
       this.offline = false;
-      // Sellers whose own block we found still standing when the buyer unblocked: the
-      // server doesn't say who blocked, so Unblock is offered until it proves useless.
-      this.sellerBlocked = new Set();
       this.menuOpen = false;
       this.confirming = false; // the "Block this seller?" step is showing
       this.stateClock = 0; // counts conversation views applied from the stream or an answer
@@ -719,6 +779,7 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
       this.originals = new Set(); // keys of seller messages shown as written, untranslated
       this.progressBars = new WeakMap(); // an upload being sent → its <progress>
       this.viewer = null; // the open full-size image: { node, opener }
+      this.held = []; // files in the composer, sent with the next message: { file, url }
 
       this.build();
       if (!this.signedIn) return this.render();
@@ -741,6 +802,7 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
       clearTimeout(this.offlineTimer);
       clearTimeout(this.sellerTypingTimer);
       if (this.blobs) this.dropBlobs();
+      if (this.held) this.unhold();
       this.root.replaceChildren();
     }
 
@@ -939,13 +1001,13 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
       if (!view) return;
       const old = this.convs.get(view.conversation_id) || {};
       if (!this.convs.has(view.conversation_id)) this.refreshSoon(); // for the seller's name
-      if (view.state !== 'blocked') this.sellerBlocked.delete(view.seller_id);
       this.stateAt.set(view.conversation_id, ++this.stateClock);
-      if (old.state && old.state !== view.state && !this.busy && this.opened &&
-          this.current === view.conversation_id && (view.state === 'blocked' || old.state === 'blocked')) {
+      const shut = this.shutText(view);
+      if (old.state && this.shutText(old) !== shut && !this.busy && this.opened &&
+          this.current === view.conversation_id) {
         // Blocked or unblocked from elsewhere (the seller in Matrix): say so, the
         // composer appears or goes away.
-        this.announce(this.t(view.state === 'blocked' ? 'blocked' : 'unblocked'));
+        this.announce(shut || this.t('unblocked'));
       }
       // A view in a frame may leave out the seller's name and the last message: keep ours.
       this.convs.set(view.conversation_id, {
@@ -1087,22 +1149,60 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
       return true;
     }
 
-    /** Files chosen or dropped: each is a message, the text box's text goes with the first. */
+    /** Files chosen or dropped wait in the composer, shown with a remove button, until
+     *  the buyer sends: then the text goes with the first as its caption. */
     attach(files) {
-      const ui = this.ui;
       if (!files.length || !this.canAttach()) return;
       const fitting = files.filter((file) => file.size <= this.maxFile);
-      if (fitting.length) {
-        const text = ui.textarea.value.trim();
-        ui.textarea.value = '';
-        this.grow();
-        fitting.forEach((file, i) => this.send(i ? '' : text, file));
+      for (const file of fitting) {
+        this.held.push({ file, url: file.type.startsWith('image/') ? URL.createObjectURL(file) : null });
       }
-      // After sending: starting a delivery clears the notice.
-      if (fitting.length < files.length) {
-        this.notice = 'tooLarge';
-        this.render();
+      if (fitting.length < files.length) this.notice = 'tooLarge';
+      else if (this.notice === 'tooLarge') this.notice = null;
+      this.renderHeld();
+      this.render();
+      this.ui.textarea.focus(); // so that Enter sends it
+    }
+
+    /** Takes one file out of the composer, or all of them. */
+    unhold(entry) {
+      for (const held of this.held) {
+        if (held.url && (!entry || held === entry)) URL.revokeObjectURL(held.url);
       }
+      this.held = entry ? this.held.filter((held) => held !== entry) : [];
+    }
+
+    renderHeld() {
+      const list = this.ui.held;
+      if (!list) return;
+      list.hidden = !this.held.length;
+      reconcile(list, this.held.map((entry) => this.heldNode(entry)));
+    }
+
+    /** A file waiting to be sent: an image's preview (else an icon), name, size, ×. */
+    heldNode(entry) {
+      if (entry.node) return entry.node;
+      const { file } = entry;
+      const label = this.t('remove', { name: file.name });
+      // alt="": the name is written beside it. A type the browser can't draw gets the icon.
+      const preview = entry.url
+        ? h('img', { src: entry.url, alt: '', onerror: (event) => event.target.replaceWith(svgIcon(FILE_ICON)) })
+        : svgIcon(FILE_ICON);
+      entry.node = h('li', { class: 'chip' }, preview,
+        h('span', { class: 'name' }, file.name),
+        h('span', { class: 'size' }, humanSize(file.size, this.language)),
+        h('button', {
+          class: 'remove',
+          type: 'button',
+          'aria-label': label,
+          title: label,
+          onclick: () => {
+            this.unhold(entry);
+            this.renderHeld();
+            this.ui.textarea.focus();
+          },
+        }, '×'));
+      return entry.node;
     }
 
     /** A file may come in while the composer is there to take it. */
@@ -1160,6 +1260,21 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
 
     // ------------------------------------------------------------ blocking
 
+    /** Whether the buyer's own block stands: only that one is theirs to lift. */
+    buyerBlocks(conv) {
+      return !!conv && (conv.blocked_by || []).includes('buyer');
+    }
+
+    /** The blocked notice, by who blocks (`blocked_by`); '' while the conversation is open. */
+    shutText(conv) {
+      if (!conv || conv.state !== 'blocked') return '';
+      const bySeller = (conv.blocked_by || []).includes('seller');
+      const byBuyer = this.buyerBlocks(conv);
+      if (bySeller) return byBuyer ? `${this.t('sellerBlocked')} ${this.t('buyerBlockedToo')}` : this.t('sellerBlocked');
+      // Known blocked (a refused message) before a view said by whom: the neutral words.
+      return this.t(byBuyer ? 'buyerBlocked' : 'blocked');
+    }
+
     toggleMenu(open = !this.menuOpen) {
       this.menuOpen = open;
       this.render();
@@ -1190,8 +1305,6 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
           'POST',
           `/conversations/${encodeURIComponent(id)}/${blocked ? 'block' : 'unblock'}`,
         );
-        // Still blocked after lifting ours: the seller's block stands, Unblock can't help.
-        if (!blocked && view.state === 'blocked') this.sellerBlocked.add(view.seller_id);
         this.applyConversation(view);
         this.refreshSoon();
       } catch (error) {
@@ -1457,7 +1570,9 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
       }, ui.more, ui.menu);
       ui.body = h('div', { class: 'body' });
       ui.notice = h('p', { class: 'notice', role: 'status', hidden: true });
-      ui.head = h('div', { class: 'head' }, ui.back, ui.thumb, ui.title, ui.moreWrap, ui.close);
+      ui.by = h('p', { class: 'by', hidden: true }); // the seller's name, under the product's
+      ui.head = h('div', { class: 'head' }, ui.back, ui.thumb, h('div', { class: 'titles' }, ui.title, ui.by),
+        ui.moreWrap, ui.close);
       ui.panel = h(
         'div',
         {
@@ -1523,6 +1638,7 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
         this.screen = key;
       }
       this.renderHeader(name);
+      ui.panel.classList.toggle('short', name === 'signin'); // a few lines, not a chat's height
       if (name !== 'conversation') this.renderNotice(null);
       if (name === 'list') this.renderList();
       if (name === 'conversation') this.renderConversation(options.scroll);
@@ -1544,8 +1660,9 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
       const conv = this.convs.get(this.current);
       const context = conv ? conv.context : this.current === DRAFT ? this.pageContext() : null;
       back.hidden = screen !== 'conversation';
-      // Blocking needs a conversation to block from; a blocked one offers Unblock instead.
-      moreWrap.hidden = !(screen === 'conversation' && conv && conv.state !== 'blocked');
+      // Blocking needs a conversation to block from; once the buyer blocks, Unblock shows
+      // instead (a conversation the seller closed can still be blocked by the buyer).
+      moreWrap.hidden = !(screen === 'conversation' && conv && !this.buyerBlocks(conv));
       if (moreWrap.hidden) this.menuOpen = false;
       menu.hidden = !this.menuOpen;
       more.setAttribute('aria-expanded', String(this.menuOpen));
@@ -1554,6 +1671,13 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
       const image = context && context.image_url;
       thumb.hidden = !image;
       if (image && thumb.getAttribute('src') !== image) thumb.src = image;
+      // Before the first message there is no view yet: another conversation with the
+      // same seller may know their name.
+      const withSeller = screen !== 'conversation' ? null
+        : conv || [...this.convs.values()].find((c) => c.seller_id === this.seller && c.seller_name);
+      const sellerName = (withSeller && withSeller.seller_name) || '';
+      this.ui.by.hidden = !sellerName;
+      this.ui.by.replaceChildren(h('span', { class: 'sr' }, `${this.t('seller')}: `), sellerName);
     }
 
     /** One line above the screen: a failure, the conversation's state, or reconnecting. */
@@ -1574,8 +1698,12 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
       this.convNodes = new Map();
       let content;
       if (name === 'signin') {
-        // The shop may slot in its own link: <a slot="signin" href="/login">Sign in</a>
-        content = h('div', { class: 'pad' }, h('p', {}, t('signIn')), h('slot', { name: 'signin' }));
+        // "Sign in" links to the shop's login_url; without one it is plain words, and the
+        // shop may slot in its own link: <a slot="signin" href="/login">Sign in</a>
+        const [before, after] = t('signIn', { link: '{link}' }).split('{link}');
+        const link = this.loginUrl ? h('a', { href: this.loginUrl }, t('signInLink')) : t('signInLink');
+        content = h('div', { class: 'pad' }, h('p', {}, before, link, after),
+          this.loginUrl ? null : h('slot', { name: 'signin' }));
       } else if (name === 'loading') {
         content = h('p', { class: 'pad', role: 'status' }, t('loading'));
       } else if (name === 'list') {
@@ -1616,6 +1744,8 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
       ui.log = h('div', { class: 'log', tabindex: '0', role: 'group', 'aria-label': t('messages') },
         ui.earlier, ui.intro, ui.messages);
       ui.typing = h('p', { class: 'typing' });
+      this.unhold(); // a new composer: files held for another conversation are dropped
+      ui.held = h('ul', { class: 'held', 'aria-label': t('held'), hidden: true });
       ui.textarea = h('textarea', {
         id: 'message',
         rows: '1',
@@ -1660,7 +1790,7 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
           this.submit();
         },
       },
-      h('label', { class: 'sr', for: 'message' }, t('label')),
+      ui.held, h('label', { class: 'sr', for: 'message' }, t('label')),
       ui.attach, ui.fileInput, ui.textarea, ui.sendButton);
       // The confirm step and the blocked notice take the composer's place.
       ui.cancel = h('button', { class: 'ghost', type: 'button', onclick: () => this.cancelBlock() }, t('cancel'));
@@ -1684,10 +1814,15 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
 
     submit() {
       const text = this.ui.textarea.value.trim();
-      if (!text || this.ui.textarea.disabled) return;
+      const files = this.held.map((entry) => entry.file);
+      if ((!text && !files.length) || this.ui.textarea.disabled) return;
       this.ui.textarea.value = '';
       this.grow();
-      this.send(text);
+      this.unhold();
+      this.renderHeld();
+      if (!files.length) return this.send(text);
+      // A message carries one file: the text is the first one's caption.
+      files.forEach((file, i) => this.send(i ? '' : text, file));
     }
 
     /** The textarea grows with its text, up to its max-height. */
@@ -1748,15 +1883,16 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
       const thread = this.thread(id);
       const state = conv ? conv.state : 'active';
       const blocked = state === 'blocked';
-      if (blocked) this.confirming = false;
+      const byBuyer = this.buyerBlocks(conv);
+      if (byBuyer) this.confirming = false;
       this.renderNotice(state === 'archived' ? state : null);
       ui.form.hidden = blocked || this.confirming;
       ui.textarea.disabled = blocked;
       ui.confirm.hidden = !this.confirming;
-      ui.shut.hidden = !blocked;
-      const bySeller = blocked && this.sellerBlocked.has(conv.seller_id);
-      ui.blockedText.textContent = blocked ? t(bySeller ? 'sellerBlocked' : 'blocked') : '';
-      ui.unblock.hidden = bySeller;
+      ui.shut.hidden = !blocked || this.confirming;
+      ui.blockedText.textContent = this.shutText(conv);
+      // Only the buyer's own block is theirs to lift; the seller's stays the seller's.
+      ui.unblock.hidden = !byBuyer;
 
       const messages = thread.visible();
       const loading = id !== DRAFT && !thread.loaded;
@@ -1800,7 +1936,8 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
       const key = m.client_id && m.sender === 'buyer' ? `c:${m.client_id}` : `m:${m.message_id}`;
       const attachments = (m.attachments || []).map((a) => a.attachment_id);
       const signature = JSON.stringify([m.text, m.html, m.original, m.translation, attachments,
-        !!m.file, m.edited_at, status, m.error, showName, this.language]);
+        !!m.file, m.edited_at, status, m.error, showName, this.language,
+        new Date().toDateString()]); // after midnight, yesterday's times get their date
       const cached = this.messageNodes.get(key);
       if (cached && cached.signature === signature) return cached.node;
       const node = this.buildMessage(m, status, showName, key);
@@ -1837,7 +1974,7 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
       const untranslated = m.sender === 'seller' && m.translation && m.translation.failed;
       const time = m.created_at ? new Date(m.created_at) : null;
       const meta = h('div', { class: 'meta' },
-        time ? h('time', { datetime: m.created_at }, time.toLocaleTimeString(this.language, { hour: '2-digit', minute: '2-digit' })) : null,
+        time ? h('time', { datetime: m.created_at }, messageTime(time, this.locale)) : null,
         m.edited_at ? h('span', {}, t('edited')) : null,
         untranslated ? h('span', { class: 'note' }, t('notTranslated')) : null,
         toggle,
@@ -1932,7 +2069,8 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
         ];
       }
       if (status === 'pending') return h('span', { class: 'status' }, t('sending'));
-      // The ticks are decoration; the words beside them are for screen readers.
+      // The ticks are decoration; the words beside them are for screen readers. The CSS
+      // thickens them (text-stroke): a bare ✓ at this size is nearly all faint edge pixels.
       const ticks = status === 'read' ? '✓✓' : '✓';
       return h('span', { class: `status ${status}`, title: t(status) },
         h('span', { class: 'ticks', 'aria-hidden': 'true' }, ticks),
