@@ -264,17 +264,9 @@ class _Section:
 
 
 def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    # Sites and logging are lists and mappings of their own, never one variable's value.
     sections = {name.upper(): name for name in raw} | {
-        name.upper(): name
-        for name in (
-            "homeserver",
-            "appservice",
-            "database",
-            "web",
-            "bridge",
-            "translation",
-            "media",
-        )
+        name.upper(): name for name in SECTIONS if name not in ("sites", "logging")
     }
     for variable, text in environ.items():
         if not variable.startswith(ENV_PREFIX):
