@@ -122,6 +122,8 @@ async def test_run_serves_and_stops_cleanly_on_a_signal(tmp_path: Path, signum: 
                 "database": f"sqlite+aiosqlite:///{tmp_path / 'bazaar.db'}",
                 "web": {"port": web_port},
                 "sites": [{"id": "shop", "api_token": token, "widget_secret": token + "w"}],
+                # A section of a later version: named in a warning, not silently skipped.
+                "email": {"smtp": "mail.example"},
             }
         )
     )
@@ -136,10 +138,12 @@ async def test_run_serves_and_stops_cleanly_on_a_signal(tmp_path: Path, signum: 
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert process.stderr is not None
+    started: list[bytes] = []
     try:
         async with asyncio.timeout(30):
-            while b"Bazaar Bridge running" not in await process.stderr.readline():
-                pass
+            while b"Bazaar Bridge running" not in (line := await process.stderr.readline()):
+                started.append(line)
+        assert any(b"WARNING" in line and b"sets email," in line for line in started), started
         async with (
             aiohttp.ClientSession() as session,
             session.get(
