@@ -2,7 +2,8 @@
 
 Frames are read from the store, so a client that reconnects with `?since=<seq>` gets
 exactly what it missed. Each buyer with open streams has one reader: a wake-up makes it
-read the buyer's new frames once and hand them to every stream of that buyer. A stream that
+read the buyer's new frames once and hand them to every stream of that buyer; it runs only
+while there is something to read. A stream that
 opens (or falls too far behind) first reads its own backlog from the store, up to where the
 reader stood when it joined, then takes the reader's frames: no gap, no repeat. A buyer has
 at most `max_streams` open; a new one closes the oldest with `REPLACED`.
@@ -14,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -88,8 +88,10 @@ class _BuyerFeed:
         self.cursor = cursor
         # Oldest first: the one a new stream closes.
         self.streams: dict[OpenStream, None] = {}
-        self.wakeup = asyncio.Event()
-        self.wakeup.set()  # frames committed before the reader started are read at once
+        # New frames were committed since the reader last looked; set at first, so frames
+        # committed before the feed opened are read at once.
+        self.pending = True
+        # Runs only while there is something to read: an idle buyer costs no task.
         self.reader: asyncio.Task[None] | None = None
 
     async def read(self, since: int) -> list[FeedFrame]:
@@ -97,9 +99,9 @@ class _BuyerFeed:
         return [_feed_frame(frame) for frame in stored]
 
     async def follow(self) -> None:
-        while True:
-            await self.wakeup.wait()
-            self.wakeup.clear()
+        """Read until no wake-up is left unread, then stop."""
+        while self.pending:
+            self.pending = False
             while True:
                 frames = await self.read(self.cursor)
                 if frames:
@@ -113,7 +115,22 @@ class _BuyerFeed:
 
 
 class OpenStream:
-    """One open stream's place in its buyer's feed."""
+    """One open stream's place in its buyer's feed.
+
+    Thousands stay open and idle, so each is kept small: slots, a list for the frames
+    waiting and a future made only while the sender waits (an empty deque, as in an
+    asyncio.Event, is some 600 bytes on its own)."""
+
+    __slots__ = (
+        "_behind",
+        "_closed",
+        "_feed",
+        "_joined_at",
+        "_waiter",
+        "_waiting",
+        "last",
+        "sender_closes",
+    )
 
     def __init__(self, feed: _BuyerFeed, since: int) -> None:
         self._feed = feed
@@ -121,10 +138,16 @@ class OpenStream:
         self.last = since
         # Frames after this are handed over by the reader; up to it, read from the store.
         self._joined_at = feed.cursor
-        self._waiting: deque[FeedFrame] = deque()
+        self._waiting: list[FeedFrame] = []
+        # Set by the sender when it closes the socket itself, with the hub's close code.
+        self.sender_closes = False
         self._behind = False
         self._closed: tuple[int, str] | None = None
-        self._wakeup = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def hand(self, frames: list[FeedFrame]) -> None:
         if self._behind or self._closed is not None:
@@ -135,12 +158,12 @@ class OpenStream:
             self._behind = True
         else:
             self._waiting.extend(frames)
-        self._wakeup.set()
+        self._wake()
 
     def close(self, why: tuple[int, str]) -> None:
         self._closed = why
         self._waiting.clear()
-        self._wakeup.set()
+        self._wake()
 
     async def next_frames(self) -> list[FeedFrame]:
         """The frames after the last ones given, oldest first, waiting until there are
@@ -165,8 +188,13 @@ class OpenStream:
             if fresh:
                 self.last = fresh[-1].seq
                 return fresh
-            self._wakeup.clear()
-            await self._wakeup.wait()
+            # Nothing awaited since the checks above: a frame handed over from here on
+            # finds the waiter.
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
 
 class FeedHub:
@@ -182,7 +210,16 @@ class FeedHub:
         """Frames for the buyer were committed."""
         feed = self._feeds.get((site, buyer_id))
         if feed is not None:
-            feed.wakeup.set()
+            feed.pending = True
+            self._read(feed)
+
+    def _read(self, feed: _BuyerFeed) -> None:
+        """Start the feed's reader unless it runs: a running one sees `pending` before it
+        stops (no await lies between its last look and its end)."""
+        if feed.reader is None or feed.reader.done():
+            feed.reader = self._tasks.spawn(
+                self._follow(feed), name=f"feed:{feed.site}/{feed.buyer_id}"
+            )
 
     @contextlib.asynccontextmanager
     async def open(self, site: SiteID, buyer_id: BuyerID, since: int) -> AsyncIterator[OpenStream]:
@@ -195,7 +232,7 @@ class FeedHub:
             if feed is None:
                 feed = _BuyerFeed(self._store, site, buyer_id, latest)
                 self._feeds[key] = feed
-                feed.reader = self._tasks.spawn(self._follow(feed), name=f"feed:{site}/{buyer_id}")
+                self._read(feed)
         stream = OpenStream(feed, since)
         feed.streams[stream] = None
         while len(feed.streams) > self._max_streams:
@@ -233,8 +270,7 @@ async def stream_feed(
     socket = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=4096)
     await socket.prepare(request)
     async with hub.open(site, buyer_id, since) as stream:
-        closing = asyncio.Event()
-        sender = asyncio.create_task(_send_frames(socket, stream, closing, site, buyer_id))
+        sender = asyncio.create_task(_send_frames(socket, stream, site, buyer_id))
         try:
             async for message in socket:
                 if message.type == WSMsgType.TEXT and _is_ping(message.data):
@@ -242,7 +278,7 @@ async def stream_feed(
         finally:
             # A sender that closes the socket finishes the close handshake, so the client
             # learns the close code; any other sender just stops.
-            if not closing.is_set():
+            if not stream.sender_closes:
                 sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
@@ -260,7 +296,6 @@ def _is_ping(text: str) -> bool:
 async def _send_frames(
     socket: web.WebSocketResponse,
     stream: OpenStream,
-    closing: asyncio.Event,
     site: SiteID,
     buyer_id: BuyerID,
 ) -> None:
@@ -277,5 +312,5 @@ async def _send_frames(
     except Exception:
         logger.exception("Stream of %s/%s failed", site, buyer_id)
         code, reason = FEED_FAILED
-    closing.set()
+    stream.sender_closes = True
     await socket.close(code=code, message=reason.encode())
