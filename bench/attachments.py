@@ -73,7 +73,8 @@ from bridge.core.ids import BuyerID, SiteID
 from bridge.core.limits import Rate
 from bridge.core.models import Buyer
 from bridge.demo.synapse import EmbeddedSynapse, free_port
-from bridge.media.attachments import DEFAULT_IMAGE_LIMITS, prepare_upload
+from bridge.media.cleaning import DEFAULT_IMAGE_LIMITS
+from bridge.media.uploads import prepare_upload
 from bridge.widget.tokens import issue_buyer_token
 
 logger = logging.getLogger("bench.attachments")

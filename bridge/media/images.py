@@ -22,7 +22,7 @@ from yarl import URL
 
 from bridge.config import MediaConfig
 from bridge.errors import BadRequest
-from bridge.media.attachments import CheckedImage
+from bridge.media.cleaning import CheckedImage
 
 __all__ = ["REDIRECTS", "Image", "ImageChecker", "ProductImages", "is_public_address"]
 

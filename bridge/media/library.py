@@ -9,16 +9,10 @@ from typing import TypeVar
 
 from bridge.config import MediaConfig
 from bridge.core.models import Attachment, Thumbnail
-from bridge.media.attachments import (
-    ALLOWED_TYPES,
-    CheckedImage,
-    ImageLimits,
-    check_image,
-    keep_pillow_guard_above,
-    prepare_upload,
-    sniff_content_type,
-)
-from bridge.media.store import MediaStore
+from bridge.media.blobs import MediaStore
+from bridge.media.cleaning import CheckedImage, ImageLimits, check_image, keep_pillow_guard_above
+from bridge.media.file_types import ALLOWED_TYPES, sniff_content_type
+from bridge.media.uploads import prepare_upload
 
 T = TypeVar("T")
 

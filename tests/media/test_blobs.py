@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.media import store as store_module
-from bridge.media.store import MediaStore
+from bridge.media import blobs
+from bridge.media.blobs import MediaStore
 from tests.support import files
 
 
@@ -72,7 +72,7 @@ async def test_a_write_that_fails_leaves_neither_a_blob_nor_a_temporary_file(
     def crash(source: str, target: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store_module.os, "replace", crash)
+    monkeypatch.setattr(blobs.os, "replace", crash)
     with pytest.raises(OSError, match="No space left"):
         await store.put(b"half a file")
     monkeypatch.undo()

@@ -1,21 +1,13 @@
-"""Files a buyer attaches, checked before anyone else sees them: the real type read from the
-bytes, images without their metadata (an upright JPEG as taken, minus its metadata
-segments; anything else re-encoded from its pixels) and with a thumbnail, names made safe.
-
-Pure and CPU-bound: the caller runs `prepare_upload` in a worker thread.
-"""
+"""Images made safe to pass on: measured against the shape limits before a pixel is decoded,
+stripped of their metadata (or re-encoded from their pixels), turned upright, thumbnailed."""
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import io
 import math
-import re
 import struct
-import unicodedata
 import warnings
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,8 +17,8 @@ from typing import Any
 from PIL import ExifTags, Image, ImageFile, ImageSequence
 
 from bridge.config import MediaConfig
-from bridge.core.models import AttachmentKind
-from bridge.errors import BadRequest, TooLarge
+from bridge.errors import BadRequest
+from bridge.media.file_types import GIF, JPEG, PNG, WEBP, sniff_image_type
 
 # A truncated image is refused, never padded with grey. This is Pillow's default, but it is a
 # process-wide switch and the check below depends on it, so it is pinned here.
@@ -38,43 +30,6 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 # than a line on stderr per attempt.
 warnings.simplefilter("error", Image.DecompressionBombWarning)
 
-PNG = "image/png"
-JPEG = "image/jpeg"
-GIF = "image/gif"
-WEBP = "image/webp"
-PDF = "application/pdf"
-TEXT = "text/plain"
-DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
-ODT = "application/vnd.oasis.opendocument.text"
-ODS = "application/vnd.oasis.opendocument.spreadsheet"
-ODP = "application/vnd.oasis.opendocument.presentation"
-DOC = "application/msword"
-XLS = "application/vnd.ms-excel"
-PPT = "application/vnd.ms-powerpoint"
-
-# The extensions a file of each type may keep; the first is the one it gets otherwise.
-_EXTENSIONS: dict[str, tuple[str, ...]] = {
-    PNG: ("png",),
-    JPEG: ("jpg", "jpeg"),
-    GIF: ("gif",),
-    WEBP: ("webp",),
-    PDF: ("pdf",),
-    TEXT: ("txt", "text", "log", "md"),
-    DOCX: ("docx",),
-    XLSX: ("xlsx",),
-    PPTX: ("pptx",),
-    ODT: ("odt",),
-    ODS: ("ods",),
-    ODP: ("odp",),
-    DOC: ("doc",),
-    XLS: ("xls",),
-    PPT: ("ppt",),
-}
-IMAGE_TYPES = frozenset({PNG, JPEG, GIF, WEBP})
-ALLOWED_TYPES = frozenset(_EXTENSIONS)
-
 # An animation is bounded as a whole too: its frames are held at once, four bytes a pixel.
 MAX_ANIMATION_PIXELS = 50_000_000
 MAX_FRAMES = 1000
@@ -84,9 +39,6 @@ THUMBNAIL_SIZE = (320, 320)
 THUMBNAIL_REDUCING_GAP = 2
 LOSSY_QUALITY = 92
 THUMBNAIL_QUALITY = 85
-# How much of a text file is searched for markup; browsers sniff less than this.
-MARKUP_WINDOW = 4096
-MAX_NAME_LENGTH = 120
 
 
 @dataclass(frozen=True)
@@ -136,7 +88,9 @@ def keep_pillow_guard_above(limits: ImageLimits) -> None:
 
 
 @dataclass(frozen=True)
-class _Bytes:
+class PreparedBytes:
+    """Bytes fit to be passed on, with their size and SHA-256."""
+
     data: bytes = field(repr=False)  # a repr never dumps megabytes into a log
 
     @property
@@ -149,248 +103,10 @@ class _Bytes:
 
 
 @dataclass(frozen=True)
-class PreparedThumbnail(_Bytes):
+class PreparedThumbnail(PreparedBytes):
     content_type: str
     width: int
     height: int
-
-
-@dataclass(frozen=True)
-class PreparedFile(_Bytes):
-    """An attachment fit to be shown: its bytes are what everyone else will receive."""
-
-    name: str
-    content_type: str
-    kind: AttachmentKind
-    width: int | None
-    height: int | None
-    thumbnail: PreparedThumbnail | None
-
-
-def prepare_upload(
-    data: bytes,
-    name: str | None,
-    *,
-    max_bytes: int,
-    limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
-) -> PreparedFile:
-    """Check a buyer's file by its bytes and make it safe to pass on; BadRequest otherwise."""
-    if not data:
-        raise BadRequest("The file is empty.", "BAZAAR_EMPTY_FILE")
-    if len(data) > max_bytes:
-        raise TooLarge(f"The file is larger than {_amount(max_bytes)}.", "M_TOO_LARGE")
-    content_type = sniff_content_type(data, name)
-    if content_type is None:
-        raise BadRequest(
-            "This kind of file can't be sent. Send a picture (JPEG, PNG, GIF or WebP), a PDF,"
-            " a plain text file or an office document.",
-            "BAZAAR_FILE_TYPE",
-        )
-    filename = safe_filename(name, content_type)
-    if content_type not in IMAGE_TYPES:
-        return PreparedFile(data, filename, content_type, AttachmentKind.FILE, None, None, None)
-    image = _clean_image(data, content_type, limits)
-    return PreparedFile(
-        image.data,
-        filename,
-        content_type,
-        AttachmentKind.IMAGE,
-        image.width,
-        image.height,
-        image.thumbnail,
-    )
-
-
-def _amount(size: int) -> str:
-    if size >= 1024 * 1024:
-        return f"{size / (1024 * 1024):.3g} MB"
-    if size >= 1024:
-        return f"{size / 1024:.3g} KB"
-    return f"{size} bytes"
-
-
-# ---------------------------------------------------------------------------------------------
-# What a file really is
-
-
-_IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", PNG),
-    (b"\xff\xd8\xff", JPEG),
-    (b"GIF87a", GIF),
-    (b"GIF89a", GIF),
-)
-
-
-def sniff_image_type(data: bytes) -> str | None:
-    """PNG, JPEG, GIF or WebP, read from the first bytes; None for anything else."""
-    for signature, content_type in _IMAGE_SIGNATURES:
-        if data.startswith(signature):
-            return content_type
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return WEBP
-    return None
-
-
-def sniff_content_type(data: bytes, name: str | None = None) -> str | None:
-    """The type of `data` if it is one the bridge carries (ALLOWED_TYPES), else None.
-
-    The type comes from the bytes alone; `name` only settles a legacy office file whose
-    top level holds the streams of more than one application."""
-    if image := sniff_image_type(data):
-        return image
-    if data.startswith(b"%PDF-"):
-        return PDF
-    if data.startswith(b"PK\x03\x04"):
-        return _zip_office_type(data)
-    if data.startswith(_OLE_SIGNATURE):
-        return _ole_office_type(data, name)
-    if _is_plain_text(data):
-        return TEXT
-    return None
-
-
-_OOXML_FOLDERS = {"word/": DOCX, "xl/": XLSX, "ppt/": PPTX}
-_ODF_TYPES = frozenset({ODT, ODS, ODP})
-# Office documents that carry macros are refused: they run code on the reader's machine.
-_MACRO_PART = re.compile(r"(^|/)vbaProject\.bin$|^(Basic|Scripts)/", re.IGNORECASE)
-_ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError)
-
-
-def _zip_office_type(data: bytes) -> str | None:
-    """OOXML (a `[Content_Types].xml` and its application's folder) or ODF (a `mimetype`
-    entry naming it); any other zip is None."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = archive.namelist()
-            if any(_MACRO_PART.search(name) for name in names):
-                return None
-            if "[Content_Types].xml" in names:
-                found = {
-                    content_type
-                    for folder, content_type in _OOXML_FOLDERS.items()
-                    if any(name.startswith(folder) for name in names)
-                }
-                return found.pop() if len(found) == 1 else None
-            if "mimetype" in names and archive.getinfo("mimetype").file_size <= 100:
-                declared = archive.read("mimetype").decode("ascii", "replace").strip()
-                return declared if declared in _ODF_TYPES else None
-    except _ZIP_ERRORS:
-        return None
-    return None
-
-
-_OLE_SIGNATURE = bytes.fromhex("d0cf11e0a1b11ae1")
-_OLE_STREAMS = {"WordDocument": DOC, "Workbook": XLS, "Book": XLS, "PowerPoint Document": PPT}
-_OLE_LAST_SECTOR = 0xFFFFFFF9  # higher numbers mark free sectors and the ends of chains
-_OLE_NO_ENTRY = 0xFFFFFFFF
-
-
-def _ole_office_type(data: bytes, name: str | None) -> str | None:
-    """Word, Excel or PowerPoint 97–2003, told by the streams at the top of the compound
-    file. Anything else in that container (installers, Outlook items, encrypted OOXML) is None."""
-    found = {
-        _OLE_STREAMS[stream] for stream in _ole_top_level_streams(data) if stream in _OLE_STREAMS
-    }
-    if len(found) == 1:
-        return found.pop()
-    declared = _extension(name or "")
-    for content_type in found:
-        if declared in _EXTENSIONS[content_type]:
-            return content_type
-    return None
-
-
-def _ole_top_level_streams(data: bytes) -> set[str]:
-    """The names of the streams directly under the root of an OLE2 compound file ([MS-CFB]),
-    or an empty set when it doesn't parse."""
-    try:
-        entries = _ole_directory(data)
-        names: set[str] = set()
-        # The root's children form a binary tree through their left and right siblings.
-        pending: list[int] = [struct.unpack_from("<I", entries[0], 76)[0]]
-        visited: set[int] = set()
-        while pending:
-            index = pending.pop()
-            if index == _OLE_NO_ENTRY or index >= len(entries) or index in visited:
-                continue
-            visited.add(index)
-            entry = entries[index]
-            length = struct.unpack_from("<H", entry, 64)[0]
-            if entry[66] == 2 and 2 <= length <= 64:  # a stream, with a name that fits
-                names.add(entry[: length - 2].decode("utf-16-le"))
-            pending += struct.unpack_from("<II", entry, 68)
-    except (struct.error, ValueError, IndexError):
-        return set()
-    return names
-
-
-def _ole_directory(data: bytes) -> list[bytes]:
-    """The 128-byte directory entries, found through the sector allocation table."""
-    shift = struct.unpack_from("<H", data, 0x1E)[0]
-    if shift not in (9, 12):
-        raise ValueError("not a compound file sector size")
-    size = 1 << shift
-    per_sector = f"<{size // 4}I"
-
-    def sector(number: int) -> bytes:
-        start = (number + 1) * size
-        if number > _OLE_LAST_SECTOR or start + size > len(data):
-            raise ValueError("a sector outside the file")
-        return data[start : start + size]
-
-    fat_sectors = list(struct.unpack_from("<109I", data, 0x4C))
-    next_difat, difat_count = struct.unpack_from("<II", data, 0x44)
-    for _ in range(min(difat_count, len(data) // size)):
-        if next_difat > _OLE_LAST_SECTOR:
-            break
-        *listed, next_difat = struct.unpack(per_sector, sector(next_difat))
-        fat_sectors += listed
-    fat: list[int] = []
-    for number in fat_sectors:
-        if number <= _OLE_LAST_SECTOR:
-            fat += struct.unpack(per_sector, sector(number))
-
-    directory = bytearray()
-    current: int = struct.unpack_from("<I", data, 0x30)[0]
-    seen: set[int] = set()
-    while current <= _OLE_LAST_SECTOR and current not in seen:
-        seen.add(current)
-        directory += sector(current)
-        current = fat[current]
-    return [bytes(directory[at : at + 128]) for at in range(0, len(directory), 128)]
-
-
-# C0 controls other than tab, line feed, vertical tab, form feed and carriage return.
-_BINARY_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
-_MARKUP_START = re.compile(r"<[a-z!?/]", re.IGNORECASE)
-_MARKUP_TAG = re.compile(
-    r"<\s*(?:script|html|svg|iframe|frame|object|embed|body|head|meta|link|style|img|math"
-    r"|xml|\?xml|!doctype|!\[cdata\[)(?![a-z0-9-])",
-    re.IGNORECASE,
-)
-_FIRST_VISIBLE = re.compile(r"\S")
-
-
-def _is_plain_text(data: bytes) -> bool:
-    """UTF-8 (or UTF-16 with its byte-order mark) without binary control characters, and not
-    markup: HTML, SVG or XML would be rendered, and run, by a browser that second-guesses
-    the type."""
-    try:
-        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            text = data.decode("utf-16")
-        else:
-            text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return False
-    if _BINARY_CONTROLS.search(text):
-        return False
-    first = _FIRST_VISIBLE.search(text)
-    head = text[first.start() : first.start() + MARKUP_WINDOW] if first else ""
-    return not (_MARKUP_START.match(head) or _MARKUP_TAG.search(head))
-
-
-# ---------------------------------------------------------------------------------------------
-# Images: upright, without metadata, with a thumbnail
 
 
 _PILLOW_FORMATS = {PNG: "PNG", JPEG: "JPEG", GIF: "GIF", WEBP: "WEBP"}
@@ -412,7 +128,7 @@ _COLOUR_SPACE = {"L": "grey", "LA": "grey", "RGB": "rgb", "RGBA": "rgb", "P": "r
 
 
 @dataclass(frozen=True)
-class _CleanImage:
+class CleanImage:
     data: bytes
     width: int
     height: int
@@ -470,7 +186,7 @@ def check_image(data: bytes, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> Chec
     return CheckedImage(content_type, width, height)
 
 
-def _clean_image(data: bytes, content_type: str, limits: ImageLimits) -> _CleanImage:
+def clean_image(data: bytes, content_type: str, limits: ImageLimits) -> CleanImage:
     if content_type == JPEG:
         as_taken = _upright_jpeg_without_metadata(data, limits)
         if as_taken is not None:
@@ -487,7 +203,7 @@ _JPEG_SCAN = 0xDA
 _JPEG_END = 0xD9
 
 
-def _upright_jpeg_without_metadata(data: bytes, limits: ImageLimits) -> _CleanImage | None:
+def _upright_jpeg_without_metadata(data: bytes, limits: ImageLimits) -> CleanImage | None:
     """An upright photo as it came, minus its metadata: no pixel is decoded and encoded
     again, so nothing is lost and it is fast. None when it must be rebuilt instead (turned
     by its EXIF orientation, not grey or RGB, or a stream this doesn't follow)."""
@@ -513,7 +229,7 @@ def _upright_jpeg_without_metadata(data: bytes, limits: ImageLimits) -> _CleanIm
         raise _too_many_pixels(limits.max_pixels) from None
     except _UNDECODABLE:
         return None  # the full path decodes it again and says what is wrong
-    return _CleanImage(stripped, width, height, thumbnail)
+    return CleanImage(stripped, width, height, thumbnail)
 
 
 def _jpeg_segments_without_metadata(data: bytes) -> bytes | None:
@@ -575,7 +291,7 @@ def _end_of_entropy_data(data: bytes, start: int) -> int | None:
         return at
 
 
-def _rebuilt_image(data: bytes, content_type: str, limits: ImageLimits) -> _CleanImage:
+def _rebuilt_image(data: bytes, content_type: str, limits: ImageLimits) -> CleanImage:
     """Decode every pixel (refusing truncated and oversized images), turn the picture upright
     and encode it again in its own format from the pixels alone, so that no EXIF (GPS, camera),
     XMP, IPTC, text chunk or comment survives. Animations keep their frames and timing."""
@@ -626,7 +342,7 @@ def _rebuilt_image(data: bytes, content_type: str, limits: ImageLimits) -> _Clea
             options["loop"] = loop
     output = io.BytesIO()
     first.save(output, _PILLOW_FORMATS[content_type], **options)
-    return _CleanImage(output.getvalue(), first.width, first.height, _thumbnail(first, icc_profile))
+    return CleanImage(output.getvalue(), first.width, first.height, _thumbnail(first, icc_profile))
 
 
 def _clean_mode(frame: Image.Image, content_type: str) -> str:
@@ -687,44 +403,3 @@ def _is_translucent(image: Image.Image) -> bool:
         return False
     alpha = image.getchannel("A")
     return alpha.histogram()[255] < alpha.width * alpha.height
-
-
-# ---------------------------------------------------------------------------------------------
-# Names
-
-
-# Unsafe in a path, a Content-Disposition header or a Windows file name.
-_UNSAFE_IN_NAME = re.compile(r'[\\/"*:<>?|;%]')
-_EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,8})$")
-_WINDOWS_DEVICE = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])$", re.IGNORECASE)
-
-
-def _extension(name: str) -> str:
-    match = _EXTENSION.search(name)
-    return match.group(1).lower() if match else ""
-
-
-def safe_filename(name: str | None, content_type: str) -> str:
-    """The name to show and offer for download: no path, no control or bidi characters,
-    nothing that breaks a header, at most MAX_NAME_LENGTH characters, and an extension
-    that matches the real type ("invoice.png" holding a PDF becomes "invoice.pdf")."""
-    extensions = _EXTENSIONS.get(content_type, ("bin",))
-    text = unicodedata.normalize("NFC", name or "")
-    text = re.split(r"[\\/]", text)[-1]
-    # Category C is controls, format characters (bidi overrides, zero-width), surrogates,
-    # private use and unassigned code points.
-    text = "".join(
-        (" " if char.isspace() else "") if unicodedata.category(char)[0] == "C" else char
-        for char in text
-    )
-    text = " ".join(_UNSAFE_IN_NAME.sub("_", text).split())
-    declared = _extension(text)
-    if declared:
-        text = text[: -len(declared) - 1]
-    extension = declared if declared in extensions else extensions[0]
-    stem = text.strip(" .")[: MAX_NAME_LENGTH - len(extension) - 1].rstrip(" .")
-    if not stem:
-        stem = "image" if content_type in IMAGE_TYPES else "file"
-    if _WINDOWS_DEVICE.match(stem):
-        stem += "_"
-    return f"{stem}.{extension}"
