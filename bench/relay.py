@@ -61,7 +61,7 @@ from bridge.app import Bridge
 from bridge.config import Config
 from bridge.core.ids import BuyerID, SiteID
 from bridge.demo.synapse import EmbeddedSynapse, free_port
-from bridge.matrix.rooms import MESSAGE_ID_KEY
+from bridge.matrix.content import MESSAGE_ID_KEY
 
 logger = logging.getLogger("bench.relay")
 

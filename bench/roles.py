@@ -81,7 +81,7 @@ from bridge.core.ids import SellerID, SiteID
 from bridge.core.ports import HomeserverUnavailable, MatrixRejected
 from bridge.demo.synapse import EmbeddedSynapse, free_port
 from bridge.matrix.gateway import MatrixGateway
-from bridge.matrix.rooms import MEMBER_LEVEL
+from bridge.matrix.power_levels import MEMBER_LEVEL
 
 logger = logging.getLogger("bench.roles")
 

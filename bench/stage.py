@@ -28,8 +28,8 @@ from sqlalchemy.engine import make_url
 
 from bridge.config import Config, parse_config
 from bridge.demo.synapse import EmbeddedSynapse, SynapseSettings, free_port
+from bridge.matrix.content import MESSAGE_ID_KEY
 from bridge.matrix.registration import registration
-from bridge.matrix.rooms import MESSAGE_ID_KEY
 
 SITE = "bench"
 SELLER_ID = "bench-seller"

@@ -31,10 +31,10 @@ from bridge.http import BODY_TIMEOUT, errors_middleware, protocol_logger
 from bridge.marketplace.api import marketplace_routes
 from bridge.marketplace.webhooks import RetryPolicy, WebhookDispatcher, WebhookTarget
 from bridge.matrix.appservice import appservice_app
-from bridge.matrix.events import TransactionProcessor
 from bridge.matrix.gateway import MatrixGateway
 from bridge.matrix.identifiers import MatrixNames
 from bridge.matrix.rooms import MatrixRooms
+from bridge.matrix.transactions import TransactionProcessor
 from bridge.media.images import ProductImages
 from bridge.media.library import MediaLibrary
 from bridge.store.database import create_engine, create_read_engine, migrate, sessions
@@ -63,6 +63,20 @@ class Tuning:
     translation_pause: float = 30.0
 
 
+def sites_of(config: Config) -> dict[SiteID, Site]:
+    """The configured sites as the domain knows them."""
+    return {
+        SiteID(site.id): Site(
+            site_id=SiteID(site.id),
+            name=site.name,
+            language=site.language,
+            has_webhook=site.webhook_url is not None,
+            admins=tuple(UserID(admin) for admin in site.admins),
+        )
+        for site in config.sites
+    }
+
+
 class Bridge:
     """A running bridge: both HTTP servers, the courier, the webhook dispatcher."""
 
@@ -75,6 +89,7 @@ class Bridge:
         self._translator: TranslationProvider | None = None
         self._engine: AsyncEngine | None = None
         self._read_engine: AsyncEngine | None = None
+        self._sites: dict[SiteID, Site] = {}
 
     async def start(self) -> None:
         try:
@@ -84,38 +99,44 @@ class Bridge:
             raise
 
     async def _start(self) -> None:
-        config = self.config
-        for key in config.unknown_keys:
+        for key in self.config.unknown_keys:
             logger.warning("The config sets %s, which this bridge does not know: ignored", key)
-        self._engine = create_engine(config.database)
-        self._read_engine = create_read_engine(config.database, self._engine)
+        await self._build_store()
+        http = self._http = aiohttp.ClientSession()
+        self._sites = sites_of(self.config)
+        self._build_matrix(http)
+        announcer = self._build_announcer(http)
+        self._build_translations()
+        desk = self._build_core(announcer)
+        self._build_transactions(announcer)
+        widget_app, homeserver_app = self._build_web_apps(desk)
+        if self.detector is not None:
+            await self.detector.warm_up()
+        await self._serve_all(widget_app, homeserver_app)
+        await self._start_background()
+        logger.info(
+            "Bazaar Bridge running: appservice on %s:%d, web API on %s",
+            self.config.appservice.hostname,
+            self.config.appservice.port,
+            self.config.web.public_url,
+        )
+
+    async def _build_store(self) -> None:
+        """The database, migrated to the current schema, and the repository over it."""
+        self._engine = create_engine(self.config.database)
+        self._read_engine = create_read_engine(self.config.database, self._engine)
         await migrate(self._engine)
         self.repository = SqlRepository(sessions(self._engine), sessions(self._read_engine))
-        self._http = aiohttp.ClientSession()
 
-        sites = {
-            SiteID(site.id): Site(
-                site_id=SiteID(site.id),
-                name=site.name,
-                language=site.language,
-                has_webhook=site.webhook_url is not None,
-                admins=tuple(UserID(admin) for admin in site.admins),
-            )
-            for site in config.sites
-        }
-        targets = {
-            SiteID(site.id): WebhookTarget(site.webhook_url, site.webhook_secret)
-            for site in config.sites
-            if site.webhook_url and site.webhook_secret
-        }
+    def _build_matrix(self, http: aiohttp.ClientSession) -> None:
+        """The homeserver side: the gateway, and the rooms port on top of it."""
+        config = self.config
         self.names = MatrixNames(
             config.homeserver.domain,
             config.appservice.ghost_prefix,
             config.appservice.bot_username,
         )
-        self.gateway = MatrixGateway(
-            config.homeserver.address, config.appservice.as_token, self._http
-        )
+        self.gateway = MatrixGateway(config.homeserver.address, config.appservice.as_token, http)
         # Uploads and product images share its limit on images decoded at once.
         self.media = MediaLibrary(config.media)
         self.rooms = MatrixRooms(
@@ -125,17 +146,27 @@ class Bridge:
             self.repository,
             ProductImages(self.media, config.media),
             config.appservice.id,
-            {site_id: site.admins for site_id, site in sites.items()},
+            {site_id: site.admins for site_id, site in self._sites.items()},
             bot_name=BOT_DISPLAY_NAME,
             room_version=config.bridge.room_version,
         )
+
+    def _build_announcer(self, http: aiohttp.ClientSession) -> Announcer:
+        """What hears of each change: the marketplaces' webhooks and the buyers' feed."""
+        targets = {
+            SiteID(site.id): WebhookTarget(site.webhook_url, site.webhook_secret)
+            for site in self.config.sites
+            if site.webhook_url and site.webhook_secret
+        }
         self.webhooks = WebhookDispatcher(
-            self.repository, targets, self._http, self.tasks, self.tuning.webhook_retry
+            self.repository, targets, http, self.tasks, self.tuning.webhook_retry
         )
-        allowed_roles = config.bridge.allowed_roles
-        self.feed = FeedHub(self.repository, self.tasks, config.web.max_streams_per_buyer)
-        announcer = Announcer(sites, self.webhooks.wake, self.feed.notify)
-        self.files = AttachmentFiles(self.repository, self.rooms, self.media)
+        self.feed = FeedHub(self.repository, self.tasks, self.config.web.max_streams_per_buyer)
+        return Announcer(self._sites, self.webhooks.wake, self.feed.notify)
+
+    def _build_translations(self) -> None:
+        """Language detection and the translation provider, behind its cache and pause."""
+        config = self.config
         self.detector = (
             LinguaDetector(config.translation.detect_languages)
             if config.translation.provider != "none"
@@ -148,11 +179,16 @@ class Bridge:
             self.detector,
             pause_after_failure=self.tuning.translation_pause,
         )
+
+    def _build_core(self, announcer: Announcer) -> BuyerDesk:
+        """The domain's services: delivery, blocking, the archive, both desks."""
+        config = self.config
+        self.files = AttachmentFiles(self.repository, self.rooms, self.media)
         self.courier = Courier(
             self.repository,
             self.rooms,
-            sites,
-            allowed_roles,
+            self._sites,
+            config.bridge.allowed_roles,
             self.tasks,
             announcer,
             self.translations,
@@ -167,25 +203,15 @@ class Bridge:
             self.repository,
             self.rooms,
             self.courier,
-            sites,
+            self._sites,
             announcer,
-            allowed_roles,
+            config.bridge.allowed_roles,
             self.blocking,
             self.archive,
             self.names.ghost_too_long,
             detector=self.detector,
         )
-        replies = SellerReplies(
-            self.repository,
-            self.rooms,
-            allowed_roles,
-            announcer,
-            self.courier.refresh_members,
-            self.archive,
-            SellerCommands(self.repository, self.rooms, self.blocking),
-            self.translations,
-        )
-        desk = BuyerDesk(
+        return BuyerDesk(
             self.repository,
             self.conversations,
             self.rooms,
@@ -200,7 +226,22 @@ class Bridge:
             self.files,
             UploadSlots(config.web.max_uploads_per_buyer),
         )
-        self.broadcasts = Broadcasts(self.repository, self.rooms, sites, allowed_roles)
+
+    def _build_transactions(self, announcer: Announcer) -> None:
+        """What the homeserver's transactions reach: the sellers' replies and commands, and
+        the admins' broadcasts."""
+        allowed_roles = self.config.bridge.allowed_roles
+        replies = SellerReplies(
+            self.repository,
+            self.rooms,
+            allowed_roles,
+            announcer,
+            self.courier.refresh_members,
+            self.archive,
+            SellerCommands(self.repository, self.rooms, self.blocking),
+            self.translations,
+        )
+        self.broadcasts = Broadcasts(self.repository, self.rooms, self._sites, allowed_roles)
         self.transactions = TransactionProcessor(
             self.repository,
             replies,
@@ -211,6 +252,9 @@ class Bridge:
             self.tasks,
         )
 
+    def _build_web_apps(self, desk: BuyerDesk) -> tuple[web.Application, web.Application]:
+        """The web app (the widget's and the marketplaces' APIs) and the appservice app."""
+        config = self.config
         secrets = {SiteID(site.id): site.widget_secret for site in config.sites}
 
         def issue_token(site: SiteID, buyer: Buyer, ttl: int) -> tuple[str, int]:
@@ -246,8 +290,10 @@ class Bridge:
             self.rooms,
         )
         homeserver_app[BODY_TIMEOUT] = config.web.body_timeout_seconds
-        if self.detector is not None:
-            await self.detector.warm_up()
+        return web_app, homeserver_app
+
+    async def _serve_all(self, web_app: web.Application, homeserver_app: web.Application) -> None:
+        config = self.config
         await self._serve(
             homeserver_app,
             config.appservice.hostname,
@@ -258,17 +304,14 @@ class Bridge:
         )
         await self._serve(web_app, config.web.hostname, config.web.port)
 
+    async def _start_background(self) -> None:
+        """The webhook dispatcher, the homeserver greeting and the archive clock; then the
+        transactions and deliveries a previous run left unfinished."""
         self.webhooks.start()
         self.tasks.spawn(self._greet_homeserver(), name="greet-homeserver")
         self.tasks.spawn(self.archive.run(), name="archive")
         await self.transactions.resume()
         await self.courier.resume()
-        logger.info(
-            "Bazaar Bridge running: appservice on %s:%d, web API on %s",
-            config.appservice.hostname,
-            config.appservice.port,
-            config.web.public_url,
-        )
 
     async def _greet_homeserver(self) -> None:
         """Ping the homeserver until it answers, then name the bot.
@@ -285,11 +328,7 @@ class Bridge:
                 logger.info("The homeserver reaches the bridge (%d ms round trip)", took)
                 await self.rooms.bot.introduce()
                 await self.rooms.bot.check_room_version()
-                for site in self.config.sites:
-                    if site.admins:
-                        await self.rooms.spaces.ensure_admin_room(
-                            SiteID(site.id), site.name, [UserID(a) for a in site.admins]
-                        )
+                await self.rooms.spaces.ensure_admin_rooms(self._sites.values())
                 return
             except (HomeserverUnavailable, MatrixRejected) as error:
                 delay = self.tuning.delivery_backoff.delay(attempt)

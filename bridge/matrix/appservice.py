@@ -12,9 +12,9 @@ from bridge.core.conversations import Conversations
 from bridge.core.ids import ConversationID, SiteID
 from bridge.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from bridge.http import bearer_token, errors_middleware, parse_json, read_body, read_json
-from bridge.matrix.events import TransactionProcessor
 from bridge.matrix.identifiers import MatrixNames
 from bridge.matrix.rooms import MatrixRooms
+from bridge.matrix.transactions import TransactionProcessor
 
 logger = logging.getLogger(__name__)
 

@@ -1,33 +1,33 @@
-"""How a conversation looks in Matrix: its room, state, power levels and the buyer's ghost."""
+"""The domain's Matrix port: conversation rooms made, kept in line and written to, as the
+bot and as the buyer's ghost. What the rooms hold is built in `content`, `power_levels`
+and `room_changes`; this module does the I/O."""
 
 from __future__ import annotations
 
 import hashlib
-import html
 import logging
-import re
 import secrets
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from bridge.core.ids import EventID, MessageID, RoomID, SiteID, UserID
-from bridge.core.models import (
-    Attachment,
-    AttachmentKind,
-    Buyer,
-    Context,
-    ContextType,
-    Conversation,
-    Member,
-    Message,
-    Seller,
-    Side,
-)
+from bridge.core.models import Buyer, Conversation, Member, Message, Seller, Side
 from bridge.core.ports import MatrixRejected
 from bridge.matrix.bot import Bot
+from bridge.matrix.content import (
+    CONTEXT_STATE,
+    CONVERSATION_STATE,
+    MESSAGE_ID_KEY,
+    buyer_message_content,
+    conversation_room_state,
+    room_name,
+    room_topic,
+)
 from bridge.matrix.gateway import MatrixGateway
 from bridge.matrix.identifiers import MatrixNames
+from bridge.matrix.power_levels import power_levels
+from bridge.matrix.room_changes import room_changes
 from bridge.matrix.spaces import SellerSpaces, SpaceMemory, tolerant
 
 logger = logging.getLogger(__name__)
@@ -36,96 +36,6 @@ logger = logging.getLogger(__name__)
 # the message by more than the margin can't be it, and the pages bound the cost.
 LOOKBACK_MARGIN_MS = 60_000
 LOOKBACK_PAGES = 20
-
-CONVERSATION_STATE = "io.bazaar.conversation"
-CONTEXT_STATE = "io.bazaar.context"
-BRIDGE_STATE_TYPES = ("m.bridge", "uk.half-shot.bridge")
-MESSAGE_ID_KEY = "io.bazaar.message_id"
-
-BOT_LEVEL = 100
-MEMBER_LEVEL = 50
-BUYER_LEVEL = 0
-BLOCKED_LEVEL = -1
-
-# Events only the bot may send: the room's identity and everything that carries state.
-_BOT_ONLY_EVENTS = (
-    "m.room.name",
-    "m.room.topic",
-    "m.room.avatar",
-    "m.room.power_levels",
-    "m.room.history_visibility",
-    "m.room.join_rules",
-    "m.room.encryption",
-    "m.room.server_acl",
-    "m.room.tombstone",
-    "m.room.canonical_alias",
-    "m.space.parent",
-    CONVERSATION_STATE,
-    CONTEXT_STATE,
-    *BRIDGE_STATE_TYPES,
-)
-
-
-def buyer_message_content(message: Message) -> dict[str, Any]:
-    """A buyer's message as a Matrix event: text, or a file with the text as its caption;
-    a translation shows the original behind a spoiler and keeps it in the content."""
-    content: dict[str, Any] = {"msgtype": "m.text", "body": message.text}
-    if message.attachments:
-        # One file per buyer message; the widget sends one at a time.
-        content = _file_content(message.attachments[0], caption=message.text)
-    content[MESSAGE_ID_KEY] = message.message_id
-    note = message.translation
-    if note is not None:
-        content["io.bazaar.translation"] = {
-            "from": note.source,
-            "to": note.target,
-            "provider": note.provider,
-            **({"failed": True} if note.failed else {}),
-        }
-    if message.original is not None:
-        content["io.bazaar.original"] = {
-            "body": message.original.text,
-            "lang": message.original.lang,
-        }
-        content["format"] = "org.matrix.custom.html"
-        content["formatted_body"] = (
-            f"{_html_lines(message.text)}<br><span data-mx-spoiler>"
-            f"{_html_lines(message.original.text)}</span>"
-        )
-    elif note is not None and note.failed and message.text:
-        content["format"] = "org.matrix.custom.html"
-        content["formatted_body"] = (
-            f"{_html_lines(message.text)}<br><em>(not translated: the translation service "
-            "did not answer)</em>"
-        )
-    return content
-
-
-def _file_content(attachment: Attachment, caption: str) -> dict[str, Any]:
-    info: dict[str, Any] = {"mimetype": attachment.content_type, "size": attachment.size}
-    if attachment.width is not None and attachment.height is not None:
-        info["w"], info["h"] = attachment.width, attachment.height
-    thumbnail = attachment.thumbnail
-    if thumbnail is not None and thumbnail.mxc is not None:
-        info["thumbnail_url"] = thumbnail.mxc
-        info["thumbnail_info"] = {
-            "mimetype": thumbnail.content_type,
-            "size": thumbnail.size,
-            "w": thumbnail.width,
-            "h": thumbnail.height,
-        }
-    return {
-        "msgtype": "m.image" if attachment.kind == AttachmentKind.IMAGE else "m.file",
-        # With a caption, `body` is the caption and `filename` the file's name (Matrix 1.10).
-        "body": caption or attachment.name,
-        "filename": attachment.name,
-        "url": attachment.mxc,
-        "info": info,
-    }
-
-
-def _html_lines(text: str) -> str:
-    return html.escape(text).replace("\n", "<br>")
 
 
 class ImageSource(Protocol):
@@ -149,62 +59,6 @@ class GhostMemory(Protocol):
     async def ghost_display_name(self, user_id: UserID) -> tuple[bool, str | None]: ...
 
     async def remember_ghost(self, user_id: UserID, display_name: str | None) -> None: ...
-
-
-def room_name(buyer: Buyer, conversation: Conversation) -> str:
-    return f"{buyer.name} · {conversation.context.title}"[:255]
-
-
-# Words that already say what a conversation is about, besides the kind's English name:
-# "Заказ №1001" needs no "Order: " before it. Whole words, in a few languages shops write
-# in; an inflected form ("заказа") is not caught, and then the kind stays in front.
-_KIND_WORDS = {
-    ContextType.ORDER: frozenset(
-        {"заказ", "замовлення", "zamówienie", "bestellung", "commande", "pedido", "ordine"}
-    ),
-}
-
-
-def _titled_by_kind(context: Context) -> bool:
-    kind = context.type
-    words = set(re.findall(r"\w+", context.title.casefold()))
-    return kind.value in words or not words.isdisjoint(_KIND_WORDS.get(kind, ()))
-
-
-def room_topic(conversation: Conversation) -> str:
-    context = conversation.context
-    title = context.title
-    parts = [title if _titled_by_kind(context) else f"{context.type.value.capitalize()}: {title}"]
-    if context.price:
-        parts.append(f"{context.price} {context.currency or ''}".strip())
-    if context.status:
-        parts.append(context.status)
-    if context.url:
-        parts.append(context.url)
-    if context.from_buyer:
-        parts.append("as the buyer's page gave it")
-    return " · ".join(parts)
-
-
-def power_levels(
-    bot: UserID, members: Sequence[Member], ghost: UserID, *, list_bot: bool
-) -> dict[str, Any]:
-    users: dict[str, int] = {member.user_id: MEMBER_LEVEL for member in members}
-    users[ghost] = BUYER_LEVEL
-    if list_bot:
-        users[bot] = BOT_LEVEL
-    return {
-        "users": users,
-        "users_default": 0,
-        "events_default": 0,
-        "state_default": BOT_LEVEL,
-        "invite": BOT_LEVEL,
-        "kick": BOT_LEVEL,
-        "ban": BOT_LEVEL,
-        "redact": BOT_LEVEL,
-        "events": dict.fromkeys(_BOT_ONLY_EVENTS, BOT_LEVEL),
-        "notifications": {"room": BOT_LEVEL},
-    }
 
 
 class MatrixRooms:
@@ -248,27 +102,6 @@ class MatrixRooms:
             )
         return self._avatars[image_url]
 
-    def conversation_state(self, conversation: Conversation) -> dict[str, Any]:
-        return {
-            "site": conversation.site,
-            "conversation_id": conversation.conversation_id,
-            "seller_id": conversation.seller_id,
-            "buyer_id": conversation.buyer_id,
-            "state": conversation.state.value,
-        }
-
-    def _bridge_info(self, conversation: Conversation, site_name: str, name: str) -> dict[str, Any]:
-        channel: dict[str, Any] = {"id": conversation.conversation_id, "displayname": name}
-        if conversation.context.url:
-            channel["external_url"] = conversation.context.url
-        return {
-            "bridgebot": self._names.bot,
-            "creator": self._names.bot,
-            "protocol": {"id": self._bridge_id, "displayname": "Bazaar"},
-            "network": {"id": conversation.site, "displayname": site_name},
-            "channel": channel,
-        }
-
     async def ensure_ghost(self, buyer: Buyer) -> UserID:
         ghost = self._names.ghost(buyer.site, buyer.buyer_id)
         if self._ready_ghosts.get(ghost) == buyer.name:
@@ -299,31 +132,16 @@ class MatrixRooms:
         # The Space first, so the room is made knowing its parent.
         space = await self.spaces.ensure(seller, members, site_name)
         name = room_name(buyer, conversation)
-        state_key = f"io.bazaar://{conversation.site}/{conversation.conversation_id}"
-        bridge_info = self._bridge_info(conversation, site_name, name)
-        initial_state: list[dict[str, Any]] = [
-            {
-                "type": CONVERSATION_STATE,
-                "state_key": "",
-                "content": self.conversation_state(conversation),
-            },
-            {"type": CONTEXT_STATE, "state_key": "", "content": conversation.context.to_json()},
-            *(
-                {"type": kind, "state_key": state_key, "content": bridge_info}
-                for kind in BRIDGE_STATE_TYPES
-            ),
-            {
-                "type": "m.room.guest_access",
-                "state_key": "",
-                "content": {"guest_access": "forbidden"},
-            },
-            self.spaces.parent_state(space),
-        ]
         avatar = await self.avatar(conversation.context.image_url)
-        if avatar is not None:
-            initial_state.append(
-                {"type": "m.room.avatar", "state_key": "", "content": {"url": avatar}}
-            )
+        initial_state = conversation_room_state(
+            conversation,
+            site_name,
+            name,
+            bot=self._names.bot,
+            bridge_id=self._bridge_id,
+            parent=self.spaces.parent_state(space),
+            avatar=avatar,
+        )
         alias_localpart = self._names.room_alias_localpart(
             conversation.site, conversation.conversation_id
         )
@@ -468,44 +286,16 @@ class MatrixRooms:
         await self.spaces.place(room_id, conversation.state, space)
         ghost = self._names.ghost(buyer.site, buyer.buyer_id)
         state = await self._gateway.full_state(room_id)
-        membership = {
-            event["state_key"]: event.get("content", {}).get("membership")
-            for event in state
-            if event.get("type") == "m.room.member" and isinstance(event.get("state_key"), str)
-        }
-        levels: dict[str, Any] = next(
-            (e.get("content", {}) for e in state if e.get("type") == "m.room.power_levels"), {}
-        )
-        wanted = {member.user_id for member in members}
-        allowed = wanted | {ghost, self._names.bot}
-
-        users = levels.get("users", {}) if isinstance(levels.get("users"), dict) else {}
-        desired_users = {user_id: MEMBER_LEVEL for user_id in sorted(wanted)}
-        desired_users[ghost] = BLOCKED_LEVEL if Side.SELLER in blocked_by else BUYER_LEVEL
-        if self._names.bot in users:
-            desired_users[self._names.bot] = BOT_LEVEL
-        events_default = MEMBER_LEVEL + 1 if Side.BUYER in blocked_by else 0
-        if users != desired_users or levels.get("events_default") != events_default:
-            await self._gateway.put_state(
-                room_id,
-                "m.room.power_levels",
-                {**levels, "users": desired_users, "events_default": events_default},
-            )
-        wanted_state = self.conversation_state(conversation)
-        current_state = next(
-            (e.get("content") for e in state if e.get("type") == CONVERSATION_STATE), None
-        )
-        if current_state != wanted_state:
-            await self._gateway.put_state(room_id, CONVERSATION_STATE, wanted_state)
-        for user_id, state_of in membership.items():
-            if state_of in ("join", "invite") and user_id not in allowed:
-                logger.info("Removing %s from %s: not one who answers", user_id, room_id)
-                await tolerant(
-                    self._gateway.kick(room_id, UserID(user_id), "Not a member of this shop's chat")
-                )
-        for user_id in sorted(wanted):
-            if membership.get(user_id) not in ("join", "invite"):
-                await tolerant(self.bot.invite(room_id, user_id))
+        changes = room_changes(state, conversation, members, ghost, self._names.bot, blocked_by)
+        if changes.power_levels is not None:
+            await self._gateway.put_state(room_id, "m.room.power_levels", changes.power_levels)
+        if changes.conversation_state is not None:
+            await self._gateway.put_state(room_id, CONVERSATION_STATE, changes.conversation_state)
+        for user_id in changes.kick:
+            logger.info("Removing %s from %s: not one who answers", user_id, room_id)
+            await tolerant(self._gateway.kick(room_id, user_id, "Not a member of this shop's chat"))
+        for user_id in changes.invite:
+            await tolerant(self.bot.invite(room_id, user_id))
 
     async def send_notice(self, room_id: RoomID, text: str, key: str | None = None) -> None:
         # A key makes the send idempotent: the homeserver drops a repeat of its transaction id.

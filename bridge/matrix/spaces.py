@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
 from bridge.core.ids import RoomID, SellerID, SiteID, UserID
-from bridge.core.models import ConversationState, Member, Seller, SellerSpace
+from bridge.core.models import ConversationState, Member, Seller, SellerSpace, Site
 from bridge.core.ports import MatrixRejected
 from bridge.matrix.bot import Bot
 from bridge.matrix.gateway import MatrixGateway
@@ -174,6 +174,12 @@ class SellerSpaces:
                 )
                 await self._memory.remember_site_room(site, ADMIN_ROOM, room_id)
             return room_id
+
+    async def ensure_admin_rooms(self, sites: Iterable[Site]) -> None:
+        """A control room for each site that names admins; a site without them has none."""
+        for site in sites:
+            if site.admins:
+                await self.ensure_admin_room(site.site_id, site.name, site.admins)
 
     async def _create(
         self, seller: Seller, members: Sequence[Member], site_name: str
