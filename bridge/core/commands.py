@@ -37,6 +37,15 @@ MANAGEMENT_HELP = (
 )
 
 
+def _answer_to_other(text: str, help_text: str) -> str:
+    """`!help` gets the list; anything else the list after a line naming what was wrong."""
+    said = " ".join(text[1:].split())
+    if said.lower() == "help":
+        return help_text
+    shown = said if len(said) <= 40 else said[:39] + "…"
+    return f"“!{shown}” is not a command I know.\n{help_text}"
+
+
 def is_command(text: str) -> bool:
     return text.startswith("!") and len(text) > 1 and not text.startswith("!!")
 
@@ -116,7 +125,7 @@ class SellerCommands:
                 "Say !translation on to resume.",
             )
         else:
-            await self._matrix.send_notice(room_id, HELP)
+            await self._matrix.send_notice(room_id, _answer_to_other(text, HELP))
 
     async def _original(self, conversation: Conversation, reply_to: EventID | None) -> str:
         if reply_to is not None:
@@ -150,7 +159,7 @@ class SellerCommands:
                 + ", ".join(f"{counts[state]} {state.value}" for state in ConversationState),
             )
         else:
-            await self._matrix.send_notice(room_id, MANAGEMENT_HELP)
+            await self._matrix.send_notice(room_id, _answer_to_other(text, MANAGEMENT_HELP))
 
     async def _set_block(self, conversation: Conversation, *, blocked: bool) -> BlockOutcome:
         return await self._blocking.set(
