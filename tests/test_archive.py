@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import BridgeRunner
+from tests.support.journeys import two_conversations
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
 from tests.support.webhooks import WebhookReceiver
-from tests.test_blocking import two_conversations
 
 pytestmark = pytest.mark.synapse
 

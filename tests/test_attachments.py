@@ -21,10 +21,10 @@ from bridge.config import MediaConfig
 from tests.conftest import SITE, BridgeRunner, Sites
 from tests.support import files
 from tests.support.buyer import BuyerClient, buyer_token
+from tests.support.journeys import anna_in, open_conversation
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
 from tests.support.waiting import eventually
-from tests.test_conversation_flow import open_conversation
 
 pytestmark = pytest.mark.synapse
 
@@ -36,12 +36,6 @@ MAKE_TAG = 0x010F
 def exif_of(data: bytes) -> dict[int, Any]:
     with Image.open(io.BytesIO(data)) as image:
         return dict(image.getexif())
-
-
-async def anna_in(runner: BridgeRunner, sites: Sites) -> BuyerClient:
-    # open_conversation() starts the conversation for buyer Anna_K.
-    token = buyer_token(sites.widget_secret, SITE, "Anna_K", name="Anna K.")
-    return BuyerClient(runner.config.web.public_url, token)
 
 
 async def test_a_buyers_photo_reaches_the_seller_without_its_gps(

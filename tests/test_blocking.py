@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import SITE, BridgeRunner, Homeserver, Sites, product
 from tests.support.buyer import BuyerClient, buyer_token
+from tests.support.journeys import GHOST, two_conversations
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
 from tests.support.webhooks import WebhookReceiver
@@ -18,31 +19,6 @@ from tests.support.webhooks import WebhookReceiver
 pytestmark = pytest.mark.synapse
 
 NewSeller = Callable[[str], Awaitable[SellerClient]]
-GHOST = "@bazaar_shop_anna:localhost"
-
-
-async def two_conversations(
-    marketplace: MarketplaceClient, owner: SellerClient
-) -> list[dict[str, Any]]:
-    await marketplace.ok(
-        "PUT",
-        "/sellers/acme",
-        {"name": "ACME", "members": [{"user_id": owner.user_id, "role": "owner"}]},
-    )
-    await marketplace.ok("PUT", "/buyers/anna", {"name": "Anna"})
-    conversations = []
-    for product_id in ("kettle-1", "mug-2"):
-        conversations.append(
-            await marketplace.ok(
-                "POST",
-                "/conversations",
-                {"seller_id": "acme", "buyer_id": "anna", "context": product(product_id)},
-            )
-        )
-    for conversation in conversations:
-        await owner.wait_until(lambda c=conversation: c["room_id"] in owner.invites, what="invite")
-        await owner.accept_invite(conversation["room_id"])
-    return conversations
 
 
 async def ghost_send(homeserver: Homeserver, room_id: str, text: str) -> int:
@@ -282,6 +258,14 @@ async def test_each_side_lifts_only_its_own_block_and_is_told_only_of_real_chang
             "The buyer has lifted their block; yours still stands. "
             "Say !unblock to let them write again."
         )
+
+        # The room lets the members post again a moment after the notice (the courier
+        # brings its power levels in line); a person reads the notice first.
+        async def members_may_post() -> bool:
+            levels = await owner.state(room_id, "m.room.power_levels")
+            return levels.get("events_default", 0) == 0
+
+        await owner.wait_until_async(members_may_post, what="the members' voice back")
         await command("!unblock", "Unblocked. The buyer can write to you again.")
         assert await blocked_by_everywhere() == ("active", [])
 

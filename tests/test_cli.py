@@ -15,8 +15,7 @@ import pytest
 import yaml
 
 from bridge.demo.synapse import EmbeddedSynapse, SynapseSettings, free_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.checkout import ROOT
 
 
 def bridge_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

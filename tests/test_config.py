@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from bridge.config import ConfigError, parse_config
-from tests.test_cli import ROOT
+from tests.support.checkout import ROOT
 
 TOKEN = "t" * 32
 

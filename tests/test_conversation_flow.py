@@ -10,6 +10,7 @@ import nio
 import pytest
 
 from tests.conftest import SITE, BridgeRunner, product
+from tests.support.journeys import open_conversation
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
 from tests.support.shop import ShopServer, tiny_png
@@ -18,30 +19,6 @@ from tests.support.webhooks import WebhookReceiver
 pytestmark = pytest.mark.synapse
 
 NewSeller = Callable[[str], Awaitable[SellerClient]]
-
-
-async def open_conversation(
-    marketplace: MarketplaceClient,
-    owner: SellerClient,
-    *,
-    seller_id: str = "acme",
-    buyer_id: str = "Anna_K",
-    staff: SellerClient | None = None,
-) -> dict[str, Any]:
-    members = [{"user_id": owner.user_id, "role": "owner"}]
-    if staff is not None:
-        members.append({"user_id": staff.user_id, "role": "staff"})
-    await marketplace.ok(
-        "PUT", f"/sellers/{seller_id}", {"name": "ACME", "language": "en", "members": members}
-    )
-    await marketplace.ok("PUT", f"/buyers/{buyer_id}", {"name": "Anna K.", "language": "en"})
-    status, conversation = await marketplace.call(
-        "POST",
-        "/conversations",
-        {"seller_id": seller_id, "buyer_id": buyer_id, "context": product()},
-    )
-    assert status == 201, conversation
-    return dict(conversation)
 
 
 async def test_buyer_question_arrives_in_sellers_room_with_state(

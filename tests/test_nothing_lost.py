@@ -15,12 +15,12 @@ from tests.conftest import SITE, BridgeRunner, Homeserver, Sites
 from tests.support import files
 from tests.support.buyer import BuyerClient, buyer_token
 from tests.support.faults import FaultyPath
+from tests.support.journeys import open_conversation
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
 from tests.support.timeline import buyer_message_ids
 from tests.support.waiting import eventually
 from tests.support.webhooks import WebhookReceiver
-from tests.test_conversation_flow import open_conversation
 
 pytestmark = pytest.mark.synapse
 

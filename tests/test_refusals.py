@@ -20,11 +20,11 @@ from bridge.core.models import (
 )
 from bridge.core.models import Context as ConversationContext
 from tests.conftest import SITE, BridgeRunner
+from tests.support.journeys import open_conversation
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
 from tests.support.waiting import eventually
 from tests.support.webhooks import WebhookReceiver
-from tests.test_conversation_flow import open_conversation
 
 pytestmark = pytest.mark.synapse
 

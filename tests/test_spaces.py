@@ -12,10 +12,10 @@ import pytest
 from bridge.core.ids import SellerID, SiteID
 from bridge.core.models import ConversationState
 from tests.conftest import SITE, BridgeRunner
+from tests.support.journeys import GHOST, two_conversations
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
 from tests.support.waiting import eventually
-from tests.test_blocking import GHOST, two_conversations
 
 pytestmark = pytest.mark.synapse
 

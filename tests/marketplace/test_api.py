@@ -9,11 +9,11 @@ import pytest
 
 from tests.conftest import OTHER_SITE, SITE, BridgeRunner, Sites, product
 from tests.support.buyer import BuyerClient, buyer_token
+from tests.support.journeys import open_conversation
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
 from tests.support.waiting import eventually
 from tests.support.webhooks import WebhookReceiver
-from tests.test_conversation_flow import open_conversation
 
 pytestmark = pytest.mark.synapse
 

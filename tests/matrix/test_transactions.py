@@ -17,11 +17,11 @@ import aiohttp
 import pytest
 
 from tests.conftest import BridgeRunner
-from tests.matrix.test_appservice import Homeside, reply_event, seller_messages
+from tests.support.homeserver import Homeside, reply_event
+from tests.support.journeys import open_conversation, seller_messages
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
 from tests.support.waiting import eventually
-from tests.test_conversation_flow import open_conversation
 
 pytestmark = pytest.mark.synapse
 

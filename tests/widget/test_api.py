@@ -15,6 +15,7 @@ import pytest
 from bridge.core.limits import Rate
 from tests.conftest import FAST, OTHER_SITE, SITE, BridgeRunner, Sites, _runner, product
 from tests.support.buyer import BuyerClient, buyer_token
+from tests.support.journeys import with_seller
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
 
@@ -22,14 +23,6 @@ pytestmark = pytest.mark.synapse
 
 NewSeller = Callable[[str], Awaitable[SellerClient]]
 SHOP_ORIGIN = "https://shop.example"
-
-
-async def with_seller(marketplace: MarketplaceClient, owner: SellerClient, **extra: Any) -> None:
-    await marketplace.ok(
-        "PUT",
-        "/sellers/acme",
-        {"name": "ACME", "members": [{"user_id": owner.user_id, "role": "owner"}], **extra},
-    )
 
 
 async def test_tokens_are_checked(

@@ -5,7 +5,6 @@ client. Where a test needs the element to differ from the demo's (a `login_url`,
 that outlives a moved clock), it sets those attributes as the demo's page loads.
 """
 
-# ruff: noqa: F811 (the fixtures imported from test_browser.py are named again as parameters)
 from __future__ import annotations
 
 import io
@@ -20,16 +19,8 @@ from playwright.async_api import Browser, Locator, Page, expect
 
 from tests.conftest import SITE, Sites
 from tests.support import files
+from tests.support.browser import SLOW, Shop, Widget, signed_in
 from tests.support.buyer import buyer_token
-from tests.widget.test_browser import (  # noqa: F401 (browser, libre, shop: fixtures)
-    SLOW,
-    Shop,
-    Widget,
-    browser,
-    libre,
-    shop,
-    signed_in,
-)
 
 HELD = "To send with your message"
 # en-GB's short months, as Chromium's ICU writes them ("Sept", not "Sep").

@@ -9,9 +9,9 @@ import pytest
 
 from tests.conftest import SITE, BridgeRunner, Sites, product
 from tests.support.buyer import BuyerClient, buyer_token
+from tests.support.journeys import with_seller
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
-from tests.widget.test_api import with_seller
 
 pytestmark = pytest.mark.synapse
 

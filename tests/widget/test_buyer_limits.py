@@ -19,11 +19,10 @@ from bridge.core.limits import Rate
 from tests.conftest import SITE, BridgeRunner, Sites, product
 from tests.support import files
 from tests.support.buyer import BuyerClient, Stream, buyer_token
+from tests.support.journeys import open_conversation, with_seller
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
 from tests.support.waiting import eventually
-from tests.test_conversation_flow import open_conversation
-from tests.widget.test_api import with_seller
 
 pytestmark = pytest.mark.synapse
 
