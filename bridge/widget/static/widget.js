@@ -309,8 +309,7 @@
     }).format(n);
   }
 
-  /** An image's inline size: its own, scaled down into THUMB_BOX, so the log doesn't jump
-   *  when the thumbnail arrives. */
+  /** An image's inline size, its own fitted into THUMB_BOX: the log doesn't jump on load. */
   function fitBox(width, height) {
     if (!(width > 0 && height > 0)) return [THUMB_BOX, Math.round(THUMB_BOX * 0.75)];
     const scale = Math.min(1, THUMB_BOX / width, THUMB_BOX / height);
@@ -466,8 +465,7 @@
       this.onFrame(frame);
     }
 
-    // Browsers don't expose the server's pings; our own ping notices a silently dead
-    // connection (a laptop waking up, a proxy dropping it) within a minute.
+    // Browsers hide the server's pings; ours notices a silently dead connection in a minute.
     keepAlive() {
       clearInterval(this.pingTimer);
       this.pingTimer = setInterval(() => {
@@ -590,6 +588,1420 @@
     }
   }
 
+  // ---------------------------------------------------------------- the parts
+
+  /** One job of the element (BazaarChat), which holds the state and wires the parts. */
+  class Part {
+    constructor(chat) {
+      this.chat = chat;
+    }
+  }
+
+  /** A conversation's messages: loaded, read, shown; the seller typing. */
+  class ThreadView extends Part {
+    reset() {
+      this.readUpTo = new Map(); // conversation id → last message id we marked read
+      this.sellerTyping = null;
+      this.originals = new Set(); // keys of seller messages shown as written, untranslated
+    }
+
+    async loadLatest(id) {
+      try {
+        const answer = await this.chat.api.call(
+          'GET',
+          `/conversations/${encodeURIComponent(id)}/messages?limit=${PAGE_SIZE}`,
+        );
+        const page = answer.messages || [];
+        this.chat.threadOf(id).setLatest(page, page.length >= PAGE_SIZE);
+      } catch (error) {
+        return this.chat.failed(error);
+      }
+      this.chat.render({ scroll: 'bottom' });
+      this.markRead();
+    }
+
+    /** Catches up on what arrived while the stream was down and we had no seq. */
+    async loadNewer(id) {
+      const last = this.chat.threadOf(id).lastConfirmed();
+      if (!last) return this.loadLatest(id);
+      try {
+        const answer = await this.chat.api.call(
+          'GET',
+          `/conversations/${encodeURIComponent(id)}/messages?after=${encodeURIComponent(last.message_id)}&limit=100`,
+        );
+        for (const m of answer.messages || []) this.chat.threadOf(id).upsert(m);
+      } catch (error) {
+        return this.chat.failed(error);
+      }
+      this.chat.render({ scroll: 'follow' });
+      this.markRead();
+    }
+
+    async loadEarlier() {
+      const id = this.chat.current;
+      const thread = this.chat.threadOf(id);
+      const first = thread.items.find((m) => m.message_id);
+      if (!first || thread.loadingEarlier) return;
+      thread.loadingEarlier = true;
+      try {
+        const answer = await this.chat.api.call(
+          'GET',
+          `/conversations/${encodeURIComponent(id)}/messages?before=${encodeURIComponent(first.message_id)}&limit=${PAGE_SIZE}`,
+        );
+        const page = answer.messages || [];
+        thread.prepend(page, page.length >= PAGE_SIZE);
+      } catch (error) {
+        this.chat.failed(error);
+      } finally {
+        thread.loadingEarlier = false;
+      }
+      this.chat.render({ scroll: 'anchor' });
+    }
+
+    applyMessage(id, message, created) {
+      if (!message) return;
+      const conv = this.chat.convs.get(id);
+      if (!conv) this.chat.conversations.refreshSoon(); // a conversation started elsewhere
+      if (conv && (!conv.last_message || conv.last_message.message_id === message.message_id ||
+          created)) {
+        conv.last_message = message;
+        conv.last_message_at = message.created_at;
+      }
+      const isNew = this.chat.threads.has(id) ? this.chat.threadOf(id).upsert(message) : created;
+      if (message.sender === 'seller' && created && isNew) {
+        if (this.sellerTyping && this.sellerTyping.id === id) this.applyTyping(id, {});
+        this.chat.announce(this.chat.t('incoming', { name: message.sender_name || this.chat.t('seller'), text: preview(message) }));
+        if (this.chat.isReading(id)) this.markRead();
+        else this.chat.conversations.refreshSoon(); // the unread counts changed; the server knows them
+      }
+      this.chat.render({ scroll: message.sender === 'buyer' ? 'bottom' : 'follow' });
+    }
+
+    applyTyping(id, frame) {
+      clearTimeout(this.sellerTypingTimer);
+      this.sellerTyping = frame.typing ? { id, name: frame.sender_name } : null;
+      if (frame.typing) {
+        this.sellerTypingTimer = setTimeout(() => this.applyTyping(id, {}), SELLER_TYPING_MS);
+      }
+      this.chat.render();
+    }
+
+    /** Tells the server the buyer has seen the seller's latest message. */
+    async markRead() {
+      const id = this.chat.current;
+      if (!id || id === DRAFT || !this.chat.isReading(id)) return;
+      const last = this.chat.threadOf(id).lastFromSeller();
+      if (!last || this.readUpTo.get(id) === last.message_id) return;
+      this.readUpTo.set(id, last.message_id);
+      try {
+        const answer = await this.chat.api.call(
+          'POST',
+          `/conversations/${encodeURIComponent(id)}/read`,
+          { up_to: last.message_id },
+        );
+        const conv = this.chat.convs.get(id);
+        if (conv && answer && typeof answer.unread === 'number') conv.unread = answer.unread;
+        // A list answer already on its way may predate this read: ask again after it.
+        if (this.chat.conversations.loads) this.chat.conversations.refreshSoon();
+      } catch (error) {
+        this.readUpTo.delete(id); // try again on the next occasion
+        if (error.status === 401) return this.chat.signedOut();
+      }
+      this.chat.render();
+    }
+
+    /** The message nodes, with what the buyer reads from them worked out first. */
+    messageList(messages) {
+      // A read receipt covers everything before it: show ✓✓ on earlier messages too.
+      let readLater = false;
+      const shown = new Map();
+      for (let i = messages.length - 1; i >= 0; i--) {
+        const m = messages[i];
+        if (m.sender !== 'buyer') continue;
+        if (m.status === 'read') readLater = true;
+        shown.set(m, m.status === 'sent' && readLater ? 'read' : m.status);
+      }
+      return messages.map((m, i) => {
+        const previous = messages[i - 1];
+        const showName = m.sender === 'seller' &&
+          (!previous || previous.sender !== 'seller' || previous.sender_name !== m.sender_name);
+        return this.messageNode(m, shown.get(m), showName);
+      });
+    }
+
+    messageNode(m, status, showName) {
+      const key = m.client_id && m.sender === 'buyer' ? `c:${m.client_id}` : `m:${m.message_id}`;
+      const attachments = (m.attachments || []).map((a) => a.attachment_id);
+      const signature = JSON.stringify([m.text, m.html, m.original, m.translation, attachments,
+        !!m.file, m.edited_at, status, m.error, showName, this.chat.language,
+        new Date().toDateString()]); // after midnight, yesterday's times get their date
+      const cached = this.nodes.get(key);
+      if (cached && cached.signature === signature) return cached.node;
+      const node = this.buildMessage(m, status, showName, key);
+      this.nodes.set(key, { signature, node });
+      return node;
+    }
+
+    buildMessage(m, status, showName, key) {
+      const t = this.chat.t;
+      const files = (m.attachments || []).map((a) => this.chat.attachments.node(m, a));
+      if (m.file && !files.length) files.push(this.chat.attachments.uploadNode(m, status));
+      // A message may be just a file: then there is no empty bubble under it.
+      const hasText = !!(shownText(m) || (m.sender === 'seller' && m.html));
+      const bubble = hasText || !files.length ? h('div', { class: 'bubble' }) : null;
+      const asWritten = this.originals.has(key);
+      if (bubble) this.fillBubble(bubble, m, asWritten);
+      let toggle = null;
+      if (bubble && m.sender === 'seller' && m.original) {
+        toggle = h('button', {
+          class: 'toggle',
+          type: 'button',
+          'aria-pressed': String(asWritten),
+          onclick: () => {
+            // Swapped in place, not re-rendered, so the button keeps the focus.
+            const on = !this.originals.has(key);
+            if (on) this.originals.add(key);
+            else this.originals.delete(key);
+            this.fillBubble(bubble, m, on);
+            toggle.setAttribute('aria-pressed', String(on));
+            toggle.textContent = t(on ? 'showTranslation' : 'showOriginal');
+          },
+        }, t(asWritten ? 'showTranslation' : 'showOriginal'));
+      }
+      const untranslated = m.sender === 'seller' && m.translation && m.translation.failed;
+      const time = m.created_at ? new Date(m.created_at) : null;
+      const meta = h('div', { class: 'meta' },
+        time ? h('time', { datetime: m.created_at }, messageTime(time, this.chat.locale)) : null,
+        m.edited_at ? h('span', {}, t('edited')) : null,
+        untranslated ? h('span', { class: 'note' }, t('notTranslated')) : null,
+        toggle,
+        m.sender === 'buyer' ? this.statusNode(m, status) : null);
+      const problem = status === 'failed' && typeof m.error === 'string'
+        ? h('p', { class: 'problem' }, m.error) : null;
+      return h('li', { class: `msg ${m.sender}` },
+        showName ? h('span', { class: 'who' }, m.sender_name || t('seller')) : null,
+        files.length ? h('div', { class: 'files' }, files) : null,
+        bubble, problem, meta);
+    }
+
+    /** Puts the text in the bubble: the seller's translated, or as written (`asWritten`). */
+    fillBubble(bubble, m, asWritten) {
+      const seller = m.sender === 'seller';
+      const written = m.original && (!seller || asWritten);
+      const translation = m.translation;
+      // The formatting is the seller's own, so it goes with their own words only.
+      const html = seller && (written || !m.original) ? m.html : null;
+      const text = written ? m.original.text : m.text;
+      // The language of what is shown, so that a screen reader pronounces it right.
+      const lang = written ? m.original.lang
+        : translation ? (translation.failed ? translation.source : translation.target) : null;
+      bubble.classList.toggle('html', !!html);
+      if (html) {
+        // The only innerHTML in the widget: the server sanitized it with an allow-list.
+        bubble.innerHTML = html;
+        for (const link of bubble.querySelectorAll('a')) {
+          link.target = '_blank';
+          link.rel = 'noopener noreferrer nofollow';
+        }
+      } else {
+        bubble.textContent = text;
+      }
+      if (lang) bubble.lang = lang;
+      else bubble.removeAttribute('lang');
+    }
+
+    statusNode(m, status) {
+      const t = this.chat.t;
+      if (status === 'failed') {
+        return [
+          h('span', { class: 'failed' }, t('failed')),
+          h('button', { class: 'retry', type: 'button', onclick: () => this.chat.composer.deliver(m) }, t('retry')),
+        ];
+      }
+      if (status === 'pending') return h('span', { class: 'status' }, t('sending'));
+      // The ticks are decoration, the words beside them for screen readers; the CSS
+      // thickens them, a bare ✓ at this size being nearly all faint edge pixels.
+      const ticks = status === 'read' ? '✓✓' : '✓';
+      return h('span', { class: `status ${status}`, title: t(status) },
+        h('span', { class: 'ticks', 'aria-hidden': 'true' }, ticks),
+        h('span', { class: 'sr' }, t(status)));
+    }
+
+    build() {
+      const { t, ui } = this.chat;
+      ui.earlier = h('button', {
+        class: 'earlier',
+        type: 'button',
+        hidden: true,
+        onclick: () => this.loadEarlier(),
+      }, t('earlier'));
+      ui.intro = h('p', { class: 'intro' });
+      ui.messages = h('ol', {});
+      ui.log = h('div', { class: 'log', tabindex: '0', role: 'group', 'aria-label': t('messages') },
+        ui.earlier, ui.intro, ui.messages);
+      ui.typing = h('p', { class: 'typing' });
+      return [ui.log, ui.typing];
+    }
+
+    render(id, conv, scroll) {
+      const { t, ui } = this.chat;
+      const thread = this.chat.threadOf(id);
+      const messages = thread.visible();
+      const loading = id !== DRAFT && !thread.loaded;
+      ui.intro.hidden = messages.length > 0;
+      ui.intro.textContent = loading ? t('loading')
+        : t('start', { title: (conv ? conv.context : this.chat.pageContext()).title });
+      ui.earlier.hidden = !thread.hasMore;
+
+      const typing = this.sellerTyping && this.sellerTyping.id === id;
+      ui.typing.textContent = typing ? t('typing', { name: this.sellerTyping.name || t('seller') }) : '';
+
+      const log = ui.log;
+      const nearBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 60;
+      const height = log.scrollHeight;
+      reconcile(ui.messages, this.messageList(messages));
+      this.chat.attachments.drop(new Set(messages.flatMap((m) => (m.attachments || []).map((a) => a.attachment_id))));
+      if (scroll === 'bottom' || (scroll === 'follow' && nearBottom)) log.scrollTop = log.scrollHeight;
+      else if (scroll === 'anchor') log.scrollTop += log.scrollHeight - height;
+    }
+  }
+
+  /** The composer: text, held files, sending, typing. */
+  class Composer extends Part {
+    reset() {
+      this.held = []; // files in the composer, sent with the next message: { file, url }
+    }
+
+    /** Sends a message: text, or a file with an optional text. */
+    async send(text, file) {
+      const id = this.chat.current;
+      const entry = {
+        client_id: uuid(),
+        conversation_id: id === DRAFT ? null : id,
+        sender: 'buyer',
+        text,
+        status: 'pending',
+        created_at: new Date().toISOString(),
+      };
+      if (file) entry.file = file; // kept until the server has it, so Retry can send it again
+      this.chat.threadOf(id).items.push(entry);
+      this.stopTyping();
+      this.chat.render({ scroll: 'bottom' });
+      await this.deliver(entry);
+    }
+
+    /** Posts a message; Retry repeats it with the same client_id, which the server knows. */
+    async deliver(entry) {
+      entry.status = 'pending';
+      entry.sent = 0; // the part of the file uploaded so far
+      delete entry.error;
+      this.chat.notice = null;
+      this.chat.render();
+      try {
+        if (!entry.conversation_id) entry.conversation_id = await this.startConversation();
+        const id = entry.conversation_id;
+        const path = `/conversations/${encodeURIComponent(id)}/messages`;
+        // A file the server already stored is retried by client_id alone, as text is.
+        const message = entry.file
+          ? await this.chat.api.upload(path, this.chat.attachments.form(entry), (part) => this.chat.attachments.uploaded(entry, part))
+          : await this.chat.api.call('POST', path, { text: shownText(entry), client_id: entry.client_id });
+        delete entry.file;
+        this.chat.threadOf(id).upsert({ ...message, client_id: message.client_id || entry.client_id });
+      } catch (error) {
+        if (error.status === 429) {
+          // Rate-limited: still "sending", try again when the server says we may.
+          setTimeout(() => this.deliver(entry), error.retryAfter || 2000);
+          return;
+        }
+        entry.status = 'failed';
+        entry.error = entry.file ? this.chat.attachments.problem(error) : true;
+        if (error.status === 401) return this.chat.signedOut();
+        if (typeof entry.error === 'string') this.chat.announce(`${this.chat.t('failed')}: ${entry.error}`);
+        if (error.errcode === 'BAZAAR_CHAT_DISABLED') this.chat.notice = 'disabled';
+        if (error.errcode === 'BAZAAR_BLOCKED') {
+          // Blocked before the stream told us: show it now, and learn the rest.
+          const conv = this.chat.convs.get(entry.conversation_id);
+          if (conv) conv.state = 'blocked';
+          this.chat.conversations.refreshSoon();
+        }
+      }
+      this.chat.render();
+    }
+
+    /** Starts the conversation about this page once, however many messages wait for it. */
+    startConversation() {
+      if (!this.starting) {
+        this.starting = this.chat.api
+          .call('POST', '/conversations', { seller_id: this.chat.seller, context: this.chat.pageContext() })
+          .then((view) => {
+            const id = view.conversation_id;
+            this.chat.convs.set(id, { ...this.chat.convs.get(id), ...view });
+            // The draft's messages become the conversation's, its history merged around them.
+            const draft = this.chat.threadOf(DRAFT);
+            const thread = this.chat.threadOf(id);
+            for (const m of draft.items) {
+              m.conversation_id = id;
+              if (!thread.find(m)) thread.items.push(m);
+            }
+            this.chat.threads.delete(DRAFT);
+            if (this.chat.current === DRAFT) this.chat.current = id;
+            this.chat.thread.loadLatest(id);
+            return id;
+          })
+          .finally(() => {
+            this.starting = null;
+          });
+      }
+      return this.starting;
+    }
+
+    typed() {
+      const id = this.chat.current;
+      if (!id || id === DRAFT) return; // nobody to tell before the conversation exists
+      clearTimeout(this.idleTimer);
+      this.idleTimer = setTimeout(() => this.stopTyping(), TYPING_IDLE_MS);
+      const now = Date.now();
+      if (this.typingIn === id && now - this.typingSince < TYPING_REPEAT_MS) return;
+      this.typingIn = id;
+      this.typingSince = now;
+      this.postTyping(id, true);
+    }
+
+    stopTyping() {
+      clearTimeout(this.idleTimer);
+      if (!this.typingIn) return;
+      this.postTyping(this.typingIn, false);
+      this.typingIn = null;
+    }
+
+    postTyping(id, typing) {
+      // Typing is a courtesy: a failure is not worth telling the buyer about.
+      this.chat.api
+        .call('POST', `/conversations/${encodeURIComponent(id)}/typing`, { typing })
+        .catch(() => {});
+    }
+
+    /** Files chosen or dropped wait in the composer until the buyer sends them. */
+    attach(files) {
+      if (!files.length || !this.canAttach()) return;
+      const fitting = files.filter((file) => file.size <= this.chat.maxFile);
+      for (const file of fitting) {
+        this.held.push({ file, url: file.type.startsWith('image/') ? URL.createObjectURL(file) : null });
+      }
+      if (fitting.length < files.length) this.chat.notice = 'tooLarge';
+      else if (this.chat.notice === 'tooLarge') this.chat.notice = null;
+      this.renderHeld();
+      this.chat.render();
+      this.chat.ui.textarea.focus(); // so that Enter sends it
+    }
+
+    /** Takes one file out of the composer, or all of them. */
+    unhold(entry) {
+      for (const held of this.held) {
+        if (held.url && (!entry || held === entry)) URL.revokeObjectURL(held.url);
+      }
+      this.held = entry ? this.held.filter((held) => held !== entry) : [];
+    }
+
+    renderHeld() {
+      const list = this.chat.ui.held;
+      if (!list) return;
+      list.hidden = !this.held.length;
+      reconcile(list, this.held.map((entry) => this.heldNode(entry)));
+    }
+
+    /** A file waiting to be sent: an image's preview (else an icon), name, size, ×. */
+    heldNode(entry) {
+      if (entry.node) return entry.node;
+      const { file } = entry;
+      const label = this.chat.t('remove', { name: file.name });
+      // alt="": the name is written beside it. A type the browser can't draw gets the icon.
+      const preview = entry.url
+        ? h('img', { src: entry.url, alt: '', onerror: (event) => event.target.replaceWith(svgIcon(FILE_ICON)) })
+        : svgIcon(FILE_ICON);
+      entry.node = h('li', { class: 'chip' }, preview,
+        h('span', { class: 'name' }, file.name),
+        h('span', { class: 'size' }, humanSize(file.size, this.chat.language)),
+        h('button', {
+          class: 'remove',
+          type: 'button',
+          'aria-label': label,
+          title: label,
+          onclick: () => {
+            this.unhold(entry);
+            this.renderHeld();
+            this.chat.ui.textarea.focus();
+          },
+        }, '×'));
+      return entry.node;
+    }
+
+    /** A file may come in while the composer is there to take it. */
+    canAttach() {
+      const ui = this.chat.ui;
+      return !!(this.chat.opened && !this.chat.attachments.viewer && ui.form && ui.form.isConnected &&
+        !ui.form.hidden && !ui.textarea.disabled);
+    }
+
+    dragOver(event) {
+      const types = event.dataTransfer ? Array.from(event.dataTransfer.types) : [];
+      if (!types.includes('Files')) return;
+      // Always taken, even where it can't be sent: else the browser opens the file.
+      event.preventDefault();
+      const allowed = this.canAttach();
+      event.dataTransfer.dropEffect = allowed ? 'copy' : 'none';
+      this.chat.ui.panel.classList.toggle('dropping', allowed);
+    }
+
+    dropped(event) {
+      if (!event.dataTransfer || !event.dataTransfer.files.length) return;
+      event.preventDefault();
+      this.chat.ui.panel.classList.remove('dropping');
+      this.attach([...event.dataTransfer.files]);
+    }
+
+    submit() {
+      const text = this.chat.ui.textarea.value.trim();
+      const files = this.held.map((entry) => entry.file);
+      if ((!text && !files.length) || this.chat.ui.textarea.disabled) return;
+      this.chat.ui.textarea.value = '';
+      this.grow();
+      this.unhold();
+      this.renderHeld();
+      if (!files.length) return this.send(text);
+      // A message carries one file: the text is the first one's caption.
+      files.forEach((file, i) => this.send(i ? '' : text, file));
+    }
+
+    /** The textarea grows with its text, up to its max-height. */
+    grow() {
+      const area = this.chat.ui.textarea;
+      area.style.height = 'auto';
+      area.style.height = `${area.scrollHeight + 2}px`;
+    }
+
+    build() {
+      const { t, ui } = this.chat;
+      this.unhold(); // a new composer: files held for another conversation are dropped
+      ui.held = h('ul', { class: 'held', 'aria-label': t('held'), hidden: true });
+      ui.textarea = h('textarea', {
+        id: 'message',
+        rows: '1',
+        placeholder: t('placeholder'),
+        oninput: () => {
+          this.grow();
+          if (ui.textarea.value.trim()) this.typed();
+          else this.stopTyping();
+        },
+        onkeydown: (event) => {
+          // Enter sends, Shift+Enter is a new line; not while an IME is composing a word.
+          if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+            event.preventDefault();
+            this.submit();
+          }
+        },
+      });
+      ui.sendButton = h('button', { class: 'send', type: 'submit' }, t('send'));
+      ui.fileInput = h('input', {
+        type: 'file',
+        id: 'file',
+        accept: ACCEPT,
+        hidden: true,
+        tabindex: '-1',
+        'aria-label': t('attach'),
+        onchange: () => {
+          const files = [...ui.fileInput.files];
+          ui.fileInput.value = ''; // so that choosing the same file again is a change too
+          this.attach(files);
+        },
+      });
+      ui.attach = h('button', {
+        class: 'attach',
+        type: 'button',
+        'aria-label': t('attach'),
+        title: t('attach'),
+        onclick: () => ui.fileInput.click(),
+      }, svgIcon(PAPERCLIP));
+      ui.form = h('form', {
+        onsubmit: (event) => {
+          event.preventDefault();
+          this.submit();
+        },
+      },
+      ui.held, h('label', { class: 'sr', for: 'message' }, t('label')),
+      ui.attach, ui.fileInput, ui.textarea, ui.sendButton);
+      return [ui.form];
+    }
+  }
+
+  /** The conversation list and its unread counts. */
+  class ConversationList extends Part {
+    reset() {
+      this.hiddenUnread = 0; // unread in conversations the list did not include
+      this.loaded = false;
+      this.clock = 0; // counts conversation views applied from the stream or an answer
+      this.stateAt = new Map(); // conversation id → clock when its view last came
+    }
+
+    async load() {
+      this.loads = (this.loads || 0) + 1;
+      const asked = this.clock;
+      try {
+        const answer = await this.chat.api.call('GET', '/conversations');
+        const listed = answer.conversations || [];
+        for (const c of listed) {
+          // A state the stream brought while this list was on its way is the newer one.
+          const old = this.chat.convs.get(c.conversation_id);
+          if (old && this.stateAt.get(c.conversation_id) > asked) c.state = old.state;
+        }
+        this.chat.convs = new Map(listed.map((c) => [c.conversation_id, c]));
+        const counted = listed.reduce((sum, c) => sum + (c.unread || 0), 0);
+        this.hiddenUnread = Math.max(0, (answer.unread_total || 0) - counted);
+        this.chat.maxFile = answer.max_upload_bytes || MAX_FILE_BYTES;
+        this.loaded = true;
+      } catch (error) {
+        // Keep trying while the server is unreachable; the badge depends on this list.
+        if (error.status !== 401) this.retryTimer = setTimeout(() => this.load(), 5000);
+        return this.chat.failed(error);
+      } finally {
+        this.loads -= 1;
+      }
+      this.chat.notice = null;
+      if (this.chat.opened && this.chat.choosing) this.chat.chooseConversation();
+      this.chat.render();
+    }
+
+    /** Refreshes the list soon; several triggers in a burst make one request. */
+    refreshSoon() {
+      clearTimeout(this.refreshTimer);
+      this.refreshTimer = setTimeout(() => this.load(), 250);
+    }
+
+    apply(view) {
+      if (!view) return;
+      const old = this.chat.convs.get(view.conversation_id) || {};
+      if (!this.chat.convs.has(view.conversation_id)) this.refreshSoon(); // for the seller's name
+      this.stateAt.set(view.conversation_id, ++this.clock);
+      const shut = this.chat.blocking.shutText(view);
+      if (old.state && this.chat.blocking.shutText(old) !== shut && !this.chat.blocking.busy && this.chat.opened &&
+          this.chat.current === view.conversation_id) {
+        // Blocked or unblocked from elsewhere (the seller in Matrix): say so.
+        this.chat.announce(shut || this.chat.t('unblocked'));
+      }
+      // A view in a frame may leave out the seller's name and the last message: keep ours.
+      this.chat.convs.set(view.conversation_id, {
+        ...old,
+        ...view,
+        seller_name: view.seller_name || old.seller_name,
+        last_message: view.last_message || old.last_message,
+      });
+      if (this.chat.isReading(view.conversation_id) && view.unread > 0) this.chat.thread.markRead();
+      this.chat.render();
+    }
+
+    unreadTotal() {
+      let total = this.hiddenUnread;
+      for (const conv of this.chat.convs.values()) total += conv.unread || 0;
+      return total;
+    }
+
+    render() {
+      const ui = this.chat.ui;
+      const convs = [...this.chat.convs.values()].sort((a, b) =>
+        String(b.last_message_at || b.created_at).localeCompare(String(a.last_message_at || a.created_at)));
+      ui.empty.hidden = convs.length > 0;
+      // The page's own conversation is in the list already once it exists.
+      ui.newButton.hidden = convs.some(
+        (c) => c.seller_id === this.chat.seller && sameContext(c.context, this.chat.pageContext()),
+      );
+      // Blocked conversations come last, under their own heading.
+      const open = convs.filter((c) => c.state !== 'blocked');
+      const shut = convs.filter((c) => c.state === 'blocked');
+      ui.convs.hidden = !open.length;
+      ui.blockedHeading.hidden = ui.blockedConvs.hidden = !shut.length;
+      reconcile(ui.convs, open.map((conv) => this.node(conv)));
+      reconcile(ui.blockedConvs, shut.map((conv) => this.node(conv)));
+    }
+
+    /** One conversation in the list, rebuilt only when what it shows has changed. */
+    node(conv) {
+      const last = conv.last_message && !conv.last_message.deleted ? conv.last_message : null;
+      const signature = JSON.stringify([conv.context, conv.seller_name, conv.unread, last && preview(last)]);
+      const cached = this.nodes.get(conv.conversation_id);
+      if (cached && cached.signature === signature) return cached.node;
+      const image = conv.context.image_url;
+      const node = h('li', {}, h('button', {
+        class: 'conv',
+        type: 'button',
+        onclick: () => {
+          this.chat.show(conv.conversation_id);
+          this.chat.focusPanel();
+        },
+      },
+      image ? h('img', { src: image, alt: '' }) : h('span', { class: 'ph' }),
+      h('span', { class: 'text' },
+        h('span', { class: 'title' }, conv.context.title),
+        conv.seller_name ? h('span', { class: 'seller' }, conv.seller_name) : null,
+        last ? h('span', { class: 'last' }, preview(last)) : null),
+      conv.unread ? h('span', { class: 'badge' }, ...this.chat.count(conv.unread)) : null));
+      this.nodes.set(conv.conversation_id, { signature, node });
+      return node;
+    }
+
+    build() {
+      const { t, ui } = this.chat;
+      ui.convs = h('ul', { class: 'convs', 'aria-label': t('conversations') });
+      ui.blockedHeading = h('h3', { class: 'section', id: 'blocked-heading' }, t('blockedList'));
+      ui.blockedConvs = h('ul', { class: 'convs', 'aria-labelledby': 'blocked-heading' });
+      ui.newButton = h('button', {
+        class: 'new',
+        type: 'button',
+        onclick: () => this.chat.chooseForPage(),
+      }, t('askAbout', { title: this.chat.pageContext().title }));
+      ui.empty = h('p', { class: 'pad' }, t('empty'));
+      return [ui.newButton, ui.empty,
+        h('div', { class: 'lists' }, ui.convs, ui.blockedHeading, ui.blockedConvs)];
+    }
+  }
+
+  /** Blocking the seller, and the ⋮ menu it lives in. */
+  class Blocking extends Part {
+
+    /** Whether the buyer's own block stands: only that one is theirs to lift. */
+    buyerBlocks(conv) {
+      return !!conv && (conv.blocked_by || []).includes('buyer');
+    }
+
+    /** The blocked notice, by who blocks (`blocked_by`); '' while the conversation is open. */
+    shutText(conv) {
+      if (!conv || conv.state !== 'blocked') return '';
+      const bySeller = (conv.blocked_by || []).includes('seller');
+      const byBuyer = this.buyerBlocks(conv);
+      if (bySeller) return byBuyer ? `${this.chat.t('sellerBlocked')} ${this.chat.t('buyerBlockedToo')}` : this.chat.t('sellerBlocked');
+      // Known blocked (a refused message) before a view said by whom: the neutral words.
+      return this.chat.t(byBuyer ? 'buyerBlocked' : 'blocked');
+    }
+
+    toggleMenu(open = !this.chat.menuOpen) {
+      this.chat.menuOpen = open;
+      this.chat.render();
+    }
+
+    /** "Block seller" asks first, in place of the composer; Cancel is the safe default. */
+    askBlock() {
+      this.chat.menuOpen = false;
+      this.chat.confirming = true;
+      this.chat.render();
+      this.chat.ui.cancel.focus();
+    }
+
+    cancelBlock() {
+      this.chat.confirming = false;
+      this.chat.ui.more.focus(); // back to what opened it
+      this.chat.render();
+    }
+
+    /** Blocks (or unblocks) the open conversation's seller, in all of them (the stream says). */
+    async setBlock(blocked) {
+      const id = this.chat.current;
+      if (this.busy || !id || id === DRAFT) return;
+      this.busy = true;
+      try {
+        const view = await this.chat.api.call(
+          'POST',
+          `/conversations/${encodeURIComponent(id)}/${blocked ? 'block' : 'unblock'}`,
+        );
+        this.chat.conversations.apply(view);
+        this.chat.conversations.refreshSoon();
+      } catch (error) {
+        this.chat.failed(error);
+      } finally {
+        this.busy = false;
+      }
+      this.chat.confirming = false;
+      this.chat.render();
+      if (this.chat.current === id) this.chat.focusPanel();
+    }
+
+    build() {
+      const { t, ui } = this.chat;
+      // The confirm step and the blocked notice take the composer's place.
+      ui.cancel = h('button', { class: 'ghost', type: 'button', onclick: () => this.cancelBlock() }, t('cancel'));
+      ui.confirm = h('div', {
+        class: 'confirm',
+        role: 'alertdialog',
+        'aria-labelledby': 'confirm-title',
+        'aria-describedby': 'confirm-text',
+        hidden: true,
+      },
+      h('h3', { id: 'confirm-title' }, t('blockTitle')),
+      h('p', { id: 'confirm-text' }, t('blockText')),
+      h('div', { class: 'actions' },
+        ui.cancel,
+        h('button', { class: 'danger', type: 'button', onclick: () => this.setBlock(true) }, t('blockYes'))));
+      ui.blockedText = h('p', { tabindex: '-1' });
+      ui.unblock = h('button', { class: 'ghost', type: 'button', onclick: () => this.setBlock(false) }, t('unblock'));
+      ui.shut = h('div', { class: 'shut', hidden: true }, ui.blockedText, ui.unblock);
+      return [ui.confirm, ui.shut];
+    }
+  }
+
+  /** Attachments: images, their viewer, downloads, uploads. */
+  class Attachments extends Part {
+    reset() {
+      this.blobs = new Map(); // attachment id (+ "#thumb") → { id, promise, url }
+      this.progressBars = new WeakMap(); // an upload being sent → its <progress>
+      this.viewer = null; // the open full-size image: { node, opener }
+    }
+
+    form(entry) {
+      const form = new FormData();
+      // The small fields first: the server reads them before the file streams in.
+      form.append('client_id', entry.client_id);
+      if (entry.text) form.append('text', entry.text);
+      form.append('file', entry.file, entry.file.name);
+      return form;
+    }
+
+    uploaded(entry, part) {
+      entry.sent = part;
+      const bar = this.progressBars.get(entry);
+      if (bar) bar.value = Math.round(part * 100);
+    }
+
+    /** The largest file the bridge takes, in MB, for the messages that name it. */
+    limit() {
+      return { mb: Math.floor(this.chat.maxFile / (1024 * 1024)) };
+    }
+
+    /** What to say under a failed upload: the server's words, if it had any. */
+    problem(error) {
+      if (error.errcode && error.message) return error.message;
+      if (error.status === 413) return this.chat.t('tooLarge', this.limit()); // a proxy in front said it
+      return true;
+    }
+
+    /** An attachment as an object URL, fetched once per attachment while it is shown. */
+    url(conversationId, attachment, thumbnail) {
+      const key = attachment.attachment_id + (thumbnail ? '#thumb' : '');
+      let entry = this.blobs.get(key);
+      if (!entry) {
+        entry = { id: attachment.attachment_id, url: null };
+        entry.promise = this.chat.api.blob(attachmentPath(conversationId, attachment, thumbnail))
+          .then((blob) => {
+            if (this.blobs.get(key) !== entry) return null; // dropped while on its way
+            entry.url = URL.createObjectURL(blob);
+            return entry.url;
+          });
+        entry.promise.catch(() => {
+          if (this.blobs.get(key) === entry) this.blobs.delete(key); // the next try fetches
+        });
+        this.blobs.set(key, entry);
+      }
+      return entry.promise;
+    }
+
+    /** Revokes the object URLs of attachments no longer shown (all, without `keep`). */
+    drop(keep) {
+      for (const [key, entry] of this.blobs) {
+        if (keep && keep.has(entry.id)) continue;
+        if (entry.url) URL.revokeObjectURL(entry.url);
+        this.blobs.delete(key);
+      }
+    }
+
+    /** The full image over the conversation, with a close button; the rest is inert. */
+    view(conversationId, attachment, opener) {
+      const t = this.chat.t;
+      const ui = this.chat.ui;
+      this.closeViewer(false);
+      const img = h('img', { alt: attachment.name, hidden: true });
+      const wait = h('p', { role: 'status' }, t('loading'));
+      const node = h('div', {
+        class: 'viewer',
+        role: 'dialog',
+        'aria-modal': 'true',
+        'aria-label': attachment.name,
+        onclick: (event) => {
+          if (event.target === node || event.target.classList.contains('frame')) this.closeViewer();
+        },
+      },
+      h('div', { class: 'head' },
+        h('p', { class: 'name' }, attachment.name),
+        h('button', {
+          class: 'icon',
+          type: 'button',
+          'aria-label': t('closeImage'),
+          onclick: () => this.closeViewer(),
+        }, '×')),
+      h('div', { class: 'frame' }, wait, img));
+      this.viewer = { node, opener };
+      ui.head.inert = ui.notice.inert = ui.body.inert = true;
+      ui.panel.append(node);
+      node.querySelector('button').focus();
+      this.url(conversationId, attachment, false).then((url) => {
+        if (!url) return;
+        img.src = url;
+        img.hidden = false;
+        wait.remove();
+      }, (error) => {
+        wait.textContent = t('error');
+        if (error.status === 401) this.chat.signedOut();
+      });
+    }
+
+    closeViewer(restoreFocus = true) {
+      const viewer = this.viewer;
+      if (!viewer) return;
+      this.viewer = null;
+      viewer.node.remove();
+      const ui = this.chat.ui;
+      ui.head.inert = ui.notice.inert = ui.body.inert = false;
+      if (!restoreFocus) return;
+      if (viewer.opener.isConnected) viewer.opener.focus();
+      else this.chat.focusPanel();
+    }
+
+    /** Saves a file under its name. Not cached: files may be big and are seldom opened twice. */
+    async download(conversationId, attachment, button) {
+      if (button.hasAttribute('aria-busy')) return;
+      button.setAttribute('aria-busy', 'true');
+      try {
+        const blob = await this.chat.api.blob(attachmentPath(conversationId, attachment, false));
+        const url = URL.createObjectURL(blob);
+        const link = h('a', { href: url, download: attachment.name, hidden: true });
+        this.chat.root.append(link);
+        link.click();
+        link.remove();
+        // The browser reads the blob after click() returns; give it time before revoking.
+        setTimeout(() => URL.revokeObjectURL(url), 60000);
+      } catch (error) {
+        this.chat.failed(error);
+      } finally {
+        button.removeAttribute('aria-busy');
+      }
+    }
+
+    /** An image: its thumbnail, opening the full image; a file: a button that saves it. */
+    node(m, a) {
+      const conversationId = m.conversation_id || this.chat.current;
+      if (a.kind === 'image') {
+        const [width, height] = fitBox(a.width, a.height);
+        const img = h('img', { alt: a.name, width, height });
+        this.url(conversationId, a, a.thumbnail).then((url) => {
+          if (url) img.src = url;
+        }, (error) => {
+          img.classList.add('broken');
+          if (error.status === 401) this.chat.signedOut();
+        });
+        const opener = h('button', {
+          class: 'shot',
+          type: 'button',
+          onclick: () => this.view(conversationId, a, opener),
+        }, img);
+        return opener;
+      }
+      const button = h('button', {
+        class: 'file',
+        type: 'button',
+        onclick: () => this.download(conversationId, a, button),
+      },
+      svgIcon(FILE_ICON),
+      h('span', {}, h('span', { class: 'sr' }, `${this.chat.t('download')} `),
+        `${a.name} · ${humanSize(a.size, this.chat.language)}`));
+      return button;
+    }
+
+    /** A file on its way up: its name, and how much of it the server has. */
+    uploadNode(m, status) {
+      const file = m.file;
+      let bar = null;
+      if (status === 'pending') {
+        bar = h('progress', {
+          max: '100',
+          value: String(Math.round((m.sent || 0) * 100)),
+          'aria-label': this.chat.t('uploading', { name: file.name }),
+        });
+        this.progressBars.set(m, bar);
+      }
+      return h('div', { class: 'upload' },
+        h('span', {}, svgIcon(FILE_ICON), `${file.name} · ${humanSize(file.size, this.chat.language)}`),
+        bar);
+    }
+  }
+
+  // ---------------------------------------------------------------- the element
+
+  class BazaarChat extends HTMLElement {
+    static get observedAttributes() {
+      return ['site', 'token', 'seller', 'context', 'lang', 'api', 'login_url'];
+    }
+
+    constructor() {
+      super();
+      this.root = this.attachShadow({ mode: 'open' });
+      this.opened = false;
+      this.maxFile = MAX_FILE_BYTES; // until the server says its own limit
+      this.conversations = new ConversationList(this);
+      this.thread = new ThreadView(this);
+      this.composer = new Composer(this);
+      this.attachments = new Attachments(this);
+      this.blocking = new Blocking(this);
+      this.onVisibility = () => this.visibilityChanged();
+      this.onOnline = () => this.stream && this.stream.nudge();
+      this.onFocus = () => this.stream && this.stream.wake();
+    }
+
+    connectedCallback() {
+      document.addEventListener('visibilitychange', this.onVisibility);
+      window.addEventListener('online', this.onOnline);
+      window.addEventListener('focus', this.onFocus);
+      this.start();
+    }
+
+    disconnectedCallback() {
+      document.removeEventListener('visibilitychange', this.onVisibility);
+      window.removeEventListener('online', this.onOnline);
+      window.removeEventListener('focus', this.onFocus);
+      this.teardown();
+    }
+
+    attributeChangedCallback(name, before, after) {
+      // A new token (or seller, page, …) is a new session: start over from the server.
+      if (this.isConnected && this.ui && before !== after) {
+        this.teardown();
+        this.start();
+      }
+    }
+
+    start() {
+      const token = (this.getAttribute('token') || '').trim();
+      const claims = token ? jwtClaims(token) : null;
+      const site = this.getAttribute('site');
+      if (claims && site && claims.iss && claims.iss !== site) {
+        console.warn(`bazaar-chat: the token is for site "${claims.iss}", not "${site}"`);
+      }
+      this.language = pickLang(
+        this.getAttribute('lang'),
+        claims && claims.lang,
+        document.documentElement.lang,
+      );
+      this.t = translator(this.language);
+      this.locale = pickLocale(this.language, this.getAttribute('lang'), claims && claims.lang,
+        document.documentElement.lang);
+      this.loginUrl = loginUrl(this.getAttribute('login_url'));
+      this.seller = this.getAttribute('seller') || '';
+      this.context = this.readContext();
+      this.expiresAt = claims && claims.exp ? claims.exp * 1000 : null;
+      this.signedIn = !!(claims && claims.sub && (!this.expiresAt || this.expiresAt > Date.now()));
+      this.api = new Api(this.getAttribute('api') || defaultApi(), token);
+
+      this.convs = new Map(); // conversation id → the buyer's view of it
+      this.threads = new Map(); // conversation id (or DRAFT) → Thread
+      this.current = null; // the open conversation's id, DRAFT, or null for the list
+      this.screen = null;
+      this.notice = null; // a problem worth telling the buyer, shown above the log
+      this.offline = false;
+      this.menuOpen = false;
+      this.confirming = false; // the "Block this seller?" step is showing
+      this.conversations.reset();
+      this.thread.reset();
+      this.attachments.reset();
+      this.composer.reset();
+
+      this.build();
+      if (!this.signedIn) return this.render();
+      this.stream = new Stream(
+        this.api,
+        (frame) => this.apply(frame),
+        (up, resumed) => this.streamStatus(up, resumed),
+      );
+      this.stream.open(); // before loading, so nothing that happens meanwhile is missed
+      this.conversations.load();
+      this.render();
+    }
+
+    teardown() {
+      if (this.stream) this.stream.stop();
+      this.stream = null;
+      this.composer.stopTyping();
+      clearTimeout(this.conversations.refreshTimer);
+      clearTimeout(this.conversations.retryTimer);
+      clearTimeout(this.offlineTimer);
+      clearTimeout(this.thread.sellerTypingTimer);
+      this.attachments.drop();
+      this.composer.unhold();
+      this.root.replaceChildren();
+    }
+
+    readContext() {
+      try {
+        const context = JSON.parse(this.getAttribute('context') || 'null');
+        if (context && context.type && context.id != null && context.title) return context;
+      } catch {
+        console.warn('bazaar-chat: the context attribute is not valid JSON');
+      }
+      return null;
+    }
+
+    /** The context a new conversation from this page is about. */
+    pageContext() {
+      return this.context || { type: 'general', id: 'general', title: this.t('general') };
+    }
+
+    signedOut() {
+      this.signedIn = false;
+      if (this.stream) this.stream.stop();
+      this.stream = null;
+      this.render();
+    }
+
+    /** A failed call: a dead token signs the buyer out, anything else is shown. */
+    failed(error) {
+      if (error.status === 401) return this.signedOut();
+      this.notice = error.errcode === 'BAZAAR_CHAT_DISABLED' ? 'disabled' : 'error';
+      this.render();
+    }
+
+    streamStatus(up, resumed) {
+      clearTimeout(this.offlineTimer);
+      if (!up) {
+        // The browser hides why a WebSocket failed; an expired token is the one we can see.
+        if (this.expiresAt && this.expiresAt <= Date.now()) return this.signedOut();
+        // Say "reconnecting" only if it takes a while: a quick reconnect is not news.
+        this.offlineTimer = setTimeout(() => {
+          this.offline = true;
+          this.render();
+        }, 2000);
+        return;
+      }
+      if (resumed && this.stream.seq == null) {
+        // We never saw a frame, so there is no seq to resume from: ask the server.
+        this.conversations.load();
+        if (this.current && this.current !== DRAFT) this.thread.loadNewer(this.current);
+      }
+      if (this.offline) {
+        this.offline = false;
+        this.render();
+      }
+    }
+
+    apply(frame) {
+      const id = frame.conversation_id;
+      switch (frame.type) {
+        case 'message.created':
+        case 'message.updated':
+          return this.thread.applyMessage(id, frame.message, frame.type === 'message.created');
+        case 'typing':
+          return this.thread.applyTyping(id, frame);
+        case 'conversation.updated':
+          return this.conversations.apply(frame.conversation);
+        default:
+          return undefined; // a frame type from a newer server
+      }
+    }
+
+    isReading(id) {
+      return this.opened && this.current === id && document.visibilityState === 'visible';
+    }
+
+    visibilityChanged() {
+      if (document.visibilityState !== 'visible') return;
+      if (this.stream) this.stream.wake();
+      this.thread.markRead();
+    }
+
+    open() {
+      this.opened = true;
+      // Which conversation to show is decided once the list is known.
+      this.choosing = this.current == null;
+      if (this.signedIn && this.choosing && this.conversations.loaded) this.chooseConversation();
+      this.render({ scroll: 'bottom' });
+      this.focusPanel();
+      this.thread.markRead();
+    }
+
+    close() {
+      this.opened = false;
+      this.menuOpen = false;
+      this.confirming = false;
+      this.composer.stopTyping();
+      this.attachments.closeViewer(false);
+      // A closed chat holds no images: they are fetched again on open.
+      this.attachments.drop();
+      if (this.thread.nodes) this.thread.nodes.clear();
+      this.render();
+      this.ui.launcher.focus();
+    }
+
+    /** On open: this page's conversation if there is one, else a fresh one about it. */
+    chooseConversation() {
+      const mine = [...this.convs.values()].find(
+        (c) => c.seller_id === this.seller && sameContext(c.context, this.pageContext()),
+      );
+      if (mine) return this.show(mine.conversation_id);
+      if (!this.context && this.convs.size) return this.show(null);
+      return this.show(DRAFT);
+    }
+
+    show(id) {
+      this.choosing = false;
+      this.composer.stopTyping();
+      this.current = id;
+      this.notice = null;
+      this.menuOpen = false;
+      this.confirming = false;
+      if (id && id !== DRAFT && !this.threadOf(id).loaded) this.thread.loadLatest(id);
+      this.render({ scroll: 'bottom' });
+      this.thread.markRead();
+    }
+
+    /** The message box, else the blocked notice, else the panel's title. */
+    focusPanel() {
+      const ui = this.ui;
+      const target = [ui.textarea, ui.blockedText].find(
+        (el) => el && el.isConnected && !el.disabled && el.getClientRects().length,
+      );
+      (target || ui.title).focus();
+    }
+
+    announce(text) {
+      // Emptied first, so the same words twice are still announced twice.
+      this.ui.live.textContent = '';
+      setTimeout(() => {
+        this.ui.live.textContent = text;
+      }, 50);
+    }
+
+    /** The parts that exist whatever the screen: launcher, panel frame, live region. */
+    build() {
+      const t = this.t;
+      const ui = (this.ui = {});
+      ui.badge = h('span', { class: 'badge', hidden: true });
+      ui.launcher = h(
+        'button',
+        {
+          class: 'launcher',
+          type: 'button',
+          part: 'launcher',
+          lang: this.language,
+          'aria-expanded': 'false',
+          'aria-controls': 'panel',
+          onclick: () => (this.opened ? this.close() : this.open()),
+        },
+        h('span', {}, t('ask')),
+        ui.badge,
+      );
+      ui.back = h('button', {
+        class: 'icon',
+        type: 'button',
+        'aria-label': t('back'),
+        onclick: () => {
+          this.show(null);
+          this.ui.title.focus();
+        },
+      }, '‹');
+      ui.thumb = h('img', { class: 'thumb', alt: '', hidden: true });
+      ui.title = h('h2', { id: 'title', tabindex: '-1' });
+      ui.close = h('button', {
+        class: 'icon',
+        type: 'button',
+        'aria-label': t('close'),
+        onclick: () => this.close(),
+      }, '×');
+      // A small disclosure menu; for now it holds one thing: blocking the seller.
+      ui.more = h('button', {
+        class: 'icon',
+        type: 'button',
+        'aria-label': t('more'),
+        'aria-expanded': 'false',
+        'aria-controls': 'menu',
+        onclick: () => this.blocking.toggleMenu(),
+      }, '⋮');
+      ui.menu = h('div', { class: 'menu', id: 'menu', hidden: true },
+        h('button', { class: 'item', type: 'button', onclick: () => this.blocking.askBlock() }, t('block')));
+      ui.moreWrap = h('div', {
+        class: 'more',
+        onfocusout: (event) => {
+          // Tabbing out closes it (a click elsewhere is the panel's pointerdown).
+          if (event.relatedTarget && !ui.moreWrap.contains(event.relatedTarget)) this.blocking.toggleMenu(false);
+        },
+      }, ui.more, ui.menu);
+      ui.body = h('div', { class: 'body' });
+      ui.notice = h('p', { class: 'notice', role: 'status', hidden: true });
+      ui.by = h('p', { class: 'by', hidden: true }); // the seller's name, under the product's
+      ui.head = h('div', { class: 'head' }, ui.back, ui.thumb, h('div', { class: 'titles' }, ui.title, ui.by),
+        ui.moreWrap, ui.close);
+      ui.panel = h(
+        'div',
+        {
+          class: 'panel',
+          id: 'panel',
+          role: 'dialog',
+          'aria-labelledby': 'title',
+          lang: this.language,
+          hidden: true,
+          'data-drop': t('drop'),
+          ondragover: (event) => this.composer.dragOver(event),
+          ondragleave: (event) => {
+            // Moving between the panel's own parts is not leaving it.
+            if (!event.relatedTarget || !ui.panel.contains(event.relatedTarget)) {
+              ui.panel.classList.remove('dropping');
+            }
+          },
+          ondrop: (event) => this.composer.dropped(event),
+          onkeydown: (event) => {
+            if (event.key !== 'Escape') return;
+            // Escape undoes the innermost: the image, the confirm step, the menu, the chat.
+            event.preventDefault();
+            if (this.attachments.viewer) this.attachments.closeViewer();
+            else if (this.confirming) this.blocking.cancelBlock();
+            else if (this.menuOpen) {
+              ui.more.focus();
+              this.blocking.toggleMenu(false);
+            } else this.close();
+          },
+          onpointerdown: (event) => {
+            if (this.menuOpen && !ui.moreWrap.contains(event.target)) this.blocking.toggleMenu(false);
+          },
+        },
+        ui.head,
+        ui.notice,
+        ui.body,
+      );
+      ui.live = h('div', { class: 'sr', 'aria-live': 'polite', lang: this.language });
+      this.root.replaceChildren(h('style', {}, STYLE), ui.launcher, ui.panel, ui.live);
+      this.screen = null;
+    }
+
+    render(options = {}) {
+      if (!this.ui) return;
+      const ui = this.ui;
+      const total = this.signedIn ? this.conversations.unreadTotal() : 0;
+      ui.badge.hidden = total === 0;
+      ui.badge.replaceChildren(...this.count(total));
+      ui.launcher.setAttribute('aria-expanded', String(this.opened));
+      ui.panel.hidden = !this.opened;
+      if (!this.opened) return;
+      const focused = this.root.activeElement;
+
+      const name = !this.signedIn ? 'signin'
+        : this.current != null ? 'conversation'
+          : this.conversations.loaded ? 'list' : 'loading';
+      const key = name === 'conversation' ? `conversation:${this.current}` : name;
+      if (key !== this.screen) {
+        // A DRAFT that just became a real conversation keeps its DOM (and the focus).
+        const promoted = this.screen === `conversation:${DRAFT}` && name === 'conversation';
+        if (!promoted) this.buildScreen(name);
+        this.screen = key;
+      }
+      this.renderHeader(name);
+      ui.panel.classList.toggle('short', name === 'signin'); // a few lines, not a chat's height
+      if (name !== 'conversation') this.renderNotice(null);
+      if (name === 'list') this.conversations.render();
+      if (name === 'conversation') this.renderConversation(options.scroll);
+      // Keep the focus in the panel if what had it just went (a blocked composer, a menu).
+      if (focused && (!focused.isConnected || !focused.getClientRects().length)) this.focusPanel();
+    }
+
+    /** An unread count: the number to see, the words ("2 unread messages") to hear. */
+    count(n) {
+      return [
+        h('span', { class: 'count', 'aria-hidden': 'true' }, String(n)),
+        h('span', { class: 'sr' }, ` ${this.t('unread', { n })}`),
+      ];
+    }
+
+    renderHeader(screen) {
+      const { back, thumb, title, moreWrap, more, menu } = this.ui;
+      const conv = this.convs.get(this.current);
+      const context = conv ? conv.context : this.current === DRAFT ? this.pageContext() : null;
+      back.hidden = screen !== 'conversation';
+      // Blocking needs a conversation; once the buyer blocks, Unblock shows instead (one
+      // the seller closed can still be blocked by the buyer).
+      moreWrap.hidden = !(screen === 'conversation' && conv && !this.blocking.buyerBlocks(conv));
+      if (moreWrap.hidden) this.menuOpen = false;
+      menu.hidden = !this.menuOpen;
+      more.setAttribute('aria-expanded', String(this.menuOpen));
+      title.textContent = context ? context.title
+        : screen === 'list' ? this.t('conversations') : this.t('dialog');
+      const image = context && context.image_url;
+      thumb.hidden = !image;
+      if (image && thumb.getAttribute('src') !== image) thumb.src = image;
+      // Before the first message, another conversation with the seller may know their name.
+      const withSeller = screen !== 'conversation' ? null
+        : conv || [...this.convs.values()].find((c) => c.seller_id === this.seller && c.seller_name);
+      const sellerName = (withSeller && withSeller.seller_name) || '';
+      this.ui.by.hidden = !sellerName;
+      this.ui.by.replaceChildren(h('span', { class: 'sr' }, `${this.t('seller')}: `), sellerName);
+    }
+
+    /** One line above the screen: a failure, the conversation's state, or reconnecting. */
+    renderNotice(state) {
+      const { notice } = this.ui;
+      const problem = this.notice || state || (this.offline ? 'reconnecting' : null);
+      notice.hidden = !problem || !this.signedIn;
+      notice.textContent = problem ? this.t(problem, this.attachments.limit()) : '';
+      notice.classList.toggle('error', problem === 'error' || problem === 'tooLarge');
+    }
+
+    buildScreen(name) {
+      const t = this.t;
+      const ui = this.ui;
+      this.attachments.closeViewer(false);
+      this.attachments.drop();
+      this.thread.nodes = new Map();
+      this.conversations.nodes = new Map();
+      let content;
+      if (name === 'signin') {
+        // "Sign in" links to login_url, else is words the shop may replace with a slot:
+        // <a slot="signin" href="/login">Sign in</a>
+        const [before, after] = t('signIn', { link: '{link}' }).split('{link}');
+        const link = this.loginUrl ? h('a', { href: this.loginUrl }, t('signInLink')) : t('signInLink');
+        content = h('div', { class: 'pad' }, h('p', {}, before, link, after),
+          this.loginUrl ? null : h('slot', { name: 'signin' }));
+      } else if (name === 'loading') {
+        content = h('p', { class: 'pad', role: 'status' }, t('loading'));
+      } else if (name === 'list') {
+        content = this.conversations.build();
+      } else {
+        content = [...this.thread.build(), ...this.composer.build(), ...this.blocking.build()];
+      }
+      ui.body.replaceChildren(...[content].flat());
+    }
+
+    chooseForPage() {
+      this.current = null;
+      this.chooseConversation();
+      this.focusPanel();
+    }
+
+    renderConversation(scroll) {
+      const ui = this.ui;
+      const id = this.current;
+      const conv = this.convs.get(id);
+      const state = conv ? conv.state : 'active';
+      const blocked = state === 'blocked';
+      const byBuyer = this.blocking.buyerBlocks(conv);
+      if (byBuyer) this.confirming = false;
+      this.renderNotice(state === 'archived' ? state : null);
+      ui.form.hidden = blocked || this.confirming;
+      ui.textarea.disabled = blocked;
+      ui.confirm.hidden = !this.confirming;
+      ui.shut.hidden = !blocked || this.confirming;
+      ui.blockedText.textContent = this.blocking.shutText(conv);
+      // Only the buyer's own block is theirs to lift; the seller's stays the seller's.
+      ui.unblock.hidden = !byBuyer;
+
+      this.thread.render(id, conv, scroll);
+    }
+
+    threadOf(id) {
+      if (!this.threads.has(id)) this.threads.set(id, new Thread());
+      return this.threads.get(id);
+    }
+  }
+
   // ---------------------------------------------------------------- styles
 
   const STYLE = `
@@ -697,1386 +2109,6 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
 .frame img{max-width:100%;max-height:100%;object-fit:contain}
 .dropping::after{content:attr(data-drop);position:absolute;inset:8px;z-index:3;display:flex;align-items:center;justify-content:center;padding:16px;border:3px dashed #1d4ed8;border-radius:10px;background:rgba(239,246,255,.94);color:#1e3a8a;font-weight:600;text-align:center;pointer-events:none}
 `;
-
-  // ---------------------------------------------------------------- the element
-
-  class BazaarChat extends HTMLElement {
-    static get observedAttributes() {
-      return ['site', 'token', 'seller', 'context', 'lang', 'api', 'login_url'];
-    }
-
-    constructor() {
-      super();
-      this.root = this.attachShadow({ mode: 'open' });
-      this.opened = false;
-      this.maxFile = MAX_FILE_BYTES; // until the server says its own limit
-      this.onVisibility = () => this.visibilityChanged();
-      this.onOnline = () => this.stream && this.stream.nudge();
-      this.onFocus = () => this.stream && this.stream.wake();
-    }
-
-    connectedCallback() {
-      document.addEventListener('visibilitychange', this.onVisibility);
-      window.addEventListener('online', this.onOnline);
-      window.addEventListener('focus', this.onFocus);
-      this.start();
-    }
-
-    disconnectedCallback() {
-      document.removeEventListener('visibilitychange', this.onVisibility);
-      window.removeEventListener('online', this.onOnline);
-      window.removeEventListener('focus', this.onFocus);
-      this.teardown();
-    }
-
-    attributeChangedCallback(name, before, after) {
-      // A new token (or seller, page, …) is a new session: start over from the server.
-      if (this.isConnected && this.ui && before !== after) {
-        this.teardown();
-        this.start();
-      }
-    }
-
-    // ------------------------------------------------------------ session
-
-    start() {
-      const token = (this.getAttribute('token') || '').trim();
-      const claims = token ? jwtClaims(token) : null;
-      const site = this.getAttribute('site');
-      if (claims && site && claims.iss && claims.iss !== site) {
-        console.warn(`bazaar-chat: the token is for site "${claims.iss}", not "${site}"`);
-      }
-      this.language = pickLang(
-        this.getAttribute('lang'),
-        claims && claims.lang,
-        document.documentElement.lang,
-      );
-      this.t = translator(this.language);
-      this.locale = pickLocale(this.language, this.getAttribute('lang'), claims && claims.lang,
-        document.documentElement.lang);
-      this.loginUrl = loginUrl(this.getAttribute('login_url'));
-      this.seller = this.getAttribute('seller') || '';
-      this.context = this.readContext();
-      this.expiresAt = claims && claims.exp ? claims.exp * 1000 : null;
-      this.signedIn = !!(claims && claims.sub && (!this.expiresAt || this.expiresAt > Date.now()));
-      this.api = new Api(this.getAttribute('api') || defaultApi(), token);
-
-      this.convs = new Map(); // conversation id → the buyer's view of it
-      this.threads = new Map(); // conversation id (or DRAFT) → Thread
-      this.readUpTo = new Map(); // conversation id → last message id we marked read
-      this.hiddenUnread = 0; // unread in conversations the list did not include
-      this.listLoaded = false;
-      this.current = null; // the open conversation's id, DRAFT, or null for the list
-      this.screen = null;
-      this.notice = null; // a problem worth telling the buyer, shown above the log
-      this.sellerTyping = null;
-      this.offline = false;
-      this.menuOpen = false;
-      this.confirming = false; // the "Block this seller?" step is showing
-      this.stateClock = 0; // counts conversation views applied from the stream or an answer
-      this.stateAt = new Map(); // conversation id → stateClock when its view last came
-      this.blobs = new Map(); // attachment id (+ "#thumb") → { id, promise, url }
-      this.originals = new Set(); // keys of seller messages shown as written, untranslated
-      this.progressBars = new WeakMap(); // an upload being sent → its <progress>
-      this.viewer = null; // the open full-size image: { node, opener }
-      this.held = []; // files in the composer, sent with the next message: { file, url }
-
-      this.build();
-      if (!this.signedIn) return this.render();
-      this.stream = new Stream(
-        this.api,
-        (frame) => this.apply(frame),
-        (up, resumed) => this.streamStatus(up, resumed),
-      );
-      this.stream.open(); // before loading, so nothing that happens meanwhile is missed
-      this.loadList();
-      this.render();
-    }
-
-    teardown() {
-      if (this.stream) this.stream.stop();
-      this.stream = null;
-      this.stopTyping();
-      clearTimeout(this.refreshTimer);
-      clearTimeout(this.listRetry);
-      clearTimeout(this.offlineTimer);
-      clearTimeout(this.sellerTypingTimer);
-      if (this.blobs) this.dropBlobs();
-      if (this.held) this.unhold();
-      this.root.replaceChildren();
-    }
-
-    readContext() {
-      try {
-        const context = JSON.parse(this.getAttribute('context') || 'null');
-        if (context && context.type && context.id != null && context.title) return context;
-      } catch {
-        console.warn('bazaar-chat: the context attribute is not valid JSON');
-      }
-      return null;
-    }
-
-    /** The context a new conversation from this page is about. */
-    pageContext() {
-      return this.context || { type: 'general', id: 'general', title: this.t('general') };
-    }
-
-    signedOut() {
-      this.signedIn = false;
-      if (this.stream) this.stream.stop();
-      this.stream = null;
-      this.render();
-    }
-
-    // ------------------------------------------------------------ loading
-
-    async loadList() {
-      this.listLoads = (this.listLoads || 0) + 1;
-      const asked = this.stateClock;
-      try {
-        const answer = await this.api.call('GET', '/conversations');
-        const listed = answer.conversations || [];
-        for (const c of listed) {
-          // A state the stream brought while this list was on its way is the newer one.
-          const old = this.convs.get(c.conversation_id);
-          if (old && this.stateAt.get(c.conversation_id) > asked) c.state = old.state;
-        }
-        this.convs = new Map(listed.map((c) => [c.conversation_id, c]));
-        const counted = listed.reduce((sum, c) => sum + (c.unread || 0), 0);
-        this.hiddenUnread = Math.max(0, (answer.unread_total || 0) - counted);
-        this.maxFile = answer.max_upload_bytes || MAX_FILE_BYTES;
-        this.listLoaded = true;
-      } catch (error) {
-        // Keep trying while the server is unreachable; the badge depends on this list.
-        if (error.status !== 401) this.listRetry = setTimeout(() => this.loadList(), 5000);
-        return this.failed(error);
-      } finally {
-        this.listLoads -= 1;
-      }
-      this.notice = null;
-      if (this.opened && this.choosing) this.chooseConversation();
-      this.render();
-    }
-
-    /** Refreshes the list soon; several triggers in a burst make one request. */
-    refreshSoon() {
-      clearTimeout(this.refreshTimer);
-      this.refreshTimer = setTimeout(() => this.loadList(), 250);
-    }
-
-    thread(id) {
-      if (!this.threads.has(id)) this.threads.set(id, new Thread());
-      return this.threads.get(id);
-    }
-
-    async loadLatest(id) {
-      try {
-        const answer = await this.api.call(
-          'GET',
-          `/conversations/${encodeURIComponent(id)}/messages?limit=${PAGE_SIZE}`,
-        );
-        const page = answer.messages || [];
-        this.thread(id).setLatest(page, page.length >= PAGE_SIZE);
-      } catch (error) {
-        return this.failed(error);
-      }
-      this.render({ scroll: 'bottom' });
-      this.markRead();
-    }
-
-    /** Catches up on what arrived while the stream was down and we had no seq. */
-    async loadNewer(id) {
-      const last = this.thread(id).lastConfirmed();
-      if (!last) return this.loadLatest(id);
-      try {
-        const answer = await this.api.call(
-          'GET',
-          `/conversations/${encodeURIComponent(id)}/messages?after=${encodeURIComponent(last.message_id)}&limit=100`,
-        );
-        for (const m of answer.messages || []) this.thread(id).upsert(m);
-      } catch (error) {
-        return this.failed(error);
-      }
-      this.render({ scroll: 'follow' });
-      this.markRead();
-    }
-
-    async loadEarlier() {
-      const id = this.current;
-      const thread = this.thread(id);
-      const first = thread.items.find((m) => m.message_id);
-      if (!first || thread.loadingEarlier) return;
-      thread.loadingEarlier = true;
-      try {
-        const answer = await this.api.call(
-          'GET',
-          `/conversations/${encodeURIComponent(id)}/messages?before=${encodeURIComponent(first.message_id)}&limit=${PAGE_SIZE}`,
-        );
-        const page = answer.messages || [];
-        thread.prepend(page, page.length >= PAGE_SIZE);
-      } catch (error) {
-        this.failed(error);
-      } finally {
-        thread.loadingEarlier = false;
-      }
-      this.render({ scroll: 'anchor' });
-    }
-
-    /** A failed call: a dead token signs the buyer out, anything else is shown. */
-    failed(error) {
-      if (error.status === 401) return this.signedOut();
-      this.notice = error.errcode === 'BAZAAR_CHAT_DISABLED' ? 'disabled' : 'error';
-      this.render();
-    }
-
-    // ------------------------------------------------------------ the stream
-
-    streamStatus(up, resumed) {
-      clearTimeout(this.offlineTimer);
-      if (!up) {
-        // The browser hides why a WebSocket failed; an expired token is the one we can see.
-        if (this.expiresAt && this.expiresAt <= Date.now()) return this.signedOut();
-        // Say "reconnecting" only if it takes a while: a quick reconnect is not news.
-        this.offlineTimer = setTimeout(() => {
-          this.offline = true;
-          this.render();
-        }, 2000);
-        return;
-      }
-      if (resumed && this.stream.seq == null) {
-        // We never saw a frame, so there is no seq to resume from: ask the server.
-        this.loadList();
-        if (this.current && this.current !== DRAFT) this.loadNewer(this.current);
-      }
-      if (this.offline) {
-        this.offline = false;
-        this.render();
-      }
-    }
-
-    apply(frame) {
-      const id = frame.conversation_id;
-      switch (frame.type) {
-        case 'message.created':
-        case 'message.updated':
-          return this.applyMessage(id, frame.message, frame.type === 'message.created');
-        case 'typing':
-          return this.applyTyping(id, frame);
-        case 'conversation.updated':
-          return this.applyConversation(frame.conversation);
-        default:
-          return undefined; // a frame type from a newer server
-      }
-    }
-
-    applyMessage(id, message, created) {
-      if (!message) return;
-      const conv = this.convs.get(id);
-      if (!conv) this.refreshSoon(); // a conversation started elsewhere
-      if (conv && (!conv.last_message || conv.last_message.message_id === message.message_id ||
-          created)) {
-        conv.last_message = message;
-        conv.last_message_at = message.created_at;
-      }
-      const isNew = this.threads.has(id) ? this.thread(id).upsert(message) : created;
-      if (message.sender === 'seller' && created && isNew) {
-        if (this.sellerTyping && this.sellerTyping.id === id) this.applyTyping(id, {});
-        this.announce(this.t('incoming', { name: message.sender_name || this.t('seller'), text: preview(message) }));
-        if (this.isReading(id)) this.markRead();
-        else this.refreshSoon(); // the unread counts changed; the server knows them
-      }
-      this.render({ scroll: message.sender === 'buyer' ? 'bottom' : 'follow' });
-    }
-
-    applyTyping(id, frame) {
-      clearTimeout(this.sellerTypingTimer);
-      this.sellerTyping = frame.typing ? { id, name: frame.sender_name } : null;
-      if (frame.typing) {
-        this.sellerTypingTimer = setTimeout(() => this.applyTyping(id, {}), SELLER_TYPING_MS);
-      }
-      this.render();
-    }
-
-    applyConversation(view) {
-      if (!view) return;
-      const old = this.convs.get(view.conversation_id) || {};
-      if (!this.convs.has(view.conversation_id)) this.refreshSoon(); // for the seller's name
-      this.stateAt.set(view.conversation_id, ++this.stateClock);
-      const shut = this.shutText(view);
-      if (old.state && this.shutText(old) !== shut && !this.busy && this.opened &&
-          this.current === view.conversation_id) {
-        // Blocked or unblocked from elsewhere (the seller in Matrix): say so, the
-        // composer appears or goes away.
-        this.announce(shut || this.t('unblocked'));
-      }
-      // A view in a frame may leave out the seller's name and the last message: keep ours.
-      this.convs.set(view.conversation_id, {
-        ...old,
-        ...view,
-        seller_name: view.seller_name || old.seller_name,
-        last_message: view.last_message || old.last_message,
-      });
-      if (this.isReading(view.conversation_id) && view.unread > 0) this.markRead();
-      this.render();
-    }
-
-    // ------------------------------------------------------------ reading
-
-    isReading(id) {
-      return this.opened && this.current === id && document.visibilityState === 'visible';
-    }
-
-    /** Tells the server the buyer has seen the seller's latest message. */
-    async markRead() {
-      const id = this.current;
-      if (!id || id === DRAFT || !this.isReading(id)) return;
-      const last = this.thread(id).lastFromSeller();
-      if (!last || this.readUpTo.get(id) === last.message_id) return;
-      this.readUpTo.set(id, last.message_id);
-      try {
-        const answer = await this.api.call(
-          'POST',
-          `/conversations/${encodeURIComponent(id)}/read`,
-          { up_to: last.message_id },
-        );
-        const conv = this.convs.get(id);
-        if (conv && answer && typeof answer.unread === 'number') conv.unread = answer.unread;
-        // A list answer already on its way may predate this read: ask again after it.
-        if (this.listLoads) this.refreshSoon();
-      } catch (error) {
-        this.readUpTo.delete(id); // try again on the next occasion
-        if (error.status === 401) return this.signedOut();
-      }
-      this.render();
-    }
-
-    visibilityChanged() {
-      if (document.visibilityState !== 'visible') return;
-      if (this.stream) this.stream.wake();
-      this.markRead();
-    }
-
-    unreadTotal() {
-      let total = this.hiddenUnread;
-      for (const conv of this.convs.values()) total += conv.unread || 0;
-      return total;
-    }
-
-    // ------------------------------------------------------------ sending
-
-    /** Sends a message: text, or a file with an optional text. */
-    async send(text, file) {
-      const id = this.current;
-      const entry = {
-        client_id: uuid(),
-        conversation_id: id === DRAFT ? null : id,
-        sender: 'buyer',
-        text,
-        status: 'pending',
-        created_at: new Date().toISOString(),
-      };
-      if (file) entry.file = file; // kept until the server has it, so Retry can send it again
-      this.thread(id).items.push(entry);
-      this.stopTyping();
-      this.render({ scroll: 'bottom' });
-      await this.deliver(entry);
-    }
-
-    /** Posts a message; Retry calls this again with the same client_id, so the server
-     *  recognizes a repeat instead of storing the message twice. */
-    async deliver(entry) {
-      entry.status = 'pending';
-      entry.sent = 0; // the part of the file uploaded so far
-      delete entry.error;
-      this.notice = null;
-      this.render();
-      try {
-        if (!entry.conversation_id) entry.conversation_id = await this.startConversation();
-        const id = entry.conversation_id;
-        const path = `/conversations/${encodeURIComponent(id)}/messages`;
-        // A message that failed after the server stored it (its file too) is retried by
-        // its client_id alone, as text is: after a reload there is no file to send.
-        const message = entry.file
-          ? await this.api.upload(path, this.uploadForm(entry), (part) => this.uploaded(entry, part))
-          : await this.api.call('POST', path, { text: shownText(entry), client_id: entry.client_id });
-        delete entry.file;
-        this.thread(id).upsert({ ...message, client_id: message.client_id || entry.client_id });
-      } catch (error) {
-        if (error.status === 429) {
-          // Rate-limited: still "sending", try again when the server says we may.
-          setTimeout(() => this.deliver(entry), error.retryAfter || 2000);
-          return;
-        }
-        entry.status = 'failed';
-        entry.error = entry.file ? this.uploadProblem(error) : true;
-        if (error.status === 401) return this.signedOut();
-        if (typeof entry.error === 'string') this.announce(`${this.t('failed')}: ${entry.error}`);
-        if (error.errcode === 'BAZAAR_CHAT_DISABLED') this.notice = 'disabled';
-        if (error.errcode === 'BAZAAR_BLOCKED') {
-          // Blocked before the stream told us: show it now, and learn the rest.
-          const conv = this.convs.get(entry.conversation_id);
-          if (conv) conv.state = 'blocked';
-          this.refreshSoon();
-        }
-      }
-      this.render();
-    }
-
-    uploadForm(entry) {
-      const form = new FormData();
-      // The small fields first: the server reads them before the file streams in.
-      form.append('client_id', entry.client_id);
-      if (entry.text) form.append('text', entry.text);
-      form.append('file', entry.file, entry.file.name);
-      return form;
-    }
-
-    uploaded(entry, part) {
-      entry.sent = part;
-      const bar = this.progressBars.get(entry);
-      if (bar) bar.value = Math.round(part * 100);
-    }
-
-    /** The largest file the bridge takes, in MB, for the messages that name it. */
-    limit() {
-      return { mb: Math.floor(this.maxFile / (1024 * 1024)) };
-    }
-
-    /** What to say under a failed upload: the server's words, if it had any. */
-    uploadProblem(error) {
-      if (error.errcode && error.message) return error.message;
-      if (error.status === 413) return this.t('tooLarge', this.limit()); // a proxy in front said it
-      return true;
-    }
-
-    /** Files chosen or dropped wait in the composer, shown with a remove button, until
-     *  the buyer sends: then the text goes with the first as its caption. */
-    attach(files) {
-      if (!files.length || !this.canAttach()) return;
-      const fitting = files.filter((file) => file.size <= this.maxFile);
-      for (const file of fitting) {
-        this.held.push({ file, url: file.type.startsWith('image/') ? URL.createObjectURL(file) : null });
-      }
-      if (fitting.length < files.length) this.notice = 'tooLarge';
-      else if (this.notice === 'tooLarge') this.notice = null;
-      this.renderHeld();
-      this.render();
-      this.ui.textarea.focus(); // so that Enter sends it
-    }
-
-    /** Takes one file out of the composer, or all of them. */
-    unhold(entry) {
-      for (const held of this.held) {
-        if (held.url && (!entry || held === entry)) URL.revokeObjectURL(held.url);
-      }
-      this.held = entry ? this.held.filter((held) => held !== entry) : [];
-    }
-
-    renderHeld() {
-      const list = this.ui.held;
-      if (!list) return;
-      list.hidden = !this.held.length;
-      reconcile(list, this.held.map((entry) => this.heldNode(entry)));
-    }
-
-    /** A file waiting to be sent: an image's preview (else an icon), name, size, ×. */
-    heldNode(entry) {
-      if (entry.node) return entry.node;
-      const { file } = entry;
-      const label = this.t('remove', { name: file.name });
-      // alt="": the name is written beside it. A type the browser can't draw gets the icon.
-      const preview = entry.url
-        ? h('img', { src: entry.url, alt: '', onerror: (event) => event.target.replaceWith(svgIcon(FILE_ICON)) })
-        : svgIcon(FILE_ICON);
-      entry.node = h('li', { class: 'chip' }, preview,
-        h('span', { class: 'name' }, file.name),
-        h('span', { class: 'size' }, humanSize(file.size, this.language)),
-        h('button', {
-          class: 'remove',
-          type: 'button',
-          'aria-label': label,
-          title: label,
-          onclick: () => {
-            this.unhold(entry);
-            this.renderHeld();
-            this.ui.textarea.focus();
-          },
-        }, '×'));
-      return entry.node;
-    }
-
-    /** A file may come in while the composer is there to take it. */
-    canAttach() {
-      const ui = this.ui;
-      return !!(this.opened && !this.viewer && ui.form && ui.form.isConnected &&
-        !ui.form.hidden && !ui.textarea.disabled);
-    }
-
-    dragOver(event) {
-      const types = event.dataTransfer ? Array.from(event.dataTransfer.types) : [];
-      if (!types.includes('Files')) return;
-      // Always taken, even where it can't be sent: else the browser would open the file
-      // in place of the shop's page.
-      event.preventDefault();
-      const allowed = this.canAttach();
-      event.dataTransfer.dropEffect = allowed ? 'copy' : 'none';
-      this.ui.panel.classList.toggle('dropping', allowed);
-    }
-
-    dropped(event) {
-      if (!event.dataTransfer || !event.dataTransfer.files.length) return;
-      event.preventDefault();
-      this.ui.panel.classList.remove('dropping');
-      this.attach([...event.dataTransfer.files]);
-    }
-
-    /** Starts the conversation about this page once, however many messages wait for it. */
-    startConversation() {
-      if (!this.starting) {
-        this.starting = this.api
-          .call('POST', '/conversations', { seller_id: this.seller, context: this.pageContext() })
-          .then((view) => {
-            const id = view.conversation_id;
-            this.convs.set(id, { ...this.convs.get(id), ...view });
-            // The draft's messages become the conversation's; the server's history (it
-            // may have existed already) is merged in around them.
-            const draft = this.thread(DRAFT);
-            const thread = this.thread(id);
-            for (const m of draft.items) {
-              m.conversation_id = id;
-              if (!thread.find(m)) thread.items.push(m);
-            }
-            this.threads.delete(DRAFT);
-            if (this.current === DRAFT) this.current = id;
-            this.loadLatest(id);
-            return id;
-          })
-          .finally(() => {
-            this.starting = null;
-          });
-      }
-      return this.starting;
-    }
-
-    // ------------------------------------------------------------ blocking
-
-    /** Whether the buyer's own block stands: only that one is theirs to lift. */
-    buyerBlocks(conv) {
-      return !!conv && (conv.blocked_by || []).includes('buyer');
-    }
-
-    /** The blocked notice, by who blocks (`blocked_by`); '' while the conversation is open. */
-    shutText(conv) {
-      if (!conv || conv.state !== 'blocked') return '';
-      const bySeller = (conv.blocked_by || []).includes('seller');
-      const byBuyer = this.buyerBlocks(conv);
-      if (bySeller) return byBuyer ? `${this.t('sellerBlocked')} ${this.t('buyerBlockedToo')}` : this.t('sellerBlocked');
-      // Known blocked (a refused message) before a view said by whom: the neutral words.
-      return this.t(byBuyer ? 'buyerBlocked' : 'blocked');
-    }
-
-    toggleMenu(open = !this.menuOpen) {
-      this.menuOpen = open;
-      this.render();
-    }
-
-    /** "Block seller" asks first, in place of the composer; Cancel is the safe default. */
-    askBlock() {
-      this.menuOpen = false;
-      this.confirming = true;
-      this.render();
-      this.ui.cancel.focus();
-    }
-
-    cancelBlock() {
-      this.confirming = false;
-      this.ui.more.focus(); // back to what opened it
-      this.render();
-    }
-
-    /** Blocks (or unblocks) the seller of the open conversation: all the buyer's
-     *  conversations with them follow, through the stream. */
-    async setBlock(blocked) {
-      const id = this.current;
-      if (this.busy || !id || id === DRAFT) return;
-      this.busy = true;
-      try {
-        const view = await this.api.call(
-          'POST',
-          `/conversations/${encodeURIComponent(id)}/${blocked ? 'block' : 'unblock'}`,
-        );
-        this.applyConversation(view);
-        this.refreshSoon();
-      } catch (error) {
-        this.failed(error);
-      } finally {
-        this.busy = false;
-      }
-      this.confirming = false;
-      this.render();
-      if (this.current === id) this.focusPanel();
-    }
-
-    // ------------------------------------------------------------ typing
-
-    typed() {
-      const id = this.current;
-      if (!id || id === DRAFT) return; // nobody to tell before the conversation exists
-      clearTimeout(this.idleTimer);
-      this.idleTimer = setTimeout(() => this.stopTyping(), TYPING_IDLE_MS);
-      const now = Date.now();
-      if (this.typingIn === id && now - this.typingSince < TYPING_REPEAT_MS) return;
-      this.typingIn = id;
-      this.typingSince = now;
-      this.postTyping(id, true);
-    }
-
-    stopTyping() {
-      clearTimeout(this.idleTimer);
-      if (!this.typingIn) return;
-      this.postTyping(this.typingIn, false);
-      this.typingIn = null;
-    }
-
-    postTyping(id, typing) {
-      // Typing is a courtesy: a failure is not worth telling the buyer about.
-      this.api
-        .call('POST', `/conversations/${encodeURIComponent(id)}/typing`, { typing })
-        .catch(() => {});
-    }
-
-    // ------------------------------------------------------------ opening and moving
-
-    open() {
-      this.opened = true;
-      // Which conversation to show is decided once the list is known, here or on load.
-      this.choosing = this.current == null;
-      if (this.signedIn && this.choosing && this.listLoaded) this.chooseConversation();
-      this.render({ scroll: 'bottom' });
-      this.focusPanel();
-      this.markRead();
-    }
-
-    close() {
-      this.opened = false;
-      this.menuOpen = false;
-      this.confirming = false;
-      this.stopTyping();
-      this.closeViewer(false);
-      // A closed chat holds no images: their nodes are built (and fetched) again on open.
-      this.dropBlobs();
-      if (this.messageNodes) this.messageNodes.clear();
-      this.render();
-      this.ui.launcher.focus();
-    }
-
-    /** On open: this page's conversation if there is one, else a fresh one about it. */
-    chooseConversation() {
-      const mine = [...this.convs.values()].find(
-        (c) => c.seller_id === this.seller && sameContext(c.context, this.pageContext()),
-      );
-      if (mine) return this.show(mine.conversation_id);
-      if (!this.context && this.convs.size) return this.show(null);
-      return this.show(DRAFT);
-    }
-
-    show(id) {
-      this.choosing = false;
-      this.stopTyping();
-      this.current = id;
-      this.notice = null;
-      this.menuOpen = false;
-      this.confirming = false;
-      if (id && id !== DRAFT && !this.thread(id).loaded) this.loadLatest(id);
-      this.render({ scroll: 'bottom' });
-      this.markRead();
-    }
-
-    /** The message box, else the blocked notice, else the panel's title. */
-    focusPanel() {
-      const ui = this.ui;
-      const target = [ui.textarea, ui.blockedText].find(
-        (el) => el && el.isConnected && !el.disabled && el.getClientRects().length,
-      );
-      (target || ui.title).focus();
-    }
-
-    announce(text) {
-      // Emptied first, so the same words twice are still announced twice.
-      this.ui.live.textContent = '';
-      setTimeout(() => {
-        this.ui.live.textContent = text;
-      }, 50);
-    }
-
-    // ------------------------------------------------------------ attachments
-
-    /** An attachment as an object URL, fetched once per attachment while it is shown. */
-    attachmentUrl(conversationId, attachment, thumbnail) {
-      const key = attachment.attachment_id + (thumbnail ? '#thumb' : '');
-      let entry = this.blobs.get(key);
-      if (!entry) {
-        entry = { id: attachment.attachment_id, url: null };
-        entry.promise = this.api.blob(attachmentPath(conversationId, attachment, thumbnail))
-          .then((blob) => {
-            if (this.blobs.get(key) !== entry) return null; // dropped while on its way
-            entry.url = URL.createObjectURL(blob);
-            return entry.url;
-          });
-        entry.promise.catch(() => {
-          if (this.blobs.get(key) === entry) this.blobs.delete(key); // the next try fetches
-        });
-        this.blobs.set(key, entry);
-      }
-      return entry.promise;
-    }
-
-    /** Revokes the object URLs of attachments no longer shown (all, without `keep`). */
-    dropBlobs(keep) {
-      for (const [key, entry] of this.blobs) {
-        if (keep && keep.has(entry.id)) continue;
-        if (entry.url) URL.revokeObjectURL(entry.url);
-        this.blobs.delete(key);
-      }
-    }
-
-    /** The full image over the conversation, with a close button; the rest is inert. */
-    viewImage(conversationId, attachment, opener) {
-      const t = this.t;
-      const ui = this.ui;
-      this.closeViewer(false);
-      const img = h('img', { alt: attachment.name, hidden: true });
-      const wait = h('p', { role: 'status' }, t('loading'));
-      const node = h('div', {
-        class: 'viewer',
-        role: 'dialog',
-        'aria-modal': 'true',
-        'aria-label': attachment.name,
-        onclick: (event) => {
-          if (event.target === node || event.target.classList.contains('frame')) this.closeViewer();
-        },
-      },
-      h('div', { class: 'head' },
-        h('p', { class: 'name' }, attachment.name),
-        h('button', {
-          class: 'icon',
-          type: 'button',
-          'aria-label': t('closeImage'),
-          onclick: () => this.closeViewer(),
-        }, '×')),
-      h('div', { class: 'frame' }, wait, img));
-      this.viewer = { node, opener };
-      ui.head.inert = ui.notice.inert = ui.body.inert = true;
-      ui.panel.append(node);
-      node.querySelector('button').focus();
-      this.attachmentUrl(conversationId, attachment, false).then((url) => {
-        if (!url) return;
-        img.src = url;
-        img.hidden = false;
-        wait.remove();
-      }, (error) => {
-        wait.textContent = t('error');
-        if (error.status === 401) this.signedOut();
-      });
-    }
-
-    closeViewer(restoreFocus = true) {
-      const viewer = this.viewer;
-      if (!viewer) return;
-      this.viewer = null;
-      viewer.node.remove();
-      const ui = this.ui;
-      ui.head.inert = ui.notice.inert = ui.body.inert = false;
-      if (!restoreFocus) return;
-      if (viewer.opener.isConnected) viewer.opener.focus();
-      else this.focusPanel();
-    }
-
-    /** Saves a file under its name. Not cached: files may be big and are seldom opened twice. */
-    async download(conversationId, attachment, button) {
-      if (button.hasAttribute('aria-busy')) return;
-      button.setAttribute('aria-busy', 'true');
-      try {
-        const blob = await this.api.blob(attachmentPath(conversationId, attachment, false));
-        const url = URL.createObjectURL(blob);
-        const link = h('a', { href: url, download: attachment.name, hidden: true });
-        this.root.append(link);
-        link.click();
-        link.remove();
-        // The browser reads the blob after click() returns; give it time before revoking.
-        setTimeout(() => URL.revokeObjectURL(url), 60000);
-      } catch (error) {
-        this.failed(error);
-      } finally {
-        button.removeAttribute('aria-busy');
-      }
-    }
-
-    // ------------------------------------------------------------ rendering
-
-    /** The parts that exist whatever the screen: launcher, panel frame, live region. */
-    build() {
-      const t = this.t;
-      const ui = (this.ui = {});
-      ui.badge = h('span', { class: 'badge', hidden: true });
-      ui.launcher = h(
-        'button',
-        {
-          class: 'launcher',
-          type: 'button',
-          part: 'launcher',
-          lang: this.language,
-          'aria-expanded': 'false',
-          'aria-controls': 'panel',
-          onclick: () => (this.opened ? this.close() : this.open()),
-        },
-        h('span', {}, t('ask')),
-        ui.badge,
-      );
-      ui.back = h('button', {
-        class: 'icon',
-        type: 'button',
-        'aria-label': t('back'),
-        onclick: () => {
-          this.show(null);
-          this.ui.title.focus();
-        },
-      }, '‹');
-      ui.thumb = h('img', { class: 'thumb', alt: '', hidden: true });
-      ui.title = h('h2', { id: 'title', tabindex: '-1' });
-      ui.close = h('button', {
-        class: 'icon',
-        type: 'button',
-        'aria-label': t('close'),
-        onclick: () => this.close(),
-      }, '×');
-      // A small disclosure menu; for now it holds one thing: blocking the seller.
-      ui.more = h('button', {
-        class: 'icon',
-        type: 'button',
-        'aria-label': t('more'),
-        'aria-expanded': 'false',
-        'aria-controls': 'menu',
-        onclick: () => this.toggleMenu(),
-      }, '⋮');
-      ui.menu = h('div', { class: 'menu', id: 'menu', hidden: true },
-        h('button', { class: 'item', type: 'button', onclick: () => this.askBlock() }, t('block')));
-      ui.moreWrap = h('div', {
-        class: 'more',
-        onfocusout: (event) => {
-          // Tabbing out closes it (a click elsewhere is the panel's pointerdown).
-          if (event.relatedTarget && !ui.moreWrap.contains(event.relatedTarget)) this.toggleMenu(false);
-        },
-      }, ui.more, ui.menu);
-      ui.body = h('div', { class: 'body' });
-      ui.notice = h('p', { class: 'notice', role: 'status', hidden: true });
-      ui.by = h('p', { class: 'by', hidden: true }); // the seller's name, under the product's
-      ui.head = h('div', { class: 'head' }, ui.back, ui.thumb, h('div', { class: 'titles' }, ui.title, ui.by),
-        ui.moreWrap, ui.close);
-      ui.panel = h(
-        'div',
-        {
-          class: 'panel',
-          id: 'panel',
-          role: 'dialog',
-          'aria-labelledby': 'title',
-          lang: this.language,
-          hidden: true,
-          'data-drop': t('drop'),
-          ondragover: (event) => this.dragOver(event),
-          ondragleave: (event) => {
-            // Moving between the panel's own parts is not leaving it.
-            if (!event.relatedTarget || !ui.panel.contains(event.relatedTarget)) {
-              ui.panel.classList.remove('dropping');
-            }
-          },
-          ondrop: (event) => this.dropped(event),
-          onkeydown: (event) => {
-            if (event.key !== 'Escape') return;
-            // Escape undoes the innermost thing: the image, the confirm step, the menu,
-            // then the chat.
-            event.preventDefault();
-            if (this.viewer) this.closeViewer();
-            else if (this.confirming) this.cancelBlock();
-            else if (this.menuOpen) {
-              ui.more.focus();
-              this.toggleMenu(false);
-            } else this.close();
-          },
-          onpointerdown: (event) => {
-            if (this.menuOpen && !ui.moreWrap.contains(event.target)) this.toggleMenu(false);
-          },
-        },
-        ui.head,
-        ui.notice,
-        ui.body,
-      );
-      ui.live = h('div', { class: 'sr', 'aria-live': 'polite', lang: this.language });
-      this.root.replaceChildren(h('style', {}, STYLE), ui.launcher, ui.panel, ui.live);
-      this.screen = null;
-    }
-
-    render(options = {}) {
-      if (!this.ui) return;
-      const ui = this.ui;
-      const total = this.signedIn ? this.unreadTotal() : 0;
-      ui.badge.hidden = total === 0;
-      ui.badge.replaceChildren(...this.count(total));
-      ui.launcher.setAttribute('aria-expanded', String(this.opened));
-      ui.panel.hidden = !this.opened;
-      if (!this.opened) return;
-      const focused = this.root.activeElement;
-
-      const name = !this.signedIn ? 'signin'
-        : this.current != null ? 'conversation'
-          : this.listLoaded ? 'list' : 'loading';
-      const key = name === 'conversation' ? `conversation:${this.current}` : name;
-      if (key !== this.screen) {
-        // A DRAFT that just became a real conversation keeps its DOM (and the focus).
-        const promoted = this.screen === `conversation:${DRAFT}` && name === 'conversation';
-        if (!promoted) this.buildScreen(name);
-        this.screen = key;
-      }
-      this.renderHeader(name);
-      ui.panel.classList.toggle('short', name === 'signin'); // a few lines, not a chat's height
-      if (name !== 'conversation') this.renderNotice(null);
-      if (name === 'list') this.renderList();
-      if (name === 'conversation') this.renderConversation(options.scroll);
-      // What had the focus may have just gone (the composer of a conversation that got
-      // blocked, a closed menu): keep the focus in the panel rather than lose it.
-      if (focused && (!focused.isConnected || !focused.getClientRects().length)) this.focusPanel();
-    }
-
-    /** An unread count: the number to see, the words ("2 unread messages") to hear. */
-    count(n) {
-      return [
-        h('span', { class: 'count', 'aria-hidden': 'true' }, String(n)),
-        h('span', { class: 'sr' }, ` ${this.t('unread', { n })}`),
-      ];
-    }
-
-    renderHeader(screen) {
-      const { back, thumb, title, moreWrap, more, menu } = this.ui;
-      const conv = this.convs.get(this.current);
-      const context = conv ? conv.context : this.current === DRAFT ? this.pageContext() : null;
-      back.hidden = screen !== 'conversation';
-      // Blocking needs a conversation to block from; once the buyer blocks, Unblock shows
-      // instead (a conversation the seller closed can still be blocked by the buyer).
-      moreWrap.hidden = !(screen === 'conversation' && conv && !this.buyerBlocks(conv));
-      if (moreWrap.hidden) this.menuOpen = false;
-      menu.hidden = !this.menuOpen;
-      more.setAttribute('aria-expanded', String(this.menuOpen));
-      title.textContent = context ? context.title
-        : screen === 'list' ? this.t('conversations') : this.t('dialog');
-      const image = context && context.image_url;
-      thumb.hidden = !image;
-      if (image && thumb.getAttribute('src') !== image) thumb.src = image;
-      // Before the first message there is no view yet: another conversation with the
-      // same seller may know their name.
-      const withSeller = screen !== 'conversation' ? null
-        : conv || [...this.convs.values()].find((c) => c.seller_id === this.seller && c.seller_name);
-      const sellerName = (withSeller && withSeller.seller_name) || '';
-      this.ui.by.hidden = !sellerName;
-      this.ui.by.replaceChildren(h('span', { class: 'sr' }, `${this.t('seller')}: `), sellerName);
-    }
-
-    /** One line above the screen: a failure, the conversation's state, or reconnecting. */
-    renderNotice(state) {
-      const { notice } = this.ui;
-      const problem = this.notice || state || (this.offline ? 'reconnecting' : null);
-      notice.hidden = !problem || !this.signedIn;
-      notice.textContent = problem ? this.t(problem, this.limit()) : '';
-      notice.classList.toggle('error', problem === 'error' || problem === 'tooLarge');
-    }
-
-    buildScreen(name) {
-      const t = this.t;
-      const ui = this.ui;
-      this.closeViewer(false);
-      this.dropBlobs();
-      this.messageNodes = new Map();
-      this.convNodes = new Map();
-      let content;
-      if (name === 'signin') {
-        // "Sign in" links to the shop's login_url; without one it is plain words, and the
-        // shop may slot in its own link: <a slot="signin" href="/login">Sign in</a>
-        const [before, after] = t('signIn', { link: '{link}' }).split('{link}');
-        const link = this.loginUrl ? h('a', { href: this.loginUrl }, t('signInLink')) : t('signInLink');
-        content = h('div', { class: 'pad' }, h('p', {}, before, link, after),
-          this.loginUrl ? null : h('slot', { name: 'signin' }));
-      } else if (name === 'loading') {
-        content = h('p', { class: 'pad', role: 'status' }, t('loading'));
-      } else if (name === 'list') {
-        ui.convs = h('ul', { class: 'convs', 'aria-label': t('conversations') });
-        ui.blockedHeading = h('h3', { class: 'section', id: 'blocked-heading' }, t('blockedList'));
-        ui.blockedConvs = h('ul', { class: 'convs', 'aria-labelledby': 'blocked-heading' });
-        ui.newButton = h('button', {
-          class: 'new',
-          type: 'button',
-          onclick: () => this.chooseForPage(),
-        }, t('askAbout', { title: this.pageContext().title }));
-        ui.empty = h('p', { class: 'pad' }, t('empty'));
-        content = [ui.newButton, ui.empty,
-          h('div', { class: 'lists' }, ui.convs, ui.blockedHeading, ui.blockedConvs)];
-      } else {
-        content = this.buildConversation();
-      }
-      ui.body.replaceChildren(...[content].flat());
-    }
-
-    chooseForPage() {
-      this.current = null;
-      this.chooseConversation();
-      this.focusPanel();
-    }
-
-    buildConversation() {
-      const t = this.t;
-      const ui = this.ui;
-      ui.earlier = h('button', {
-        class: 'earlier',
-        type: 'button',
-        hidden: true,
-        onclick: () => this.loadEarlier(),
-      }, t('earlier'));
-      ui.intro = h('p', { class: 'intro' });
-      ui.messages = h('ol', {});
-      ui.log = h('div', { class: 'log', tabindex: '0', role: 'group', 'aria-label': t('messages') },
-        ui.earlier, ui.intro, ui.messages);
-      ui.typing = h('p', { class: 'typing' });
-      this.unhold(); // a new composer: files held for another conversation are dropped
-      ui.held = h('ul', { class: 'held', 'aria-label': t('held'), hidden: true });
-      ui.textarea = h('textarea', {
-        id: 'message',
-        rows: '1',
-        placeholder: t('placeholder'),
-        oninput: () => {
-          this.grow();
-          if (ui.textarea.value.trim()) this.typed();
-          else this.stopTyping();
-        },
-        onkeydown: (event) => {
-          // Enter sends, Shift+Enter is a new line; not while an IME is composing a word.
-          if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
-            event.preventDefault();
-            this.submit();
-          }
-        },
-      });
-      ui.sendButton = h('button', { class: 'send', type: 'submit' }, t('send'));
-      ui.fileInput = h('input', {
-        type: 'file',
-        id: 'file',
-        accept: ACCEPT,
-        hidden: true,
-        tabindex: '-1',
-        'aria-label': t('attach'),
-        onchange: () => {
-          const files = [...ui.fileInput.files];
-          ui.fileInput.value = ''; // so that choosing the same file again is a change too
-          this.attach(files);
-        },
-      });
-      ui.attach = h('button', {
-        class: 'attach',
-        type: 'button',
-        'aria-label': t('attach'),
-        title: t('attach'),
-        onclick: () => ui.fileInput.click(),
-      }, svgIcon(PAPERCLIP));
-      ui.form = h('form', {
-        onsubmit: (event) => {
-          event.preventDefault();
-          this.submit();
-        },
-      },
-      ui.held, h('label', { class: 'sr', for: 'message' }, t('label')),
-      ui.attach, ui.fileInput, ui.textarea, ui.sendButton);
-      // The confirm step and the blocked notice take the composer's place.
-      ui.cancel = h('button', { class: 'ghost', type: 'button', onclick: () => this.cancelBlock() }, t('cancel'));
-      ui.confirm = h('div', {
-        class: 'confirm',
-        role: 'alertdialog',
-        'aria-labelledby': 'confirm-title',
-        'aria-describedby': 'confirm-text',
-        hidden: true,
-      },
-      h('h3', { id: 'confirm-title' }, t('blockTitle')),
-      h('p', { id: 'confirm-text' }, t('blockText')),
-      h('div', { class: 'actions' },
-        ui.cancel,
-        h('button', { class: 'danger', type: 'button', onclick: () => this.setBlock(true) }, t('blockYes'))));
-      ui.blockedText = h('p', { tabindex: '-1' });
-      ui.unblock = h('button', { class: 'ghost', type: 'button', onclick: () => this.setBlock(false) }, t('unblock'));
-      ui.shut = h('div', { class: 'shut', hidden: true }, ui.blockedText, ui.unblock);
-      return [ui.log, ui.typing, ui.form, ui.confirm, ui.shut];
-    }
-
-    submit() {
-      const text = this.ui.textarea.value.trim();
-      const files = this.held.map((entry) => entry.file);
-      if ((!text && !files.length) || this.ui.textarea.disabled) return;
-      this.ui.textarea.value = '';
-      this.grow();
-      this.unhold();
-      this.renderHeld();
-      if (!files.length) return this.send(text);
-      // A message carries one file: the text is the first one's caption.
-      files.forEach((file, i) => this.send(i ? '' : text, file));
-    }
-
-    /** The textarea grows with its text, up to its max-height. */
-    grow() {
-      const area = this.ui.textarea;
-      area.style.height = 'auto';
-      area.style.height = `${area.scrollHeight + 2}px`;
-    }
-
-    renderList() {
-      const ui = this.ui;
-      const convs = [...this.convs.values()].sort((a, b) =>
-        String(b.last_message_at || b.created_at).localeCompare(String(a.last_message_at || a.created_at)));
-      ui.empty.hidden = convs.length > 0;
-      // The page's own conversation is in the list already once it exists.
-      ui.newButton.hidden = convs.some(
-        (c) => c.seller_id === this.seller && sameContext(c.context, this.pageContext()),
-      );
-      // Blocked conversations come last, under their own heading.
-      const open = convs.filter((c) => c.state !== 'blocked');
-      const shut = convs.filter((c) => c.state === 'blocked');
-      ui.convs.hidden = !open.length;
-      ui.blockedHeading.hidden = ui.blockedConvs.hidden = !shut.length;
-      reconcile(ui.convs, open.map((conv) => this.convNode(conv)));
-      reconcile(ui.blockedConvs, shut.map((conv) => this.convNode(conv)));
-    }
-
-    /** One conversation in the list, rebuilt only when what it shows has changed. */
-    convNode(conv) {
-      const last = conv.last_message && !conv.last_message.deleted ? conv.last_message : null;
-      const signature = JSON.stringify([conv.context, conv.seller_name, conv.unread, last && preview(last)]);
-      const cached = this.convNodes.get(conv.conversation_id);
-      if (cached && cached.signature === signature) return cached.node;
-      const image = conv.context.image_url;
-      const node = h('li', {}, h('button', {
-        class: 'conv',
-        type: 'button',
-        onclick: () => {
-          this.show(conv.conversation_id);
-          this.focusPanel();
-        },
-      },
-      image ? h('img', { src: image, alt: '' }) : h('span', { class: 'ph' }),
-      h('span', { class: 'text' },
-        h('span', { class: 'title' }, conv.context.title),
-        conv.seller_name ? h('span', { class: 'seller' }, conv.seller_name) : null,
-        last ? h('span', { class: 'last' }, preview(last)) : null),
-      conv.unread ? h('span', { class: 'badge' }, ...this.count(conv.unread)) : null));
-      this.convNodes.set(conv.conversation_id, { signature, node });
-      return node;
-    }
-
-    renderConversation(scroll) {
-      const ui = this.ui;
-      const t = this.t;
-      const id = this.current;
-      const conv = this.convs.get(id);
-      const thread = this.thread(id);
-      const state = conv ? conv.state : 'active';
-      const blocked = state === 'blocked';
-      const byBuyer = this.buyerBlocks(conv);
-      if (byBuyer) this.confirming = false;
-      this.renderNotice(state === 'archived' ? state : null);
-      ui.form.hidden = blocked || this.confirming;
-      ui.textarea.disabled = blocked;
-      ui.confirm.hidden = !this.confirming;
-      ui.shut.hidden = !blocked || this.confirming;
-      ui.blockedText.textContent = this.shutText(conv);
-      // Only the buyer's own block is theirs to lift; the seller's stays the seller's.
-      ui.unblock.hidden = !byBuyer;
-
-      const messages = thread.visible();
-      const loading = id !== DRAFT && !thread.loaded;
-      ui.intro.hidden = messages.length > 0;
-      ui.intro.textContent = loading ? t('loading')
-        : t('start', { title: (conv ? conv.context : this.pageContext()).title });
-      ui.earlier.hidden = !thread.hasMore;
-
-      const typing = this.sellerTyping && this.sellerTyping.id === id;
-      ui.typing.textContent = typing ? t('typing', { name: this.sellerTyping.name || t('seller') }) : '';
-
-      const log = ui.log;
-      const nearBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 60;
-      const height = log.scrollHeight;
-      reconcile(ui.messages, this.messageList(messages));
-      this.dropBlobs(new Set(messages.flatMap((m) => (m.attachments || []).map((a) => a.attachment_id))));
-      if (scroll === 'bottom' || (scroll === 'follow' && nearBottom)) log.scrollTop = log.scrollHeight;
-      else if (scroll === 'anchor') log.scrollTop += log.scrollHeight - height;
-    }
-
-    /** The message nodes, with what the buyer reads from them worked out first. */
-    messageList(messages) {
-      // A read receipt covers everything before it: show ✓✓ on earlier messages too.
-      let readLater = false;
-      const shown = new Map();
-      for (let i = messages.length - 1; i >= 0; i--) {
-        const m = messages[i];
-        if (m.sender !== 'buyer') continue;
-        if (m.status === 'read') readLater = true;
-        shown.set(m, m.status === 'sent' && readLater ? 'read' : m.status);
-      }
-      return messages.map((m, i) => {
-        const previous = messages[i - 1];
-        const showName = m.sender === 'seller' &&
-          (!previous || previous.sender !== 'seller' || previous.sender_name !== m.sender_name);
-        return this.messageNode(m, shown.get(m), showName);
-      });
-    }
-
-    messageNode(m, status, showName) {
-      const key = m.client_id && m.sender === 'buyer' ? `c:${m.client_id}` : `m:${m.message_id}`;
-      const attachments = (m.attachments || []).map((a) => a.attachment_id);
-      const signature = JSON.stringify([m.text, m.html, m.original, m.translation, attachments,
-        !!m.file, m.edited_at, status, m.error, showName, this.language,
-        new Date().toDateString()]); // after midnight, yesterday's times get their date
-      const cached = this.messageNodes.get(key);
-      if (cached && cached.signature === signature) return cached.node;
-      const node = this.buildMessage(m, status, showName, key);
-      this.messageNodes.set(key, { signature, node });
-      return node;
-    }
-
-    buildMessage(m, status, showName, key) {
-      const t = this.t;
-      const files = (m.attachments || []).map((a) => this.attachmentNode(m, a));
-      if (m.file && !files.length) files.push(this.uploadNode(m, status));
-      // A message may be just a file: then there is no empty bubble under it.
-      const hasText = !!(shownText(m) || (m.sender === 'seller' && m.html));
-      const bubble = hasText || !files.length ? h('div', { class: 'bubble' }) : null;
-      const asWritten = this.originals.has(key);
-      if (bubble) this.fillBubble(bubble, m, asWritten);
-      let toggle = null;
-      if (bubble && m.sender === 'seller' && m.original) {
-        toggle = h('button', {
-          class: 'toggle',
-          type: 'button',
-          'aria-pressed': String(asWritten),
-          onclick: () => {
-            // Swapped in place, not re-rendered, so the button keeps the focus.
-            const on = !this.originals.has(key);
-            if (on) this.originals.add(key);
-            else this.originals.delete(key);
-            this.fillBubble(bubble, m, on);
-            toggle.setAttribute('aria-pressed', String(on));
-            toggle.textContent = t(on ? 'showTranslation' : 'showOriginal');
-          },
-        }, t(asWritten ? 'showTranslation' : 'showOriginal'));
-      }
-      const untranslated = m.sender === 'seller' && m.translation && m.translation.failed;
-      const time = m.created_at ? new Date(m.created_at) : null;
-      const meta = h('div', { class: 'meta' },
-        time ? h('time', { datetime: m.created_at }, messageTime(time, this.locale)) : null,
-        m.edited_at ? h('span', {}, t('edited')) : null,
-        untranslated ? h('span', { class: 'note' }, t('notTranslated')) : null,
-        toggle,
-        m.sender === 'buyer' ? this.statusNode(m, status) : null);
-      const problem = status === 'failed' && typeof m.error === 'string'
-        ? h('p', { class: 'problem' }, m.error) : null;
-      return h('li', { class: `msg ${m.sender}` },
-        showName ? h('span', { class: 'who' }, m.sender_name || t('seller')) : null,
-        files.length ? h('div', { class: 'files' }, files) : null,
-        bubble, problem, meta);
-    }
-
-    /** Puts the text in the bubble: the seller's translated, or as written (`asWritten`). */
-    fillBubble(bubble, m, asWritten) {
-      const seller = m.sender === 'seller';
-      const written = m.original && (!seller || asWritten);
-      const translation = m.translation;
-      // The formatting is the seller's own, so it goes with their own words only.
-      const html = seller && (written || !m.original) ? m.html : null;
-      const text = written ? m.original.text : m.text;
-      // The language of what is shown, so that a screen reader pronounces it right.
-      const lang = written ? m.original.lang
-        : translation ? (translation.failed ? translation.source : translation.target) : null;
-      bubble.classList.toggle('html', !!html);
-      if (html) {
-        // The only innerHTML in the widget: the server sanitized it with an allow-list.
-        bubble.innerHTML = html;
-        for (const link of bubble.querySelectorAll('a')) {
-          link.target = '_blank';
-          link.rel = 'noopener noreferrer nofollow';
-        }
-      } else {
-        bubble.textContent = text;
-      }
-      if (lang) bubble.lang = lang;
-      else bubble.removeAttribute('lang');
-    }
-
-    /** An image: its thumbnail, opening the full image; a file: a button that saves it. */
-    attachmentNode(m, a) {
-      const conversationId = m.conversation_id || this.current;
-      if (a.kind === 'image') {
-        const [width, height] = fitBox(a.width, a.height);
-        const img = h('img', { alt: a.name, width, height });
-        this.attachmentUrl(conversationId, a, a.thumbnail).then((url) => {
-          if (url) img.src = url;
-        }, (error) => {
-          img.classList.add('broken');
-          if (error.status === 401) this.signedOut();
-        });
-        const opener = h('button', {
-          class: 'shot',
-          type: 'button',
-          onclick: () => this.viewImage(conversationId, a, opener),
-        }, img);
-        return opener;
-      }
-      const button = h('button', {
-        class: 'file',
-        type: 'button',
-        onclick: () => this.download(conversationId, a, button),
-      },
-      svgIcon(FILE_ICON),
-      h('span', {}, h('span', { class: 'sr' }, `${this.t('download')} `),
-        `${a.name} · ${humanSize(a.size, this.language)}`));
-      return button;
-    }
-
-    /** A file on its way up: its name, and how much of it the server has. */
-    uploadNode(m, status) {
-      const file = m.file;
-      let bar = null;
-      if (status === 'pending') {
-        bar = h('progress', {
-          max: '100',
-          value: String(Math.round((m.sent || 0) * 100)),
-          'aria-label': this.t('uploading', { name: file.name }),
-        });
-        this.progressBars.set(m, bar);
-      }
-      return h('div', { class: 'upload' },
-        h('span', {}, svgIcon(FILE_ICON), `${file.name} · ${humanSize(file.size, this.language)}`),
-        bar);
-    }
-
-    statusNode(m, status) {
-      const t = this.t;
-      if (status === 'failed') {
-        return [
-          h('span', { class: 'failed' }, t('failed')),
-          h('button', { class: 'retry', type: 'button', onclick: () => this.deliver(m) }, t('retry')),
-        ];
-      }
-      if (status === 'pending') return h('span', { class: 'status' }, t('sending'));
-      // The ticks are decoration; the words beside them are for screen readers. The CSS
-      // thickens them (text-stroke): a bare ✓ at this size is nearly all faint edge pixels.
-      const ticks = status === 'read' ? '✓✓' : '✓';
-      return h('span', { class: `status ${status}`, title: t(status) },
-        h('span', { class: 'ticks', 'aria-hidden': 'true' }, ticks),
-        h('span', { class: 'sr' }, t(status)));
-    }
-  }
 
   customElements.define('bazaar-chat', BazaarChat);
 })();
