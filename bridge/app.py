@@ -26,6 +26,7 @@ from bridge.core.models import Buyer, Site
 from bridge.core.ports import HomeserverUnavailable, MatrixRejected, TranslationProvider
 from bridge.core.replies import SellerReplies
 from bridge.core.tasks import TaskKeeper
+from bridge.core.team import AnsweringRoles
 from bridge.core.translation import Translations
 from bridge.http import BODY_TIMEOUT, errors_middleware, protocol_logger
 from bridge.marketplace.api import marketplace_routes
@@ -104,6 +105,7 @@ class Bridge:
         await self._build_store()
         http = self._http = aiohttp.ClientSession()
         self._sites = sites_of(self.config)
+        self.answering = AnsweringRoles(self.config.bridge.allowed_roles)
         self._build_matrix(http)
         announcer = self._build_announcer(http)
         self._build_translations()
@@ -188,7 +190,7 @@ class Bridge:
             self.repository,
             self.rooms,
             self._sites,
-            config.bridge.allowed_roles,
+            self.answering,
             self.tasks,
             announcer,
             self.translations,
@@ -205,7 +207,7 @@ class Bridge:
             self.courier,
             self._sites,
             announcer,
-            config.bridge.allowed_roles,
+            self.answering,
             self.blocking,
             self.archive,
             self.names.ghost_too_long,
@@ -230,18 +232,17 @@ class Bridge:
     def _build_transactions(self, announcer: Announcer) -> None:
         """What the homeserver's transactions reach: the sellers' replies and commands, and
         the admins' broadcasts."""
-        allowed_roles = self.config.bridge.allowed_roles
         replies = SellerReplies(
             self.repository,
             self.rooms,
-            allowed_roles,
+            self.answering,
             announcer,
             self.courier.refresh_members,
             self.archive,
             SellerCommands(self.repository, self.rooms, self.blocking),
             self.translations,
         )
-        self.broadcasts = Broadcasts(self.repository, self.rooms, self._sites, allowed_roles)
+        self.broadcasts = Broadcasts(self.repository, self.rooms, self._sites, self.answering)
         self.transactions = TransactionProcessor(
             self.repository,
             replies,

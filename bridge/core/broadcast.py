@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from bridge.core.ids import RoomID, SiteID, UserID
 from bridge.core.models import Site
 from bridge.core.ports import HomeserverUnavailable, MatrixPort, MatrixRejected, Repository
+from bridge.core.team import AnsweringRoles
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +25,12 @@ class Broadcasts:
         repository: Repository,
         matrix: MatrixPort,
         sites: Mapping[SiteID, Site],
-        allowed_roles: frozenset[str],
+        answering: AnsweringRoles,
     ) -> None:
         self._repository = repository
         self._matrix = matrix
         self._sites = sites
-        self._allowed_roles = allowed_roles
+        self._answering = answering
 
     async def on_admin_command(
         self, room_id: RoomID, site_id: SiteID, sender: UserID, key: str, text: str
@@ -49,7 +50,7 @@ class Broadcasts:
     async def broadcast(self, site: Site, text: str, key: str) -> int:
         sent = 0
         for seller in await self._repository.list_sellers(site.site_id):
-            members = seller.members_with_roles(self._allowed_roles)
+            members = self._answering.members(seller)
             try:
                 room_id = await self._matrix.marketplace_room(seller, members, site.name)
                 await self._matrix.send_notice(

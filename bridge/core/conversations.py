@@ -27,7 +27,6 @@ from bridge.core.models import (
     Context,
     Conversation,
     ConversationState,
-    Member,
     Message,
     MessageStatus,
     Seller,
@@ -36,6 +35,7 @@ from bridge.core.models import (
     Site,
 )
 from bridge.core.ports import ConversationBlocked, LanguageDetector, MatrixPort, Repository
+from bridge.core.team import AnsweringRoles
 from bridge.errors import BadRequest, Conflict, Forbidden, NotFound
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class Conversations:
         courier: Courier,
         sites: Mapping[SiteID, Site],
         announcer: Announcer,
-        allowed_roles: frozenset[str],
+        answering: AnsweringRoles,
         blocking: Blocking,
         archive: Archive,
         buyer_id_problem: BuyerIdCheck,
@@ -77,7 +77,7 @@ class Conversations:
         self._courier = courier
         self._sites = sites
         self._announcer = announcer
-        self._allowed_roles = allowed_roles
+        self._answering = answering
         self._blocking = blocking
         self._archive = archive
         self._buyer_id_problem = buyer_id_problem
@@ -95,7 +95,9 @@ class Conversations:
         self.site(seller.site)
         before = await self._repository.get_seller(seller.site, seller.seller_id)
         stored = await self._repository.put_seller(seller)
-        if before is not None and self._answering(before) != self._answering(stored):
+        if before is not None and set(self._answering.members(before)) != set(
+            self._answering.members(stored)
+        ):
             rooms = await self._repository.list_conversations(
                 seller.site, seller_id=seller.seller_id
             )
@@ -103,9 +105,6 @@ class Conversations:
                 [c.conversation_id for c in rooms if c.room_id is not None]
             )
         return stored
-
-    def _answering(self, seller: Seller) -> frozenset[Member]:
-        return frozenset(seller.members_with_roles(self._allowed_roles))
 
     async def set_block(
         self, site_id: SiteID, conversation_id: ConversationID, side: Side, blocked: bool

@@ -28,6 +28,7 @@ from bridge.core.ports import (
     Repository,
 )
 from bridge.core.tasks import TaskKeeper
+from bridge.core.team import AnsweringRoles
 from bridge.core.translation import Translations
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class Courier:
         repository: Repository,
         matrix: MatrixPort,
         sites: Mapping[SiteID, Site],
-        allowed_roles: frozenset[str],
+        answering: AnsweringRoles,
         tasks: TaskKeeper,
         announcer: Announcer,
         translations: Translations,
@@ -70,7 +71,7 @@ class Courier:
         self._repository = repository
         self._matrix = matrix
         self._sites = sites
-        self._allowed_roles = allowed_roles
+        self._answering = answering
         self._tasks = tasks
         self._announcer = announcer
         self._backoff = backoff
@@ -262,7 +263,7 @@ class Courier:
                 conversation,
                 seller,
                 buyer,
-                seller.members_with_roles(self._allowed_roles),
+                self._answering.members(seller),
                 self._sites[conversation.site].name,
             )
             await self._repository.set_room(conversation.conversation_id, room_id)
@@ -283,7 +284,7 @@ class Courier:
                 current or conversation,
                 seller,
                 buyer,
-                seller.members_with_roles(self._allowed_roles),
+                self._answering.members(seller),
                 blocked_by,
                 self._sites[conversation.site].name,
             )

@@ -76,9 +76,6 @@ class Seller:
     greeting: str | None = None
     members: tuple[Member, ...] = ()
 
-    def members_with_roles(self, roles: frozenset[str]) -> tuple[Member, ...]:
-        return tuple(member for member in self.members if member.role in roles)
-
 
 @dataclass(frozen=True)
 class Buyer:

@@ -31,6 +31,7 @@ from bridge.core.models import (
     SenderKind,
 )
 from bridge.core.ports import MatrixPort, Repository
+from bridge.core.team import AnsweringRoles
 from bridge.core.translation import Rendering, Translations
 from bridge.core.validation import MAX_TEXT_CHARS
 
@@ -45,7 +46,7 @@ class SellerReplies:
         self,
         repository: Repository,
         matrix: MatrixPort,
-        allowed_roles: frozenset[str],
+        answering: AnsweringRoles,
         announcer: Announcer,
         members_drifted: Callable[[Sequence[ConversationID]], Awaitable[None]],
         archive: Archive,
@@ -54,7 +55,7 @@ class SellerReplies:
     ) -> None:
         self._repository = repository
         self._matrix = matrix
-        self._allowed_roles = allowed_roles
+        self._answering = answering
         self._announcer = announcer
         self._members_drifted = members_drifted
         self._commands = commands
@@ -71,7 +72,7 @@ class SellerReplies:
         seller = await self._repository.get_seller(conversation.site, conversation.seller_id)
         if seller is None:
             return None
-        for member in seller.members_with_roles(self._allowed_roles):
+        for member in self._answering.members(seller):
             if member.user_id == sender:
                 return conversation, seller, member
         logger.info("Ignoring %s in %s: not an allowed member of the seller", sender, room_id)
@@ -169,7 +170,7 @@ class SellerReplies:
         seller = await self._repository.get_seller(site, seller_id)
         if seller is None or not is_command(text):
             return
-        if sender not in {m.user_id for m in seller.members_with_roles(self._allowed_roles)}:
+        if sender not in self._answering.user_ids(seller):
             return
         conversations = await self._repository.list_conversations(site, seller_id=seller_id)
         await self._commands.run_management(room_id, conversations, text)
@@ -228,9 +229,7 @@ class SellerReplies:
         if conversation is None:
             return
         seller = await self._repository.get_seller(conversation.site, conversation.seller_id)
-        allowed = (
-            {m.user_id for m in seller.members_with_roles(self._allowed_roles)} if seller else set()
-        )
+        allowed = self._answering.user_ids(seller)
         if user_id not in allowed:
             logger.warning(
                 "%s got into %s (%s) without being one who answers for the seller; removing",
@@ -273,7 +272,7 @@ class SellerReplies:
         seller = await self._repository.get_seller(conversation.site, conversation.seller_id)
         if seller is None:
             return
-        members = {m.user_id for m in seller.members_with_roles(self._allowed_roles)}
+        members = self._answering.user_ids(seller)
         now_typing = frozenset(typing & members)
         before = self._typing.get(room_id, frozenset())
         if now_typing == before:

@@ -40,6 +40,7 @@ from bridge.core.models import (
 )
 from bridge.core.ports import TranslationUnavailable
 from bridge.core.tasks import TaskKeeper
+from bridge.core.team import AnsweringRoles
 from bridge.core.translation import Translations
 
 SITE = SiteID("shop")
@@ -455,7 +456,7 @@ def world(translations: Translations | None = None) -> World:
         repository,
         homeserver,
         sites,
-        frozenset({"owner", "manager"}),
+        AnsweringRoles(frozenset({"owner", "manager"})),
         tasks,
         announcer,
         translations or Translations(None, DictCache(), None),
