@@ -17,7 +17,7 @@ from bridge.core.blocking import Blocking
 from bridge.core.broadcast import Broadcasts
 from bridge.core.buyers import BuyerDesk
 from bridge.core.commands import SellerCommands
-from bridge.core.conversations import Conversations
+from bridge.core.conversations import MarketplaceDesk
 from bridge.core.delivery import Backoff, Courier
 from bridge.core.events import Announcer
 from bridge.core.ids import SiteID, UserID
@@ -201,7 +201,7 @@ class Bridge:
         self.archive = Archive(
             self.repository, self.courier, announcer, config.bridge.archive_after_days
         )
-        self.conversations = Conversations(
+        self.conversations = MarketplaceDesk(
             self.repository,
             self.rooms,
             self.courier,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 
 from bridge.core.attachments import AttachmentFiles, Download
-from bridge.core.conversations import Conversations
+from bridge.core.conversations import MarketplaceDesk
 from bridge.core.events import Announcer
 from bridge.core.ids import BuyerID, ConversationID, MessageID, SellerID, SiteID
 from bridge.core.limits import RateLimiter, UploadSlots
@@ -44,7 +44,7 @@ class BuyerDesk:
     def __init__(
         self,
         repository: Repository,
-        conversations: Conversations,
+        conversations: MarketplaceDesk,
         matrix: MatrixPort,
         announcer: Announcer,
         limiter: RateLimiter,

@@ -1,4 +1,4 @@
-"""What the marketplace (and later the widget) can do: sellers, buyers, conversations, messages."""
+"""The marketplace's desk: sellers, buyers, conversations and messages, as the API asks."""
 
 from __future__ import annotations
 
@@ -57,7 +57,11 @@ def _same_words(stored: Message, repeat: Message) -> bool:
     ]
 
 
-class Conversations:
+class MarketplaceDesk:
+    """The marketplace's desk, beside the buyer's (`BuyerDesk`): sellers, buyers,
+    conversations and messages as the marketplace's API asks for them; the buyer's desk
+    opens conversations and posts through it."""
+
     def __init__(
         self,
         repository: Repository,

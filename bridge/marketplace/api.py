@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from bridge.core.attachments import AttachmentFiles
-from bridge.core.conversations import Conversations
+from bridge.core.conversations import MarketplaceDesk
 from bridge.core.ids import BuyerID, ConversationID, MessageID, SellerID, SiteID, UserID
 from bridge.core.models import Buyer, ConversationState, Member, Seller, Side
 from bridge.core.validation import (
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 TokenIssuer = Callable[[SiteID, Buyer, int], tuple[str, int]]
 
-CONVERSATIONS = web.AppKey("conversations", Conversations)
+CONVERSATIONS = web.AppKey("conversations", MarketplaceDesk)
 FILES = web.AppKey("files", AttachmentFiles)
 API_TOKENS = web.AppKey("api_tokens", dict[SiteID, str])
 ISSUE_TOKEN: web.AppKey[TokenIssuer] = web.AppKey("issue_token")
@@ -282,7 +282,7 @@ async def attachment(request: web.Request) -> web.Response:
 
 def marketplace_routes(
     app: web.Application,
-    conversations: Conversations,
+    conversations: MarketplaceDesk,
     api_tokens: Mapping[SiteID, str],
     issue_token: TokenIssuer,
     files: AttachmentFiles,

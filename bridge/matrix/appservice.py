@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge.core.conversations import Conversations
+from bridge.core.conversations import MarketplaceDesk
 from bridge.core.ids import ConversationID, SiteID
 from bridge.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from bridge.http import bearer_token, errors_middleware, parse_json, read_body, read_json
@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 HS_TOKEN = web.AppKey("hs_token", str)
 PROCESSOR = web.AppKey("processor", TransactionProcessor)
 NAMES = web.AppKey("names", MatrixNames)
-CONVERSATIONS = web.AppKey("conversations", Conversations)
+CONVERSATIONS = web.AppKey("conversations", MarketplaceDesk)
 ROOMS = web.AppKey("rooms", MatrixRooms)
 
 routes = web.RouteTableDef()
@@ -139,7 +139,7 @@ def appservice_app(
     hs_token: str,
     processor: TransactionProcessor,
     names: MatrixNames,
-    conversations: Conversations,
+    conversations: MarketplaceDesk,
     rooms: MatrixRooms,
 ) -> web.Application:
     app = web.Application(middlewares=[errors_middleware, homeserver_auth])
