@@ -267,7 +267,6 @@ class Bridge:
             web_app,
             WidgetContext(
                 desk,
-                self.repository,
                 self.feed,
                 {
                     SiteID(site.id): WidgetSite(site.widget_secret, frozenset(site.allowed_origins))

@@ -135,7 +135,7 @@ class BuyerDesk:
         if context.type == ContextType.ORDER:
             await self._order_conversation(buyer, seller_id, context)
         conversation, created = await self._conversations.start_conversation(
-            buyer.site, seller_id, buyer.buyer_id, context.as_told_by_buyer()
+            seller, buyer.buyer_id, context.as_told_by_buyer()
         )
         last = await self._repository.last_messages([conversation.conversation_id])
         return (

@@ -155,16 +155,17 @@ class MarketplaceDesk:
         return conversation
 
     async def start_conversation(
-        self, site_id: SiteID, seller_id: SellerID, buyer_id: BuyerID, context: Context
+        self, seller: Seller, buyer_id: BuyerID, context: Context
     ) -> tuple[Conversation, bool]:
-        """Open the conversation about this context, or return the one already open.
+        """Open the conversation about this context with the seller (as the caller looked
+        it up), or return the one already open.
 
         The room is made right away when the homeserver answers; otherwise the courier
         makes it later and the conversation is usable (messages queue) meanwhile.
         """
+        site_id, seller_id = seller.site, seller.seller_id
         self.site(site_id)
         self.check_buyer_id(site_id, buyer_id)
-        await self.seller(site_id, seller_id)
         await self.buyer(site_id, buyer_id)
         blocked_by = await self._repository.blocks(site_id, seller_id, buyer_id)
         draft = Conversation(

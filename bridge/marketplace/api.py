@@ -156,12 +156,12 @@ async def start_conversation(request: web.Request) -> web.Response:
     site_id = _site(request)
     body = await read_json(request)
     conversations = request.app[CONVERSATIONS]
-    seller_id = SellerID(require_id(body.get("seller_id"), "seller_id"))
     # An unknown seller is the answer, before the rest of the body is looked at.
-    await conversations.seller(site_id, seller_id)
+    seller = await conversations.seller(
+        site_id, SellerID(require_id(body.get("seller_id"), "seller_id"))
+    )
     conversation, created = await conversations.start_conversation(
-        site_id,
-        seller_id,
+        seller,
         BuyerID(require_id(body.get("buyer_id"), "buyer_id")),
         parse_context(body.get("context")),
     )

@@ -15,7 +15,6 @@ from aiohttp import web
 from bridge.core.buyers import BuyerConversation, BuyerDesk, unread_total
 from bridge.core.ids import BuyerID, ConversationID, MessageID, SellerID, SiteID
 from bridge.core.models import Buyer
-from bridge.core.ports import Repository
 from bridge.core.validation import (
     MAX_CLIENT_ID_CHARS,
     MAX_TEXT_CHARS,
@@ -51,7 +50,6 @@ class WidgetSite:
 @dataclass(frozen=True)
 class WidgetContext:
     desk: BuyerDesk
-    repository: Repository
     hub: FeedHub
     sites: Mapping[SiteID, WidgetSite]
     max_upload_bytes: int
@@ -236,11 +234,11 @@ async def typing(request: web.Request) -> web.Response:
 async def stream(request: web.Request) -> web.StreamResponse:
     buyer = await _buyer(request)
     widget = request.app[WIDGET]
-    # A frame's seq; none means from now on.
+    # A frame's seq; none means from now on (where the buyer's feed stands).
     since = query_number(request, "since", -1)
-    if since < 0:
-        since = await widget.repository.latest_frame(buyer.site, buyer.buyer_id)
-    return await stream_feed(request, widget.hub, buyer.site, buyer.buyer_id, since)
+    return await stream_feed(
+        request, widget.hub, buyer.site, buyer.buyer_id, since if since >= 0 else None
+    )
 
 
 @dataclass(frozen=True)

@@ -222,8 +222,11 @@ class FeedHub:
             )
 
     @contextlib.asynccontextmanager
-    async def open(self, site: SiteID, buyer_id: BuyerID, since: int) -> AsyncIterator[OpenStream]:
-        """A stream of the buyer's frames after `since`, until the block ends."""
+    async def open(
+        self, site: SiteID, buyer_id: BuyerID, since: int | None
+    ) -> AsyncIterator[OpenStream]:
+        """A stream of the buyer's frames after `since` (None: from now on), until the block
+        ends."""
         key = (site, buyer_id)
         feed = self._feeds.get(key)
         if feed is None:
@@ -233,7 +236,7 @@ class FeedHub:
                 feed = _BuyerFeed(self._store, site, buyer_id, latest)
                 self._feeds[key] = feed
                 self._read(feed)
-        stream = OpenStream(feed, since)
+        stream = OpenStream(feed, feed.cursor if since is None else since)
         feed.streams[stream] = None
         while len(feed.streams) > self._max_streams:
             oldest = next(iter(feed.streams))
@@ -265,7 +268,7 @@ class FeedHub:
 
 
 async def stream_feed(
-    request: web.Request, hub: FeedHub, site: SiteID, buyer_id: BuyerID, since: int
+    request: web.Request, hub: FeedHub, site: SiteID, buyer_id: BuyerID, since: int | None
 ) -> web.WebSocketResponse:
     socket = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=4096)
     await socket.prepare(request)
