@@ -8,7 +8,8 @@ BridgeError                     status 500, BAZAAR_INTERNAL
 ├── Forbidden                   403, M_FORBIDDEN
 ├── NotFound                    404, M_NOT_FOUND / BAZAAR_UNKNOWN_*
 ├── Conflict                    409, BAZAAR_CONFLICT
-├── RateLimited                 429, M_LIMIT_EXCEEDED
+├── RateLimited                 429, M_LIMIT_EXCEEDED (with retry_after_ms)
+├── TooManyUploads              429, BAZAAR_TOO_MANY_UPLOADS (when one upload ends)
 └── Unavailable                 503, BAZAAR_UNAVAILABLE (try again later)
 """
 
@@ -80,3 +81,10 @@ class RateLimited(BridgeError):
 
     def to_json(self) -> dict[str, Any]:
         return {**super().to_json(), "retry_after_ms": self.retry_after_ms}
+
+
+class TooManyUploads(BridgeError):
+    """The buyer already has as many uploads in flight as the bridge takes at once."""
+
+    status = 429
+    default_errcode = "BAZAAR_TOO_MANY_UPLOADS"

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from bridge.errors import BridgeError, RateLimited
+from bridge.errors import RateLimited, TooManyUploads
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,6 @@ class RateLimiter:
         if len(self._buckets) >= self._max_keys:
             self._buckets.clear()  # a crude bound on memory; a full bucket is the default
         self._buckets[(who, kind)] = (tokens - 1, now)
-
-
-class TooManyUploads(BridgeError):
-    """The buyer already has as many uploads in flight as the bridge takes at once."""
-
-    status = 429
-    default_errcode = "BAZAAR_TOO_MANY_UPLOADS"
 
 
 class UploadSlots:

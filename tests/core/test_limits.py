@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.core.limits import Rate, RateLimiter, TooManyUploads, UploadSlots
-from bridge.errors import RateLimited
+from bridge.core.limits import Rate, RateLimiter, UploadSlots
+from bridge.errors import RateLimited, TooManyUploads
 from tests.core.fakes import FakeClock
 
 
