@@ -21,7 +21,7 @@ from bridge.config import MediaConfig
 from tests.conftest import SITE, BridgeRunner, Sites
 from tests.support import files
 from tests.support.buyer import BuyerClient, buyer_token
-from tests.support.journeys import anna_in, open_conversation
+from tests.support.journeys import anna_in, joined_conversation, open_conversation
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
 from tests.support.waiting import eventually
@@ -113,9 +113,8 @@ async def test_a_sellers_image_and_invoice_reach_the_buyer_and_the_marketplace(
 ) -> None:
     await runner.start()
     owner = await new_seller("owner")
-    conversation = await open_conversation(marketplace, owner)
+    conversation = await joined_conversation(marketplace, owner)
     room_id, conversation_id = conversation["room_id"], conversation["conversation_id"]
-    await owner.accept_invite(room_id)
     picture, invoice, page = files.png(64, 48), files.pdf(), files.html_named_png()
     picture_url = await owner.upload(picture, "image/png", "detail.png")
     await owner.send(
@@ -222,9 +221,8 @@ async def test_a_sellers_big_photo_reaches_the_buyer_whole(
     """Several megabytes come from the homeserver in many packets; the buyer gets them all."""
     await runner.start()
     owner = await new_seller("owner")
-    conversation = await open_conversation(marketplace, owner)
+    conversation = await joined_conversation(marketplace, owner)
     room_id, conversation_id = conversation["room_id"], conversation["conversation_id"]
-    await owner.accept_invite(room_id)
     photo = files.noise_png(1600, 1600)
     assert len(photo) > 5 * 1024 * 1024
     url = await owner.upload(photo, "image/png", "shelf.png")

@@ -10,7 +10,7 @@ import nio
 import pytest
 
 from tests.conftest import SITE, BridgeRunner, product
-from tests.support.journeys import open_conversation
+from tests.support.journeys import joined_conversation, open_conversation
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
 from tests.support.shop import ShopServer, tiny_png
@@ -142,10 +142,8 @@ async def test_context_update_follows_into_room_state(
 ) -> None:
     await runner.start()
     owner = await new_seller("owner")
-    conversation = await open_conversation(marketplace, owner)
+    conversation = await joined_conversation(marketplace, owner)
     room_id = conversation["room_id"]
-    await owner.wait_until(lambda: room_id in owner.invites, what="the invite")
-    await owner.accept_invite(room_id)
 
     changed = product(title="Electric kettle 1.7 l, steel", price="19.90", status="on sale")
     answer = await marketplace.ok(

@@ -15,7 +15,7 @@ from tests.conftest import SITE, BridgeRunner, Homeserver, Sites
 from tests.support import files
 from tests.support.buyer import BuyerClient, buyer_token
 from tests.support.faults import FaultyPath
-from tests.support.journeys import open_conversation
+from tests.support.journeys import joined_conversation, open_conversation
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
 from tests.support.timeline import buyer_message_ids
@@ -37,10 +37,8 @@ async def test_messages_wait_for_the_homeserver_and_arrive_in_order_after_a_brid
 ) -> None:
     bridge = await runner.start()
     owner = await new_seller("owner")
-    conversation = await open_conversation(marketplace, owner)
+    conversation = await joined_conversation(marketplace, owner)
     conversation_id, room_id = conversation["conversation_id"], conversation["room_id"]
-    await owner.wait_until(lambda: room_id in owner.invites, what="the invite")
-    await owner.accept_invite(room_id)
     path = f"/conversations/{conversation_id}/messages"
 
     await homeserver.synapse.stop()
@@ -113,10 +111,8 @@ async def test_a_refused_message_fails_and_its_retry_delivers_it_once(
 ) -> None:
     await runner.start()
     owner = await new_seller("owner")
-    conversation = await open_conversation(marketplace, owner)
+    conversation = await joined_conversation(marketplace, owner)
     conversation_id, room_id = conversation["conversation_id"], conversation["room_id"]
-    await owner.wait_until(lambda: room_id in owner.invites, what="the invite")
-    await owner.accept_invite(room_id)
     ghost = "@bazaar_shop__anna___k:localhost"
     path = f"/conversations/{conversation_id}/messages"
 
@@ -202,10 +198,8 @@ async def test_a_send_whose_answer_was_lost_is_not_repeated_after_synapse_restar
         runner.config = _through(runner.config, proxy)
         bridge = await runner.start()
         owner = await new_seller("owner")
-        conversation = await open_conversation(marketplace, owner)
+        conversation = await joined_conversation(marketplace, owner)
         conversation_id, room_id = conversation["conversation_id"], conversation["room_id"]
-        await owner.wait_until(lambda: room_id in owner.invites, what="the invite")
-        await owner.accept_invite(room_id)
         path = f"/conversations/{conversation_id}/messages"
 
         proxy.lose_answers()

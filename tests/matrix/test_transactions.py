@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import BridgeRunner
 from tests.support.homeserver import Homeside, reply_event
-from tests.support.journeys import open_conversation, seller_messages
+from tests.support.journeys import joined_conversation, open_conversation, seller_messages
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
 from tests.support.waiting import eventually
@@ -86,10 +86,8 @@ async def test_a_burst_of_long_replies_reaches_the_buyer_in_one_big_transaction(
 ) -> None:
     bridge = await runner.start()
     owner = await new_seller("owner")
-    conversation = await open_conversation(marketplace, owner)
+    conversation = await joined_conversation(marketplace, owner)
     conversation_id, room_id = conversation["conversation_id"], conversation["room_id"]
-    await owner.wait_until(lambda: room_id in owner.invites, what="the invite")
-    await owner.accept_invite(room_id)
 
     # Synapse batches what queued up while a transaction was in flight: the seller's
     # replies, sent while a stand-in holds one, form the next transaction, far over 256 KB.

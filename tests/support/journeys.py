@@ -38,6 +38,17 @@ async def open_conversation(
     return dict(conversation)
 
 
+async def joined_conversation(
+    marketplace: MarketplaceClient, owner: SellerClient
+) -> dict[str, Any]:
+    """`open_conversation`, with the owner in the room, as a seller who answers would be."""
+    conversation = await open_conversation(marketplace, owner)
+    room_id = conversation["room_id"]
+    await owner.wait_until(lambda: room_id in owner.invites, what="the invite")
+    await owner.accept_invite(room_id)
+    return conversation
+
+
 async def anna_in(runner: BridgeRunner, sites: Sites) -> BuyerClient:
     """The widget client of the buyer `open_conversation` starts the conversation for."""
     token = buyer_token(sites.widget_secret, SITE, "Anna_K", name="Anna K.")

@@ -19,7 +19,7 @@ from bridge.core.limits import Rate
 from tests.conftest import SITE, BridgeRunner, Sites, product
 from tests.support import files
 from tests.support.buyer import BuyerClient, Stream, buyer_token
-from tests.support.journeys import open_conversation, with_seller
+from tests.support.journeys import joined_conversation, open_conversation, with_seller
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
 from tests.support.waiting import eventually
@@ -140,9 +140,8 @@ async def test_a_sellers_file_is_checked_once_and_keeps_the_type_found(
 ) -> None:
     await runner.start()
     owner = await new_seller("owner")
-    conversation = await open_conversation(marketplace, owner)
+    conversation = await joined_conversation(marketplace, owner)
     room_id, conversation_id = conversation["room_id"], conversation["conversation_id"]
-    await owner.accept_invite(room_id)
     page, invoice = files.html_named_png(), files.pdf()
     for data, mimetype, name in [(page, "image/png", "cat.png"), (invoice, "text/html", "bill")]:
         await owner.send(
