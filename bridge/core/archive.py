@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from bridge.core.delivery import Courier
 from bridge.core.events import Announcer
 from bridge.core.models import Conversation, ConversationState
-from bridge.core.ports import Repository
+from bridge.core.storage import ConversationStates
 
 logger = logging.getLogger(__name__)
 
@@ -21,13 +21,13 @@ SWEEP_EVERY_SECONDS = 3600.0
 class Archive:
     def __init__(
         self,
-        repository: Repository,
+        states: ConversationStates,
         courier: Courier,
         announcer: Announcer,
         after_days: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._repository = repository
+        self._states = states
         self._courier = courier
         self._announcer = announcer
         self._after = timedelta(days=after_days)
@@ -36,8 +36,8 @@ class Archive:
     async def sweep(self, now: datetime | None = None) -> list[Conversation]:
         """Archive what has been quiet too long; returns the conversations archived."""
         quiet_since = (now or self._clock()) - self._after
-        idle = await self._repository.idle_conversations(quiet_since)
-        archived = await self._repository.set_state(
+        idle = await self._states.idle_conversations(quiet_since)
+        archived = await self._states.set_state(
             idle,
             ConversationState.ARCHIVED,
             self._announcer.conversation_state,
@@ -53,7 +53,7 @@ class Archive:
         if conversation.state != ConversationState.ARCHIVED:
             return
         await self._follow(
-            await self._repository.set_state(
+            await self._states.set_state(
                 [conversation.conversation_id],
                 ConversationState.ACTIVE,
                 self._announcer.conversation_state,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from bridge.core.ids import MessageID, message_of_attachment
 from bridge.core.models import Attachment, AttachmentKind, Conversation, Thumbnail
@@ -15,14 +16,18 @@ from bridge.core.ports import (
     MatrixPort,
     MatrixRejected,
     MediaPort,
-    Repository,
 )
+from bridge.core.storage import MessageDelivery, MessageRecords
 from bridge.errors import NotFound, TooLarge, Unavailable
 
 logger = logging.getLogger(__name__)
 
 # Anything the bridge can't vouch for is handed out as opaque bytes to download.
 OPAQUE = "application/octet-stream"
+
+
+class AttachmentStore(MessageRecords, MessageDelivery, Protocol):
+    """The store as attachments' readers use it."""
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,8 @@ class _Fetched:
 
 
 class AttachmentFiles:
-    def __init__(self, repository: Repository, matrix: MatrixPort, media: MediaPort) -> None:
-        self._repository = repository
+    def __init__(self, store: AttachmentStore, matrix: MatrixPort, media: MediaPort) -> None:
+        self._store = store
         self._matrix = matrix
         self._media = media
 
@@ -55,7 +60,7 @@ class AttachmentFiles:
     ) -> Download:
         unknown = NotFound(f"Unknown attachment '{attachment_id}'", "BAZAAR_UNKNOWN_ATTACHMENT")
         message_id = message_of_attachment(attachment_id)
-        message = await self._repository.get_message(message_id) if message_id else None
+        message = await self._store.get_message(message_id) if message_id else None
         if message is None or message.conversation_id != conversation.conversation_id:
             raise unknown
         attachment = next(
@@ -118,7 +123,7 @@ class AttachmentFiles:
             changed = replace(attachment, thumbnail=checked)
         else:
             changed = replace(attachment, sha256=sha256, content_type=content_type)
-        await self._repository.set_attachments(
+        await self._store.set_attachments(
             message_id,
             [changed if a.attachment_id == attachment.attachment_id else a for a in attachments],
         )

@@ -14,7 +14,8 @@ from bridge.core.delivery import Courier
 from bridge.core.events import Announcer
 from bridge.core.ids import BuyerID, RoomID, SellerID, SiteID
 from bridge.core.models import Side
-from bridge.core.ports import HomeserverUnavailable, MatrixPort, MatrixRejected, Repository
+from bridge.core.ports import HomeserverUnavailable, MatrixPort, MatrixRejected
+from bridge.core.storage import Blocks
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +33,12 @@ class BlockOutcome:
 class Blocking:
     def __init__(
         self,
-        repository: Repository,
+        blocks: Blocks,
         matrix: MatrixPort,
         courier: Courier,
         announcer: Announcer,
     ) -> None:
-        self._repository = repository
+        self._blocks = blocks
         self._matrix = matrix
         self._courier = courier
         self._announcer = announcer
@@ -48,7 +49,7 @@ class Blocking:
         """Block (or unblock) for one side. A repeat, or lifting a block this side never
         set, changes nothing and tells nobody: the other side's block is not this side's to
         lift, and the sellers hear only of what really happened."""
-        changed = await self._repository.set_block(
+        changed = await self._blocks.set_block(
             site, seller_id, buyer_id, side, blocked, self._announcer.conversation_state
         )
         if not changed:
@@ -59,7 +60,7 @@ class Blocking:
                 seller_id,
                 buyer_id,
             )
-            return BlockOutcome(False, await self._repository.blocks(site, seller_id, buyer_id))
+            return BlockOutcome(False, await self._blocks.blocks(site, seller_id, buyer_id))
         blocked_by = changed[0].blocked_by
         logger.info(
             "%s %s %s/%s (%d conversations)",

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from bridge.core.ids import RoomID, SiteID, UserID
+from bridge.core.ids import SiteID
 from bridge.core.models import Site
-from bridge.core.ports import HomeserverUnavailable, MatrixPort, MatrixRejected, Repository
+from bridge.core.ports import HomeserverUnavailable, MatrixPort, MatrixRejected
+from bridge.core.room_events import RoomMessage, SiteRoom
+from bridge.core.storage import Parties
 from bridge.core.team import AnsweringRoles
 
 logger = logging.getLogger(__name__)
@@ -22,23 +24,23 @@ ADMIN_HELP = (
 class Broadcasts:
     def __init__(
         self,
-        repository: Repository,
+        parties: Parties,
         matrix: MatrixPort,
         sites: Mapping[SiteID, Site],
         answering: AnsweringRoles,
     ) -> None:
-        self._repository = repository
+        self._parties = parties
         self._matrix = matrix
         self._sites = sites
         self._answering = answering
 
-    async def on_admin_command(
-        self, room_id: RoomID, site_id: SiteID, sender: UserID, key: str, text: str
-    ) -> None:
-        """A message in the admins' control room. `key` (the event id) makes a broadcast
-        land once per seller, even when the homeserver hands the command over twice."""
-        site = self._sites.get(site_id)
-        if site is None or sender not in site.admins or not text.startswith("!"):
+    async def on_admin_command(self, room: SiteRoom, said: RoomMessage) -> None:
+        """A message in the admins' control room. Its event id is the broadcast's key: a
+        broadcast lands once per seller, even when the homeserver hands the command over
+        twice."""
+        room_id, key, text = room.room_id, said.event_id, said.text
+        site = self._sites.get(room.site)
+        if site is None or said.sender not in site.admins or not text.startswith("!"):
             return
         command, _, rest = text[1:].partition(" ")
         if command.lower() == "broadcast" and rest.strip():
@@ -49,7 +51,7 @@ class Broadcasts:
 
     async def broadcast(self, site: Site, text: str, key: str) -> int:
         sent = 0
-        for seller in await self._repository.list_sellers(site.site_id):
+        for seller in await self._parties.list_sellers(site.site_id):
             members = self._answering.members(seller)
             try:
                 room_id = await self._matrix.marketplace_room(seller, members, site.name)

@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from bridge.core.attachments import AttachmentFiles, Download
 from bridge.core.conversations import MarketplaceDesk
@@ -17,20 +18,25 @@ from bridge.core.models import (
     Context,
     ContextType,
     Conversation,
-    ConversationState,
     Message,
     Seller,
     SenderKind,
     Side,
 )
-from bridge.core.ports import HomeserverUnavailable, MatrixPort, MatrixRejected, Repository
+from bridge.core.ports import HomeserverUnavailable, MatrixPort, MatrixRejected
+from bridge.core.refusals import message_in, refuse_if_blocked, unknown_conversation
+from bridge.core.storage import ConversationRecords, FeedWriter, MessageRecords, Parties
 from bridge.core.tasks import TaskKeeper
-from bridge.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from bridge.errors import BadRequest, Forbidden, Unauthorized
 
 logger = logging.getLogger(__name__)
 
 MAX_PAGE = 100
 DEFAULT_BUYER_NAME = "Buyer"
+
+
+class BuyerDeskStore(Parties, ConversationRecords, MessageRecords, FeedWriter, Protocol):
+    """The store as the buyer's desk uses it."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ class BuyerConversation:
 class BuyerDesk:
     def __init__(
         self,
-        repository: Repository,
+        store: BuyerDeskStore,
         conversations: MarketplaceDesk,
         matrix: MatrixPort,
         announcer: Announcer,
@@ -52,7 +58,7 @@ class BuyerDesk:
         files: AttachmentFiles,
         uploads: UploadSlots,
     ) -> None:
-        self._repository = repository
+        self._store = store
         self._conversations = conversations
         self._matrix = matrix
         self._announcer = announcer
@@ -81,7 +87,7 @@ class BuyerDesk:
             raise Unauthorized(
                 f"The buyer token's 'sub' can't be used: {error.error}", error.errcode
             ) from None
-        stored = await self._repository.get_buyer(claimed.site, claimed.buyer_id)
+        stored = await self._store.get_buyer(claimed.site, claimed.buyer_id)
         buyer = Buyer(
             claimed.site,
             claimed.buyer_id,
@@ -98,21 +104,19 @@ class BuyerDesk:
         return f"{buyer.site}/{buyer.buyer_id}"
 
     async def own_conversation(self, buyer: Buyer, conversation_id: ConversationID) -> Conversation:
-        conversation = await self._repository.get_conversation(buyer.site, conversation_id)
+        conversation = await self._store.get_conversation(buyer.site, conversation_id)
         # Another buyer's conversation looks exactly like one that does not exist.
         if conversation is None or conversation.buyer_id != buyer.buyer_id:
-            raise NotFound(
-                f"Unknown conversation '{conversation_id}'", "BAZAAR_UNKNOWN_CONVERSATION"
-            )
+            raise unknown_conversation(conversation_id)
         return conversation
 
     async def conversations(self, buyer: Buyer) -> list[BuyerConversation]:
-        found = await self._repository.list_conversations(buyer.site, buyer_id=buyer.buyer_id)
-        last = await self._repository.last_messages([c.conversation_id for c in found])
+        found = await self._store.list_conversations(buyer.site, buyer_id=buyer.buyer_id)
+        last = await self._store.last_messages([c.conversation_id for c in found])
         names: dict[SellerID, str | None] = {}
         for conversation in found:
             if conversation.seller_id not in names:
-                seller = await self._repository.get_seller(buyer.site, conversation.seller_id)
+                seller = await self._store.get_seller(buyer.site, conversation.seller_id)
                 names[conversation.seller_id] = seller.name if seller else None
         return [
             BuyerConversation(c, names[c.seller_id], last.get(c.conversation_id)) for c in found
@@ -135,9 +139,9 @@ class BuyerDesk:
         if context.type == ContextType.ORDER:
             await self._order_conversation(buyer, seller_id, context)
         conversation, created = await self._conversations.start_conversation(
-            seller, buyer.buyer_id, context.as_told_by_buyer()
+            seller, buyer, context.as_told_by_buyer()
         )
-        last = await self._repository.last_messages([conversation.conversation_id])
+        last = await self._store.last_messages([conversation.conversation_id])
         return (
             BuyerConversation(conversation, seller.name, last.get(conversation.conversation_id)),
             created,
@@ -148,7 +152,7 @@ class BuyerDesk:
     ) -> Conversation:
         """An order's conversation is opened by the marketplace, which knows the order; the
         buyer's widget can only come back to it."""
-        for conversation in await self._repository.list_conversations(
+        for conversation in await self._store.list_conversations(
             buyer.site, seller_id=seller_id, buyer_id=buyer.buyer_id
         ):
             if (conversation.context.type, conversation.context.id) == (context.type, context.id):
@@ -167,34 +171,26 @@ class BuyerDesk:
         after: MessageID | None,
         limit: int,
     ) -> list[Message]:
-        await self.own_conversation(buyer, conversation_id)
+        conversation = await self.own_conversation(buyer, conversation_id)
         limit = min(max(limit, 1), MAX_PAGE)
         for anchor in (before, after):
             if anchor is not None:
-                message = await self._repository.get_message(anchor)
-                if message is None or message.conversation_id != conversation_id:
-                    raise NotFound(f"Unknown message '{anchor}'", "BAZAAR_UNKNOWN_MESSAGE")
+                await message_in(self._store, conversation, anchor)
         if after is not None:
-            return await self._repository.list_messages(conversation_id, after=after, limit=limit)
-        return await self._repository.list_messages_before(
-            conversation_id, before=before, limit=limit
-        )
+            return await self._store.list_messages(conversation_id, after=after, limit=limit)
+        return await self._store.list_messages_before(conversation_id, before=before, limit=limit)
 
     async def post(
         self, buyer: Buyer, conversation_id: ConversationID, text: str, client_id: str
     ) -> tuple[Message, bool]:
         conversation = await self.own_conversation(buyer, conversation_id)
         self._limiter.take(self._who(buyer), "message")
-        return await self._conversations.post_buyer_message(
-            buyer.site, conversation.conversation_id, text, client_id
-        )
+        return await self._conversations.post_buyer_message(conversation, buyer, text, client_id)
 
     async def retry(self, buyer: Buyer, conversation_id: ConversationID, client_id: str) -> Message:
         conversation = await self.own_conversation(buyer, conversation_id)
         self._limiter.take(self._who(buyer), "message")
-        return await self._conversations.retry_buyer_message(
-            buyer.site, conversation.conversation_id, client_id
-        )
+        return await self._conversations.retry_buyer_message(conversation, client_id)
 
     @contextlib.asynccontextmanager
     async def sending_file(
@@ -204,8 +200,7 @@ class BuyerDesk:
         the buyer's own conversation, not blocked, an upload slot free (held until the
         block ends) and the rate limit. Yields the conversation for `post_file`."""
         conversation = await self.own_conversation(buyer, conversation_id)
-        if conversation.state == ConversationState.BLOCKED:
-            raise Forbidden("This conversation is blocked", "BAZAAR_BLOCKED")
+        refuse_if_blocked(conversation)
         # The slot first: a file that waits for one costs the buyer no message of the limit.
         with self._uploads.hold(self._who(buyer)):
             self._limiter.take(self._who(buyer), "message")
@@ -213,6 +208,7 @@ class BuyerDesk:
 
     async def post_file(
         self,
+        buyer: Buyer,
         conversation: Conversation,
         text: str,
         client_id: str,
@@ -224,7 +220,7 @@ class BuyerDesk:
         refused, when the message is stored."""
         attachment = await self._files.accept_upload(data, name)
         return await self._conversations.post_buyer_message(
-            conversation.site, conversation.conversation_id, text, client_id, attachment
+            conversation, buyer, text, client_id, attachment
         )
 
     async def attachment(
@@ -244,17 +240,15 @@ class BuyerDesk:
         """Mark the seller's messages up to `up_to` read; returns what is still unread."""
         conversation = await self.own_conversation(buyer, conversation_id)
         self._limiter.take(self._who(buyer), "read")
-        anchor = await self._repository.get_message(up_to)
-        if anchor is None or anchor.conversation_id != conversation_id:
-            raise NotFound(f"Unknown message '{up_to}'", "BAZAAR_UNKNOWN_MESSAGE")
-        await self._repository.mark_read(
+        anchor = await message_in(self._store, conversation, up_to)
+        await self._store.mark_read(
             conversation_id,
             SenderKind.BUYER,
             up_to,
             self._announcer.message_changed(conversation, "message.status"),
         )
         refreshed = await self.own_conversation(buyer, conversation_id)
-        await self._repository.add_frames(self._announcer.conversation_updated(refreshed))
+        await self._store.add_frames(self._announcer.conversation_updated(refreshed))
         self._announcer.published(conversation)
         if anchor.event_id is not None:
             self._tasks.spawn(
@@ -269,9 +263,9 @@ class BuyerDesk:
         self, buyer: Buyer, conversation_id: ConversationID, blocked: bool
     ) -> BuyerConversation:
         """The buyer blocks (or unblocks) the seller of this conversation."""
-        await self.own_conversation(buyer, conversation_id)
+        conversation = await self.own_conversation(buyer, conversation_id)
         self._limiter.take(self._who(buyer), "conversation")
-        await self._conversations.set_block(buyer.site, conversation_id, Side.BUYER, blocked)
+        await self._conversations.set_block(conversation, Side.BUYER, blocked)
         found = await self.conversations(buyer)
         return next(item for item in found if item.conversation.conversation_id == conversation_id)
 

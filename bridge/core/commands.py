@@ -6,11 +6,13 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from bridge.core.blocking import Blocking, BlockOutcome
 from bridge.core.ids import EventID, RoomID, UserID
 from bridge.core.models import Conversation, ConversationState, SenderKind, Side
-from bridge.core.ports import MatrixPort, Repository
+from bridge.core.ports import MatrixPort
+from bridge.core.storage import ConversationRecords, MessageRecords
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,10 @@ MANAGEMENT_HELP = (
 )
 
 
+class CommandStore(ConversationRecords, MessageRecords, Protocol):
+    """The store as seller commands use it."""
+
+
 def _answer_to_other(text: str, help_text: str) -> str:
     """`!help` gets the list; anything else the list after a line naming what was wrong."""
     said = " ".join(text[1:].split())
@@ -53,12 +59,12 @@ def is_command(text: str) -> bool:
 class SellerCommands:
     def __init__(
         self,
-        repository: Repository,
+        store: CommandStore,
         matrix: MatrixPort,
         blocking: Blocking,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._repository = repository
+        self._store = store
         self._matrix = matrix
         self._blocking = blocking
         self._clock = clock
@@ -116,7 +122,7 @@ class SellerCommands:
             await self._matrix.send_notice(room_id, await self._original(conversation, reply_to))
         elif command == "translation" and rest in (["off"], ["on"]):
             enabled = rest == ["on"]
-            await self._repository.set_translation_enabled(conversation.conversation_id, enabled)
+            await self._store.set_translation_enabled(conversation.conversation_id, enabled)
             await self._matrix.send_notice(
                 room_id,
                 "Translation is on: messages are translated between your language and the buyer's."
@@ -129,11 +135,11 @@ class SellerCommands:
 
     async def _original(self, conversation: Conversation, reply_to: EventID | None) -> str:
         if reply_to is not None:
-            message = await self._repository.message_by_event(reply_to)
+            message = await self._store.message_by_event(reply_to)
             if message is None or message.conversation_id != conversation.conversation_id:
                 return "That message did not pass through the bridge, so it has no original."
         else:
-            recent = await self._repository.list_messages_before(
+            recent = await self._store.list_messages_before(
                 conversation.conversation_id, before=None, limit=50
             )
             message = next((m for m in reversed(recent) if m.sender == SenderKind.BUYER), None)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 from bridge.core.archive import Archive
 from bridge.core.blocking import Blocking
@@ -34,9 +35,19 @@ from bridge.core.models import (
     Side,
     Site,
 )
-from bridge.core.ports import ConversationBlocked, LanguageDetector, MatrixPort, Repository
+from bridge.core.ports import LanguageDetector, MatrixPort
+from bridge.core.refusals import blocked, message_in, refuse_if_blocked, unknown_conversation
+from bridge.core.storage import (
+    Blocks,
+    ConversationBlocked,
+    ConversationRecords,
+    FeedWriter,
+    MessageDelivery,
+    MessageRecords,
+    Parties,
+)
 from bridge.core.team import AnsweringRoles
-from bridge.errors import BadRequest, Conflict, Forbidden, NotFound
+from bridge.errors import BadRequest, Conflict, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +57,12 @@ ID_TOO_LONG = "BAZAAR_ID_TOO_LONG"
 
 # Why a buyer id can't be carried into Matrix (its ghost's id too long), or None.
 BuyerIdCheck = Callable[[SiteID, BuyerID], str | None]
+
+
+class MarketplaceDeskStore(
+    Parties, ConversationRecords, Blocks, MessageRecords, MessageDelivery, FeedWriter, Protocol
+):
+    """The store as the marketplace's desk uses it."""
 
 
 def _same_words(stored: Message, repeat: Message) -> bool:
@@ -64,7 +81,7 @@ class MarketplaceDesk:
 
     def __init__(
         self,
-        repository: Repository,
+        store: MarketplaceDeskStore,
         matrix: MatrixPort,
         courier: Courier,
         sites: Mapping[SiteID, Site],
@@ -76,7 +93,7 @@ class MarketplaceDesk:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         detector: LanguageDetector | None = None,
     ) -> None:
-        self._repository = repository
+        self._store = store
         self._matrix = matrix
         self._courier = courier
         self._sites = sites
@@ -97,28 +114,26 @@ class MarketplaceDesk:
     async def put_seller(self, seller: Seller) -> Seller:
         """Store the seller; when who answers changes, every room of the seller follows."""
         self.site(seller.site)
-        before = await self._repository.get_seller(seller.site, seller.seller_id)
-        stored = await self._repository.put_seller(seller)
+        before = await self._store.get_seller(seller.site, seller.seller_id)
+        stored = await self._store.put_seller(seller)
         if before is not None and set(self._answering.members(before)) != set(
             self._answering.members(stored)
         ):
-            rooms = await self._repository.list_conversations(
-                seller.site, seller_id=seller.seller_id
-            )
+            rooms = await self._store.list_conversations(seller.site, seller_id=seller.seller_id)
             await self._courier.refresh_members(
                 [c.conversation_id for c in rooms if c.room_id is not None]
             )
         return stored
 
     async def set_block(
-        self, site_id: SiteID, conversation_id: ConversationID, side: Side, blocked: bool
+        self, conversation: Conversation, side: Side, blocked: bool
     ) -> Conversation:
-        """Block or unblock, for one side, the pair this conversation is between."""
-        conversation = await self.conversation(site_id, conversation_id)
+        """Block or unblock, for one side, the pair this conversation is between; returns
+        the conversation as the block left it."""
         await self._blocking.set(
-            site_id, conversation.seller_id, conversation.buyer_id, side, blocked
+            conversation.site, conversation.seller_id, conversation.buyer_id, side, blocked
         )
-        return await self.conversation(site_id, conversation_id)
+        return await self.conversation(conversation.site, conversation.conversation_id)
 
     def check_buyer_id(self, site_id: SiteID, buyer_id: BuyerID) -> None:
         """Refuse a buyer id the bridge can't carry into Matrix, before anything is stored."""
@@ -129,11 +144,11 @@ class MarketplaceDesk:
     async def put_buyer(self, buyer: Buyer) -> Buyer:
         self.site(buyer.site)
         self.check_buyer_id(buyer.site, buyer.buyer_id)
-        stored = await self._repository.put_buyer(buyer)
+        stored = await self._store.put_buyer(buyer)
         return stored
 
     async def seller(self, site_id: SiteID, seller_id: SellerID) -> Seller:
-        seller = await self._repository.get_seller(site_id, seller_id)
+        seller = await self._store.get_seller(site_id, seller_id)
         if seller is None:
             raise NotFound(f"Unknown seller '{seller_id}'", "BAZAAR_UNKNOWN_SELLER")
         return seller
@@ -141,33 +156,29 @@ class MarketplaceDesk:
     async def buyer(self, site_id: SiteID, buyer_id: BuyerID) -> Buyer:
         # A buyer stored before ids were checked is refused too: its room can't be made.
         self.check_buyer_id(site_id, buyer_id)
-        buyer = await self._repository.get_buyer(site_id, buyer_id)
+        buyer = await self._store.get_buyer(site_id, buyer_id)
         if buyer is None:
             raise NotFound(f"Unknown buyer '{buyer_id}'", "BAZAAR_UNKNOWN_BUYER")
         return buyer
 
     async def conversation(self, site_id: SiteID, conversation_id: ConversationID) -> Conversation:
-        conversation = await self._repository.get_conversation(site_id, conversation_id)
+        conversation = await self._store.get_conversation(site_id, conversation_id)
         if conversation is None:
-            raise NotFound(
-                f"Unknown conversation '{conversation_id}'", "BAZAAR_UNKNOWN_CONVERSATION"
-            )
+            raise unknown_conversation(conversation_id)
         return conversation
 
     async def start_conversation(
-        self, seller: Seller, buyer_id: BuyerID, context: Context
+        self, seller: Seller, buyer: Buyer, context: Context
     ) -> tuple[Conversation, bool]:
-        """Open the conversation about this context with the seller (as the caller looked
-        it up), or return the one already open.
+        """Open the conversation about this context between the seller and the buyer (as
+        the caller looked them up), or return the one already open.
 
         The room is made right away when the homeserver answers; otherwise the courier
         makes it later and the conversation is usable (messages queue) meanwhile.
         """
-        site_id, seller_id = seller.site, seller.seller_id
+        site_id, seller_id, buyer_id = seller.site, seller.seller_id, buyer.buyer_id
         self.site(site_id)
-        self.check_buyer_id(site_id, buyer_id)
-        await self.buyer(site_id, buyer_id)
-        blocked_by = await self._repository.blocks(site_id, seller_id, buyer_id)
+        blocked_by = await self._store.blocks(site_id, seller_id, buyer_id)
         draft = Conversation(
             site=site_id,
             conversation_id=new_conversation_id(),
@@ -179,7 +190,7 @@ class MarketplaceDesk:
             created_at=self._clock(),
             blocked_by=blocked_by,
         )
-        conversation, created = await self._repository.create_conversation(
+        conversation, created = await self._store.create_conversation(
             draft, self._announcer.conversation_created(draft)
         )
         if created:
@@ -200,7 +211,7 @@ class MarketplaceDesk:
         state: ConversationState | None = None,
     ) -> list[Conversation]:
         self.site(site_id)
-        return await self._repository.list_conversations(
+        return await self._store.list_conversations(
             site_id, seller_id=seller_id, buyer_id=buyer_id, state=state
         )
 
@@ -214,29 +225,36 @@ class MarketplaceDesk:
                 "for another product or order",
                 "BAZAAR_CONTEXT_MISMATCH",
             )
-        await self._repository.set_context(conversation_id, context)
+        await self._store.set_context(conversation_id, context)
         conversation = replace(conversation, context=context)
-        await self._repository.add_frames(self._announcer.conversation_updated(conversation))
+        await self._store.add_frames(self._announcer.conversation_updated(conversation))
         self._announcer.published(conversation)
         self._courier.refresh_context(conversation_id)
         return conversation
 
+    async def post_for_buyer(
+        self, site_id: SiteID, conversation_id: ConversationID, text: str, client_id: str
+    ) -> tuple[Message, bool]:
+        """The marketplace posts as the conversation's buyer."""
+        conversation = await self.conversation(site_id, conversation_id)
+        buyer = await self.buyer(site_id, conversation.buyer_id)
+        return await self.post_buyer_message(conversation, buyer, text, client_id)
+
     async def post_buyer_message(
         self,
-        site_id: SiteID,
-        conversation_id: ConversationID,
+        conversation: Conversation,
+        buyer: Buyer,
         text: str,
         client_id: str,
         attachment: Attachment | None = None,
     ) -> tuple[Message, bool]:
-        """Store a buyer's message (idempotent by client id) and hand it to the courier.
+        """Store a buyer's message (idempotent by client id) and hand it to the courier;
+        the caller has loaded the conversation and its buyer.
 
         The message is stored as written; the courier translates it on its way to the
         room, so a slow translation service never holds the buyer's answer back."""
-        conversation = await self.conversation(site_id, conversation_id)
-        if conversation.state == ConversationState.BLOCKED:
-            raise Forbidden("This conversation is blocked", "BAZAAR_BLOCKED")
-        buyer = await self.buyer(site_id, conversation.buyer_id)
+        refuse_if_blocked(conversation)
+        conversation_id = conversation.conversation_id
         message_id = new_message_id()
         draft = Message(
             message_id=message_id,
@@ -253,11 +271,11 @@ class MarketplaceDesk:
             else (replace(attachment, attachment_id=attachment_id(message_id, 1)),),
         )
         try:
-            message, created = await self._repository.add_message(
+            message, created = await self._store.add_message(
                 draft, self._announcer.message_created(conversation, draft)
             )
         except ConversationBlocked:
-            raise Forbidden("This conversation is blocked", "BAZAAR_BLOCKED") from None
+            raise blocked() from None
         if not created and not _same_words(message, draft):
             raise Conflict(
                 f"client_id '{client_id}' was already used for another message",
@@ -272,15 +290,11 @@ class MarketplaceDesk:
             self._courier.wake(conversation_id)
         return message, created
 
-    async def retry_buyer_message(
-        self, site_id: SiteID, conversation_id: ConversationID, client_id: str
-    ) -> Message:
+    async def retry_buyer_message(self, conversation: Conversation, client_id: str) -> Message:
         """Send a stored message again by its client id alone (a retry of a message with a
         file, after the page that had the file was closed)."""
-        conversation = await self.conversation(site_id, conversation_id)
-        if conversation.state == ConversationState.BLOCKED:
-            raise Forbidden("This conversation is blocked", "BAZAAR_BLOCKED")
-        message = await self._repository.message_by_client_id(conversation_id, client_id)
+        refuse_if_blocked(conversation)
+        message = await self._store.message_by_client_id(conversation.conversation_id, client_id)
         if message is None:
             raise BadRequest("'text' is required", "M_MISSING_PARAM")
         return await self._retry_if_failed(conversation, message)
@@ -289,7 +303,7 @@ class MarketplaceDesk:
         if message.status != MessageStatus.FAILED:
             return message
         # Sending the same client_id again is the buyer's retry: try the room once more.
-        message = await self._repository.requeue(
+        message = await self._store.requeue(
             message.message_id, self._announcer.message_changed(conversation, "message.status")
         )
         self._announcer.published(conversation)
@@ -308,11 +322,9 @@ class MarketplaceDesk:
         after: MessageID | None,
         limit: int,
     ) -> list[Message]:
-        await self.conversation(site_id, conversation_id)
+        conversation = await self.conversation(site_id, conversation_id)
         if after is not None:
-            anchor = await self._repository.get_message(after)
-            if anchor is None or anchor.conversation_id != conversation_id:
-                raise NotFound(f"Unknown message '{after}'", "BAZAAR_UNKNOWN_MESSAGE")
-        return await self._repository.list_messages(
+            await message_in(self._store, conversation, after)
+        return await self._store.list_messages(
             conversation_id, after=after, limit=min(max(limit, 1), MAX_PAGE)
         )

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from bridge.core.events import Announcer
 from bridge.core.ids import ConversationID, EventID, MessageID, SiteID
@@ -25,8 +25,8 @@ from bridge.core.ports import (
     MatrixPort,
     MatrixRejected,
     MediaPort,
-    Repository,
 )
+from bridge.core.storage import Blocks, ConversationRecords, MessageDelivery, Parties, RoomUpkeep
 from bridge.core.tasks import TaskKeeper
 from bridge.core.team import AnsweringRoles
 from bridge.core.translation import Translations
@@ -34,6 +34,10 @@ from bridge.core.translation import Translations
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class CourierStore(Parties, ConversationRecords, RoomUpkeep, Blocks, MessageDelivery, Protocol):
+    """The store as the courier uses it."""
 
 
 class _Undeliverable(Exception):
@@ -57,7 +61,7 @@ class Backoff:
 class Courier:
     def __init__(
         self,
-        repository: Repository,
+        store: CourierStore,
         matrix: MatrixPort,
         sites: Mapping[SiteID, Site],
         answering: AnsweringRoles,
@@ -68,7 +72,7 @@ class Courier:
         backoff: Backoff = Backoff(),
         provision_timeout: float = 15.0,
     ) -> None:
-        self._repository = repository
+        self._store = store
         self._matrix = matrix
         self._sites = sites
         self._answering = answering
@@ -92,11 +96,11 @@ class Courier:
     async def resume(self) -> None:
         """Pick up what an earlier run left: rooms not made, messages not delivered, members
         not yet brought in line."""
-        for conversation in await self._repository.conversations_needing_delivery():
+        for conversation in await self._store.conversations_needing_delivery():
             if conversation.room_id is not None:
                 self._resumed.add(conversation.conversation_id)
             self.wake(conversation.conversation_id)
-        for conversation_id in await self._repository.conversations_with_stale_members():
+        for conversation_id in await self._store.conversations_with_stale_members():
             self._stale_members.add(conversation_id)
             self.wake(conversation_id)
 
@@ -114,7 +118,7 @@ class Courier:
     async def refresh_members(self, conversation_ids: Sequence[ConversationID]) -> None:
         """Bring the rooms' membership and power levels back to what the seller's roles and
         the blocks say; noted in the store first, so a restart finishes the work."""
-        await self._repository.mark_members_stale(conversation_ids, True)
+        await self._store.mark_members_stale(conversation_ids, True)
         for conversation_id in conversation_ids:
             self._stale_members.add(conversation_id)
             self.wake(conversation_id)
@@ -144,7 +148,7 @@ class Courier:
             del self._workers[conversation_id]
 
     async def _deliver_all(self, conversation_id: ConversationID) -> None:
-        stored = await self._repository.get_conversation_by_id(conversation_id)
+        stored = await self._store.get_conversation_by_id(conversation_id)
         if stored is None:
             return
         conversation = stored
@@ -165,12 +169,12 @@ class Courier:
             self._stale_members.discard(conversation_id)
             await self._retrying(partial(self._push_members, conversation))
             if conversation_id not in self._stale_members:  # no newer change came meanwhile
-                await self._repository.mark_members_stale([conversation_id], False)
-        pending = await self._repository.pending_messages(conversation_id)
+                await self._store.mark_members_stale([conversation_id], False)
+        pending = await self._store.pending_messages(conversation_id)
         if not pending:
             self._resumed.discard(conversation_id)
             return
-        buyer = await self._repository.get_buyer(conversation.site, conversation.buyer_id)
+        buyer = await self._store.get_buyer(conversation.site, conversation.buyer_id)
         if buyer is None:
             raise LookupError(f"{conversation_id} lost its buyer")
         if conversation_id in self._resumed:
@@ -198,7 +202,7 @@ class Courier:
                 await recording
 
     async def _fail_pending(self, conversation: Conversation, reason: str) -> None:
-        for message in await self._repository.pending_messages(conversation.conversation_id):
+        for message in await self._store.pending_messages(conversation.conversation_id):
             await self._record(conversation, message, _Undeliverable(reason))
 
     async def _not_yet_in_room(
@@ -252,11 +256,11 @@ class Courier:
     async def _ensure_room(self, conversation: Conversation) -> Conversation:
         lock = self._room_locks.setdefault(conversation.conversation_id, asyncio.Lock())
         async with lock:
-            current = await self._repository.get_conversation_by_id(conversation.conversation_id)
+            current = await self._store.get_conversation_by_id(conversation.conversation_id)
             if current is not None and current.room_id is not None:
                 return current
-            seller = await self._repository.get_seller(conversation.site, conversation.seller_id)
-            buyer = await self._repository.get_buyer(conversation.site, conversation.buyer_id)
+            seller = await self._store.get_seller(conversation.site, conversation.seller_id)
+            buyer = await self._store.get_buyer(conversation.site, conversation.buyer_id)
             if seller is None or buyer is None:
                 raise LookupError(f"{conversation.conversation_id} lost its seller or buyer")
             room_id = await self._matrix.create_conversation_room(
@@ -266,17 +270,17 @@ class Courier:
                 self._answering.members(seller),
                 self._sites[conversation.site].name,
             )
-            await self._repository.set_room(conversation.conversation_id, room_id)
+            await self._store.set_room(conversation.conversation_id, room_id)
             self._room_locks.pop(conversation.conversation_id, None)
             return replace(conversation, room_id=room_id)
 
     async def _push_members(self, conversation: Conversation) -> None:
-        seller = await self._repository.get_seller(conversation.site, conversation.seller_id)
-        buyer = await self._repository.get_buyer(conversation.site, conversation.buyer_id)
+        seller = await self._store.get_seller(conversation.site, conversation.seller_id)
+        buyer = await self._store.get_buyer(conversation.site, conversation.buyer_id)
         if seller is None or buyer is None:
             return
-        current = await self._repository.get_conversation_by_id(conversation.conversation_id)
-        blocked_by = await self._repository.blocks(
+        current = await self._store.get_conversation_by_id(conversation.conversation_id)
+        blocked_by = await self._store.blocks(
             conversation.site, conversation.seller_id, conversation.buyer_id
         )
         try:
@@ -294,10 +298,10 @@ class Courier:
             )
 
     async def _push_context(self, conversation_id: ConversationID) -> None:
-        conversation = await self._repository.get_conversation_by_id(conversation_id)
+        conversation = await self._store.get_conversation_by_id(conversation_id)
         if conversation is None or conversation.room_id is None:
             return
-        buyer = await self._repository.get_buyer(conversation.site, conversation.buyer_id)
+        buyer = await self._store.get_buyer(conversation.site, conversation.buyer_id)
         if buyer is not None:
             await self._matrix.update_context(conversation, buyer)
 
@@ -305,7 +309,7 @@ class Courier:
         """The language the seller reads, when the conversation's messages are translated."""
         if not (self._translations.enabled and conversation.translation_enabled):
             return None
-        seller = await self._repository.get_seller(conversation.site, conversation.seller_id)
+        seller = await self._store.get_seller(conversation.site, conversation.seller_id)
         return seller.language if seller else None
 
     async def _prepare(
@@ -330,7 +334,7 @@ class Courier:
             except MatrixRejected as error:
                 # Refused for good (the homeserver's own size limit may be lower than ours).
                 raise _Undeliverable(f"The homeserver refused the file: {error}") from error
-        return await self._repository.set_attachments(message.message_id, uploaded)
+        return await self._store.set_attachments(message.message_id, uploaded)
 
     async def _translate(
         self, conversation: Conversation, message: Message, reader: str
@@ -338,7 +342,7 @@ class Courier:
         rendering = await self._translations.render(message.text, message.lang, reader)
         if rendering.note is None:
             return message
-        return await self._repository.set_rendering(
+        return await self._store.set_rendering(
             message.message_id,
             rendering.text,
             rendering.original,
@@ -416,7 +420,7 @@ class Courier:
         status_event = self._announcer.message_changed(conversation, "message.status")
         if isinstance(outcome, _Undeliverable):
             logger.warning("Message %s failed: %s", message.message_id, outcome.reason)
-            await self._repository.mark_failed(message.message_id, outcome.reason, status_event)
+            await self._store.mark_failed(message.message_id, outcome.reason, status_event)
         else:
-            await self._repository.mark_delivered(message.message_id, outcome, status_event)
+            await self._store.mark_delivered(message.message_id, outcome, status_event)
         self._announcer.published(conversation)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from typing import Protocol
 
 from bridge.core.archive import Archive
 from bridge.core.commands import SellerCommands, is_command
@@ -14,14 +14,11 @@ from bridge.core.ids import (
     ConversationID,
     EventID,
     RoomID,
-    SellerID,
-    SiteID,
     UserID,
     attachment_id,
     new_message_id,
 )
 from bridge.core.models import (
-    Attachment,
     Conversation,
     ConversationState,
     Member,
@@ -30,7 +27,18 @@ from bridge.core.models import (
     Seller,
     SenderKind,
 )
-from bridge.core.ports import MatrixPort, Repository
+from bridge.core.ports import MatrixPort
+from bridge.core.room_events import (
+    ManagementRoom,
+    MembershipChange,
+    MessageEdit,
+    PowerLevelsChange,
+    ReadReceipt,
+    Redaction,
+    RoomMessage,
+    TypingChange,
+)
+from bridge.core.storage import ConversationRecords, FeedWriter, MessageRecords, Parties
 from bridge.core.team import AnsweringRoles
 from bridge.core.translation import Rendering, Translations
 from bridge.core.validation import MAX_TEXT_CHARS
@@ -41,10 +49,14 @@ logger = logging.getLogger(__name__)
 RECENT_FOR_LANGUAGE = 20
 
 
+class SellerRepliesStore(Parties, ConversationRecords, MessageRecords, FeedWriter, Protocol):
+    """The store as sellers' replies use it."""
+
+
 class SellerReplies:
     def __init__(
         self,
-        repository: Repository,
+        store: SellerRepliesStore,
         matrix: MatrixPort,
         answering: AnsweringRoles,
         announcer: Announcer,
@@ -53,7 +65,7 @@ class SellerReplies:
         commands: SellerCommands,
         translations: Translations,
     ) -> None:
-        self._repository = repository
+        self._store = store
         self._matrix = matrix
         self._answering = answering
         self._announcer = announcer
@@ -63,23 +75,24 @@ class SellerReplies:
         self._translations = translations
         self._typing: dict[RoomID, frozenset[UserID]] = {}
 
-    async def _member_room(
-        self, room_id: RoomID, sender: UserID
-    ) -> tuple[Conversation, Seller, Member] | None:
-        conversation = await self._repository.conversation_by_room(room_id)
-        if conversation is None:
-            return None
-        seller = await self._repository.get_seller(conversation.site, conversation.seller_id)
+    async def _answering_member(
+        self, conversation: Conversation, sender: UserID
+    ) -> tuple[Seller, Member] | None:
+        """The conversation's seller and the member who spoke, when the sender answers for
+        the seller; anyone else is ignored."""
+        seller = await self._store.get_seller(conversation.site, conversation.seller_id)
         if seller is None:
             return None
         for member in self._answering.members(seller):
             if member.user_id == sender:
-                return conversation, seller, member
-        logger.info("Ignoring %s in %s: not an allowed member of the seller", sender, room_id)
+                return seller, member
+        logger.info(
+            "Ignoring %s in %s: not an allowed member of the seller", sender, conversation.room_id
+        )
         return None
 
     async def _own_message(self, conversation: Conversation, target: EventID) -> Message | None:
-        message = await self._repository.message_by_event(target)
+        message = await self._store.message_by_event(target)
         if (
             message is None
             or message.conversation_id != conversation.conversation_id
@@ -89,31 +102,22 @@ class SellerReplies:
             return None
         return message
 
-    async def on_message(
-        self,
-        room_id: RoomID,
-        sender: UserID,
-        event_id: EventID,
-        text: str,
-        html: str | None,
-        sent_at: datetime,
-        *,
-        attachments: Sequence[Attachment] = (),
-        reply_to: EventID | None = None,
-    ) -> None:
-        found = await self._member_room(room_id, sender)
+    async def on_message(self, conversation: Conversation, said: RoomMessage) -> None:
+        found = await self._answering_member(conversation, said.sender)
         if found is None:
             return
-        conversation, seller, member = found
-        if is_command(text) and not attachments:
-            await self._commands.run(conversation, sender, text, reply_to=reply_to)
+        seller, member = found
+        if is_command(said.text) and said.attachment is None:
+            await self._commands.run(conversation, said.sender, said.text, reply_to=said.reply_to)
             return
         if conversation.state == ConversationState.BLOCKED:
-            logger.info("Not relaying %s: the conversation is blocked", event_id)
+            logger.info("Not relaying %s: the conversation is blocked", said.event_id)
             return
         name = await self._matrix.display_name(member.user_id) or member.user_id
         message_id = new_message_id()
-        text = text[:MAX_TEXT_CHARS]
+        text = said.text[:MAX_TEXT_CHARS]
+        html = said.html
+        attachments = () if said.attachment is None else (said.attachment,)
         rendering = await self._render(conversation, seller, text)
         message = Message(
             message_id=message_id,
@@ -123,9 +127,9 @@ class SellerReplies:
             text=rendering.text,
             lang=seller.language,
             status=MessageStatus.SENT,
-            created_at=sent_at,
+            created_at=said.sent_at,
             sender_user_id=member.user_id,
-            event_id=event_id,
+            event_id=said.event_id,
             original=rendering.original,
             # The seller's formatting belongs to the words as written, not to a translation.
             html=html if rendering.original is None else None,
@@ -135,7 +139,7 @@ class SellerReplies:
             ),
             translation=rendering.note,
         )
-        _, created = await self._repository.add_message(
+        _, created = await self._store.add_message(
             message, self._announcer.message_created(conversation, message)
         )
         if created:
@@ -152,10 +156,10 @@ class SellerReplies:
 
     async def buyer_language(self, conversation: Conversation) -> str | None:
         """What the buyer reads: their profile's language, else that of their latest words."""
-        buyer = await self._repository.get_buyer(conversation.site, conversation.buyer_id)
+        buyer = await self._store.get_buyer(conversation.site, conversation.buyer_id)
         if buyer is not None and buyer.language:
             return buyer.language
-        recent = await self._repository.list_messages_before(
+        recent = await self._store.list_messages_before(
             conversation.conversation_id, before=None, limit=RECENT_FOR_LANGUAGE
         )
         for message in reversed(recent):
@@ -163,99 +167,79 @@ class SellerReplies:
                 return message.lang
         return None
 
-    async def on_management_message(
-        self, room_id: RoomID, site: SiteID, seller_id: SellerID, sender: UserID, text: str
-    ) -> None:
+    async def on_management_message(self, room: ManagementRoom, said: RoomMessage) -> None:
         """A message in the seller's management room: commands for the bot."""
-        seller = await self._repository.get_seller(site, seller_id)
-        if seller is None or not is_command(text):
+        seller = await self._store.get_seller(room.site, room.seller_id)
+        if seller is None or not is_command(said.text):
             return
-        if sender not in self._answering.user_ids(seller):
+        if said.sender not in self._answering.user_ids(seller):
             return
-        conversations = await self._repository.list_conversations(site, seller_id=seller_id)
-        await self._commands.run_management(room_id, conversations, text)
+        conversations = await self._store.list_conversations(room.site, seller_id=room.seller_id)
+        await self._commands.run_management(room.room_id, conversations, said.text)
 
-    async def on_edit(
-        self,
-        room_id: RoomID,
-        sender: UserID,
-        target: EventID,
-        new_text: str,
-        new_html: str | None,
-        edited_at: datetime,
-    ) -> None:
-        found = await self._member_room(room_id, sender)
+    async def on_edit(self, conversation: Conversation, edit: MessageEdit) -> None:
+        found = await self._answering_member(conversation, edit.sender)
         if found is None:
             return
-        conversation, seller, _ = found
-        original = await self._own_message(conversation, target)
+        seller, _ = found
+        original = await self._own_message(conversation, edit.target)
         # Only the author may edit, as Matrix clients assume; anything else is ignored.
-        if original is None or original.sender_user_id != sender:
+        if original is None or original.sender_user_id != edit.sender:
             return
-        rendering = await self._render(conversation, seller, new_text[:MAX_TEXT_CHARS])
-        await self._repository.edit_message(
+        rendering = await self._render(conversation, seller, edit.text[:MAX_TEXT_CHARS])
+        await self._store.edit_message(
             original.message_id,
             rendering.text,
-            new_html if rendering.original is None else None,
-            edited_at,
+            edit.html if rendering.original is None else None,
+            edit.edited_at,
             self._announcer.message_changed(conversation, "message.updated"),
             original=rendering.original,
             note=rendering.note,
         )
         self._announcer.published(conversation)
 
-    async def on_redaction(
-        self, room_id: RoomID, sender: UserID, target: EventID, redacted_at: datetime
-    ) -> None:
+    async def on_redaction(self, conversation: Conversation, redaction: Redaction) -> None:
         # The homeserver allowed the redaction, so the sender had the right to make it.
-        conversation = await self._repository.conversation_by_room(room_id)
-        if conversation is None:
-            return
-        original = await self._own_message(conversation, target)
+        original = await self._own_message(conversation, redaction.target)
         if original is None:
             return
-        await self._repository.delete_message(
+        await self._store.delete_message(
             original.message_id,
-            redacted_at,
+            redaction.redacted_at,
             self._announcer.message_changed(conversation, "message.deleted"),
         )
         self._announcer.published(conversation)
 
-    async def on_membership(self, room_id: RoomID, user_id: UserID, membership: str) -> None:
+    async def on_membership(self, conversation: Conversation, change: MembershipChange) -> None:
         """Only the seller's answering members may be in a room; anyone else is removed."""
-        if membership not in ("join", "invite", "knock"):
+        if change.membership not in ("join", "invite", "knock"):
             return
-        conversation = await self._repository.conversation_by_room(room_id)
-        if conversation is None:
-            return
-        seller = await self._repository.get_seller(conversation.site, conversation.seller_id)
+        seller = await self._store.get_seller(conversation.site, conversation.seller_id)
         allowed = self._answering.user_ids(seller)
-        if user_id not in allowed:
+        if change.subject not in allowed:
             logger.warning(
                 "%s got into %s (%s) without being one who answers for the seller; removing",
-                user_id,
-                room_id,
-                membership,
+                change.subject,
+                change.room_id,
+                change.membership,
             )
             await self._members_drifted([conversation.conversation_id])
 
-    async def on_power_levels(self, room_id: RoomID, sender: UserID) -> None:
+    async def on_power_levels(self, conversation: Conversation, change: PowerLevelsChange) -> None:
         """Power levels are the bot's to set; a change by anyone else is reverted."""
-        conversation = await self._repository.conversation_by_room(room_id)
-        if conversation is not None:
-            logger.warning("%s changed the power levels of %s; reverting", sender, room_id)
-            await self._members_drifted([conversation.conversation_id])
+        logger.warning(
+            "%s changed the power levels of %s; reverting", change.sender, change.room_id
+        )
+        await self._members_drifted([conversation.conversation_id])
 
-    async def on_read(self, room_id: RoomID, reader: UserID, event_id: EventID) -> None:
+    async def on_read(self, conversation: Conversation, receipt: ReadReceipt) -> None:
         """A member's read receipt: the buyer's messages up to that event are read (✓✓)."""
-        found = await self._member_room(room_id, reader)
-        if found is None:
+        if await self._answering_member(conversation, receipt.reader) is None:
             return
-        conversation, _, _ = found
-        anchor = await self._repository.message_by_event(event_id)
+        anchor = await self._store.message_by_event(receipt.event_id)
         if anchor is None or anchor.conversation_id != conversation.conversation_id:
             return
-        changed = await self._repository.mark_read(
+        changed = await self._store.mark_read(
             conversation.conversation_id,
             SenderKind.SELLER,
             anchor.message_id,
@@ -264,12 +248,10 @@ class SellerReplies:
         if changed:
             self._announcer.published(conversation)
 
-    async def on_typing(self, room_id: RoomID, typing: frozenset[UserID]) -> None:
+    async def on_typing(self, conversation: Conversation, change: TypingChange) -> None:
         """The room's typing list changed; tell the buyer when a member starts or stops."""
-        conversation = await self._repository.conversation_by_room(room_id)
-        if conversation is None:
-            return
-        seller = await self._repository.get_seller(conversation.site, conversation.seller_id)
+        room_id, typing = change.room_id, change.typing
+        seller = await self._store.get_seller(conversation.site, conversation.seller_id)
         if seller is None:
             return
         members = self._answering.user_ids(seller)
@@ -279,7 +261,7 @@ class SellerReplies:
             return
         self._typing[room_id] = now_typing
         names = [await self._matrix.display_name(u) or u for u in sorted(now_typing)]
-        await self._repository.add_frames(
+        await self._store.add_frames(
             self._announcer.typing(conversation, bool(now_typing), ", ".join(names))
         )
         self._announcer.published(conversation)

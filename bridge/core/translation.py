@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from bridge.core.models import Original, TranslationNote
 from bridge.core.ports import (
     LanguageDetector,
-    TranslationCache,
     TranslationProvider,
     TranslationUnavailable,
 )
+from bridge.core.storage import TranslationCache
 
 logger = logging.getLogger(__name__)
 

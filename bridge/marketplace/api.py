@@ -160,11 +160,10 @@ async def start_conversation(request: web.Request) -> web.Response:
     seller = await conversations.seller(
         site_id, SellerID(require_id(body.get("seller_id"), "seller_id"))
     )
-    conversation, created = await conversations.start_conversation(
-        seller,
-        BuyerID(require_id(body.get("buyer_id"), "buyer_id")),
-        parse_context(body.get("context")),
-    )
+    buyer_id = BuyerID(require_id(body.get("buyer_id"), "buyer_id"))
+    context = parse_context(body.get("context"))
+    buyer = await conversations.buyer(site_id, buyer_id)
+    conversation, created = await conversations.start_conversation(seller, buyer, context)
     return web.json_response(conversation_json(conversation), status=201 if created else 200)
 
 
@@ -216,12 +215,11 @@ async def block(request: web.Request) -> web.Response:
         side = Side(body.get("by", Side.SELLER.value))
     except ValueError:
         raise BadRequest("'by' must be 'seller' or 'buyer'") from None
-    conversation = await request.app[CONVERSATIONS].set_block(
-        site_id,
-        ConversationID(request.match_info["conversation_id"]),
-        side,
-        blocked=request.path.endswith("/block"),
+    desk = request.app[CONVERSATIONS]
+    conversation = await desk.conversation(
+        site_id, ConversationID(request.match_info["conversation_id"])
     )
+    conversation = await desk.set_block(conversation, side, blocked=request.path.endswith("/block"))
     return web.json_response(conversation_json(conversation))
 
 
@@ -229,7 +227,7 @@ async def block(request: web.Request) -> web.Response:
 async def post_message(request: web.Request) -> web.Response:
     site_id = _site(request)
     body = await read_json(request)
-    message, created = await request.app[CONVERSATIONS].post_buyer_message(
+    message, created = await request.app[CONVERSATIONS].post_for_buyer(
         site_id,
         ConversationID(request.match_info["conversation_id"]),
         require_text(body.get("text"), "text"),

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 
 from bridge.core.ids import SiteID
-from bridge.core.ports import OutgoingWebhook, Repository
+from bridge.core.storage import OutgoingWebhook, WebhookOutbox
 from bridge.core.tasks import TaskKeeper
 
 logger = logging.getLogger(__name__)
@@ -45,13 +45,13 @@ class RetryPolicy:
 class WebhookDispatcher:
     def __init__(
         self,
-        repository: Repository,
+        outbox: WebhookOutbox,
         targets: Mapping[SiteID, WebhookTarget],
         session: aiohttp.ClientSession,
         tasks: TaskKeeper,
         retry: RetryPolicy = RetryPolicy(),
     ) -> None:
-        self._repository = repository
+        self._outbox = outbox
         self._targets = targets
         self._session = session
         self._tasks = tasks
@@ -73,7 +73,7 @@ class WebhookDispatcher:
             wakeup.clear()
             try:
                 await self._deliver_due(site)
-                next_at = await self._repository.next_webhook_attempt(site)
+                next_at = await self._outbox.next_webhook_attempt(site)
             except Exception:
                 logger.exception("Webhook delivery for %s failed; retrying", site)
                 next_at = datetime.now(UTC) + timedelta(seconds=self._retry.first)
@@ -89,7 +89,7 @@ class WebhookDispatcher:
     async def _deliver_due(self, site: SiteID) -> None:
         target = self._targets[site]
         while True:
-            due = await self._repository.due_webhooks(site, datetime.now(UTC), BATCH)
+            due = await self._outbox.due_webhooks(site, datetime.now(UTC), BATCH)
             for webhook in due:
                 if not await self._post(target, webhook):
                     return
@@ -108,7 +108,7 @@ class WebhookDispatcher:
                 target.url, data=webhook.body, headers=headers, timeout=TIMEOUT
             ) as response:
                 if 200 <= response.status < 300:
-                    await self._repository.mark_webhook_delivered(
+                    await self._outbox.mark_webhook_delivered(
                         webhook.delivery_id, datetime.now(UTC)
                     )
                     return True
@@ -123,7 +123,7 @@ class WebhookDispatcher:
             error,
             delay,
         )
-        await self._repository.defer_webhook(
+        await self._outbox.defer_webhook(
             webhook.delivery_id, datetime.now(UTC) + timedelta(seconds=delay), error
         )
         return False

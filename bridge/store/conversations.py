@@ -63,7 +63,7 @@ def _blocked_by(by_buyer: bool, by_seller: bool) -> frozenset[Side]:
     )
 
 
-def _with_blocks(row: ConversationRow, by_buyer: bool, by_seller: bool) -> Conversation:
+def with_blocks(row: ConversationRow, by_buyer: bool, by_seller: bool) -> Conversation:
     """A row of a `WITH_BLOCKS` query (unpacked) as the conversation it is."""
     return to_conversation(row, blocked_by=_blocked_by(by_buyer, by_seller))
 
@@ -87,7 +87,7 @@ class ConversationStore(Sessions):
                     await session.execute(select(*WITH_BLOCKS).where(*same_context))
                 ).first()
                 if existing is not None:
-                    return _with_blocks(*existing), False
+                    return with_blocks(*existing), False
                 session.add(
                     ConversationRow(
                         conversation_id=conversation.conversation_id,
@@ -115,7 +115,7 @@ class ConversationStore(Sessions):
                 ).first()
                 if existing is None:
                     raise
-                return _with_blocks(*existing), False
+                return with_blocks(*existing), False
 
     async def get_conversation(
         self, site: SiteID, conversation_id: ConversationID
@@ -131,15 +131,7 @@ class ConversationStore(Sessions):
                 select(*WITH_BLOCKS).where(ConversationRow.conversation_id == conversation_id)
             )
             row = found.first()
-            return _with_blocks(*row) if row else None
-
-    async def conversation_by_room(self, room_id: RoomID) -> Conversation | None:
-        async with self._reads() as session:
-            found = await session.execute(
-                select(*WITH_BLOCKS).where(ConversationRow.room_id == room_id)
-            )
-            row = found.first()
-            return _with_blocks(*row) if row else None
+            return with_blocks(*row) if row else None
 
     async def list_conversations(
         self,
@@ -195,7 +187,7 @@ class ConversationStore(Sessions):
                     | ConversationRow.conversation_id.in_(pending)
                 )
             )
-            return [_with_blocks(*row) for row in rows]
+            return [with_blocks(*row) for row in rows]
 
     async def mark_members_stale(
         self, conversation_ids: Sequence[ConversationID], stale: bool
@@ -343,7 +335,7 @@ class ConversationStore(Sessions):
             for row, _, _ in found:
                 row.state = state.value
             await session.flush()
-            changed = [_with_blocks(*row) for row in found]
+            changed = [with_blocks(*row) for row in found]
             for conversation in changed:
                 await store_events(session, events_for(conversation))
             return changed

@@ -1,4 +1,5 @@
-"""What the Matrix side keeps: sellers' Spaces, site rooms, registered ghosts."""
+"""What the Matrix side keeps: sellers' Spaces, site rooms, registered ghosts; and which of
+the bridge's rooms a room is."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ from bridge.core.models import (
     ConversationState,
     SellerSpace,
 )
+from bridge.core.room_events import ConversationRoom, ManagementRoom, RoomKind, SiteRoom
 from bridge.store.base import Sessions
+from bridge.store.conversations import WITH_BLOCKS, with_blocks
 from bridge.store.records import (
     to_seller_space,
 )
 from bridge.store.schema import (
+    ConversationRow,
     GhostRow,
     SellerSpaceRow,
     SiteRoomRow,
@@ -60,13 +64,6 @@ class MatrixStateStore(Sessions):
         async with self._writes.begin() as session:
             await session.merge(SpacePlacementRow(room_id=room_id, section=state.value))
 
-    async def management_room_seller(self, room_id: RoomID) -> tuple[SiteID, SellerID] | None:
-        async with self._reads() as session:
-            row = await session.scalar(
-                select(SellerSpaceRow).where(SellerSpaceRow.management_id == room_id)
-            )
-            return (SiteID(row.site), SellerID(row.seller_id)) if row else None
-
     async def site_room(self, site: SiteID, purpose: str) -> RoomID | None:
         async with self._reads() as session:
             row = await session.get(SiteRoomRow, (site, purpose))
@@ -76,10 +73,27 @@ class MatrixStateStore(Sessions):
         async with self._writes.begin() as session:
             await session.merge(SiteRoomRow(site=site, purpose=purpose, room_id=room_id))
 
-    async def site_room_purpose(self, room_id: RoomID) -> tuple[SiteID, str] | None:
+    async def classify_room(self, room_id: RoomID) -> RoomKind | None:
+        # Conversation rooms first: nearly every event is in one.
         async with self._reads() as session:
-            row = await session.scalar(select(SiteRoomRow).where(SiteRoomRow.room_id == room_id))
-            return (SiteID(row.site), row.purpose) if row else None
+            found = (
+                await session.execute(
+                    select(*WITH_BLOCKS).where(ConversationRow.room_id == room_id)
+                )
+            ).first()
+            if found is not None:
+                return ConversationRoom(with_blocks(*found))
+            space = await session.scalar(
+                select(SellerSpaceRow).where(SellerSpaceRow.management_id == room_id)
+            )
+            if space is not None:
+                return ManagementRoom(room_id, SiteID(space.site), SellerID(space.seller_id))
+            site_room = await session.scalar(
+                select(SiteRoomRow).where(SiteRoomRow.room_id == room_id)
+            )
+            if site_room is not None:
+                return SiteRoom(room_id, SiteID(site_room.site), site_room.purpose)
+            return None
 
     # Ghosts (used by the Matrix side to skip repeat registrations)
 

@@ -26,7 +26,7 @@ from bridge.core.models import (
     SenderKind,
     TranslationNote,
 )
-from bridge.core.ports import ConversationBlocked
+from bridge.core.storage import ConversationBlocked
 from bridge.store.base import Sessions
 from bridge.store.records import (
     attachment_values,

@@ -15,7 +15,7 @@ from bridge.core.ids import (
     ConversationID,
     SiteID,
 )
-from bridge.core.ports import OutgoingWebhook, StoredFrame, StoredTransaction
+from bridge.core.storage import OutgoingWebhook, StoredFrame, StoredTransaction
 from bridge.store.base import Sessions
 from bridge.store.records import (
     store_events,

@@ -1,4 +1,5 @@
-"""The SQL implementation of the domain's `Repository` port, assembled from its parts.
+"""The SQL implementation of every store port of the domain (`core/storage.Repository`),
+assembled from its parts.
 
 ORM rows never leave `store/`: each part turns them into domain records.
 """

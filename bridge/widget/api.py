@@ -158,6 +158,7 @@ async def post_message(request: web.Request) -> web.Response:
             if len(text) > MAX_TEXT_CHARS:
                 raise TooLarge(f"'text' is longer than {MAX_TEXT_CHARS} characters")
             message, created = await widget.desk.post_file(
+                buyer,
                 conversation,
                 text,
                 require_text(

@@ -17,12 +17,11 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
 
 from aiohttp import WSMsgType, web
 
 from bridge.core.ids import BuyerID, SiteID
-from bridge.core.ports import StoredFrame
+from bridge.core.storage import FeedReader, StoredFrame
 from bridge.core.tasks import TaskKeeper
 
 logger = logging.getLogger(__name__)
@@ -32,16 +31,6 @@ BATCH = 200
 # Frames a stream may have waiting to be sent; past that (a client that reads slowly or
 # not at all) it stops being handed frames and catches up from the store when it can.
 MAX_WAITING = 2 * BATCH
-
-
-class FeedStore(Protocol):
-    """The stored buyer feed, as the streams read it."""
-
-    async def frames_since(
-        self, site: SiteID, buyer_id: BuyerID, since: int, limit: int
-    ) -> list[StoredFrame]: ...
-
-    async def latest_frame(self, site: SiteID, buyer_id: BuyerID) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -80,7 +69,7 @@ def _feed_frame(frame: StoredFrame) -> FeedFrame:
 class _BuyerFeed:
     """The streams of one buyer and the one reader that reads their new frames."""
 
-    def __init__(self, store: FeedStore, site: SiteID, buyer_id: BuyerID, cursor: int) -> None:
+    def __init__(self, store: FeedReader, site: SiteID, buyer_id: BuyerID, cursor: int) -> None:
         self.store = store
         self.site = site
         self.buyer_id = buyer_id
@@ -200,7 +189,7 @@ class OpenStream:
 class FeedHub:
     """The buyers' open streams, fed by one reader per buyer, at most `max_streams` each."""
 
-    def __init__(self, store: FeedStore, tasks: TaskKeeper, max_streams: int) -> None:
+    def __init__(self, store: FeedReader, tasks: TaskKeeper, max_streams: int) -> None:
         self._store = store
         self._tasks = tasks
         self._max_streams = max_streams

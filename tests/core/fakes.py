@@ -61,7 +61,10 @@ class FakeClock:
         self.now += seconds
 
 
-class FakeRepository:
+class FakeStore:
+    """The store's ports (core/storage.py) in memory, each under its port's name; only the
+    methods the services under test call."""
+
     def __init__(self) -> None:
         self.sellers: dict[SellerID, Seller] = {}
         self.buyers: dict[BuyerID, Buyer] = {}
@@ -93,10 +96,21 @@ class FakeRepository:
     async def get_buyer(self, site: SiteID, buyer_id: BuyerID) -> Buyer | None:
         return self.buyers.get(buyer_id)
 
-    # Conversations.
+    # ConversationRecords.
     async def get_conversation_by_id(self, conversation_id: ConversationID) -> Conversation | None:
         return self.conversations.get(conversation_id)
 
+    async def set_room(self, conversation_id: ConversationID, room_id: RoomID) -> None:
+        self.conversations[conversation_id] = replace(
+            self.conversations[conversation_id], room_id=room_id
+        )
+
+    async def set_translation_enabled(self, conversation_id: ConversationID, enabled: bool) -> None:
+        self.conversations[conversation_id] = replace(
+            self.conversations[conversation_id], translation_enabled=enabled
+        )
+
+    # RoomUpkeep.
     async def conversations_needing_delivery(self) -> list[Conversation]:
         waiting = {
             m.conversation_id for m in self.messages.values() if m.status == MessageStatus.PENDING
@@ -119,16 +133,7 @@ class FakeRepository:
             else:
                 self.stale_members.discard(conversation_id)
 
-    async def set_room(self, conversation_id: ConversationID, room_id: RoomID) -> None:
-        self.conversations[conversation_id] = replace(
-            self.conversations[conversation_id], room_id=room_id
-        )
-
-    async def set_translation_enabled(self, conversation_id: ConversationID, enabled: bool) -> None:
-        self.conversations[conversation_id] = replace(
-            self.conversations[conversation_id], translation_enabled=enabled
-        )
-
+    # ConversationStates.
     async def idle_conversations(self, quiet_since: datetime) -> list[ConversationID]:
         return [
             c.conversation_id
@@ -183,7 +188,16 @@ class FakeRepository:
             changed.append(conversation)
         return changed
 
-    # Messages.
+    # MessageRecords.
+    async def message_by_event(self, event_id: EventID) -> Message | None:
+        return next((m for m in self.messages.values() if m.event_id == event_id), None)
+
+    async def list_messages_before(
+        self, conversation_id: ConversationID, *, before: MessageID | None, limit: int
+    ) -> list[Message]:
+        return [m for m in self.messages.values() if m.conversation_id == conversation_id][-limit:]
+
+    # MessageDelivery.
     async def pending_messages(self, conversation_id: ConversationID) -> list[Message]:
         return [
             m
@@ -218,14 +232,6 @@ class FakeRepository:
     ) -> Message:
         message = replace(self.messages[message_id], text=text, original=original, translation=note)
         return self._keep(message, events)
-
-    async def message_by_event(self, event_id: EventID) -> Message | None:
-        return next((m for m in self.messages.values() if m.event_id == event_id), None)
-
-    async def list_messages_before(
-        self, conversation_id: ConversationID, *, before: MessageID | None, limit: int
-    ) -> list[Message]:
-        return [m for m in self.messages.values() if m.conversation_id == conversation_id][-limit:]
 
 
 @dataclass
@@ -418,7 +424,7 @@ def buyer_message(
 class World:
     """The core services wired over the fakes, as `app.py` wires them over the adapters."""
 
-    repository: FakeRepository
+    store: FakeStore
     homeserver: FakeHomeserver
     courier: Courier
     announcer: Announcer
@@ -426,10 +432,10 @@ class World:
     media: FakeMedia
 
     def stored(self, message: Message) -> Message:
-        return self.repository.messages[message.message_id]
+        return self.store.messages[message.message_id]
 
     def frames(self, kind: str) -> list[FeedFrame]:
-        return [f for f in self.repository.feed if isinstance(f, FeedFrame) and f.type == kind]
+        return [f for f in self.store.feed if isinstance(f, FeedFrame) and f.type == kind]
 
     async def settled(self) -> None:
         """Wait until the courier has nothing left to do (its backoff here is zero)."""
@@ -441,19 +447,17 @@ class World:
 
 
 def world(translations: Translations | None = None) -> World:
-    repository = FakeRepository()
-    repository.sellers[SellerID("acme")] = Seller(
-        SITE, SellerID("acme"), "ACME", "en", members=(OWNER,)
-    )
+    store = FakeStore()
+    store.sellers[SellerID("acme")] = Seller(SITE, SellerID("acme"), "ACME", "en", members=(OWNER,))
     for buyer_id in ("anna", "boris"):
-        repository.buyers[BuyerID(buyer_id)] = Buyer(SITE, BuyerID(buyer_id), buyer_id.title())
+        store.buyers[BuyerID(buyer_id)] = Buyer(SITE, BuyerID(buyer_id), buyer_id.title())
     homeserver = FakeHomeserver()
     sites = {SITE: Site(SITE, "Shop", "en", has_webhook=False)}
     announcer = Announcer(sites, lambda site: None, lambda site, buyer: None)
     tasks = TaskKeeper()
     media = FakeMedia()
     courier = Courier(
-        repository,
+        store,
         homeserver,
         sites,
         AnsweringRoles(frozenset({"owner", "manager"})),
@@ -463,7 +467,7 @@ def world(translations: Translations | None = None) -> World:
         media,
         backoff=Backoff(first=0.0, longest=0.0),
     )
-    return World(repository, homeserver, courier, announcer, tasks, media)
+    return World(store, homeserver, courier, announcer, tasks, media)
 
 
 def days(count: float) -> timedelta:

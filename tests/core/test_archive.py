@@ -11,17 +11,17 @@ from tests.core.fakes import START, World, conversation, days, world
 
 def archive_world(now: datetime) -> tuple[World, Archive]:
     w = world()
-    return w, Archive(w.repository, w.courier, w.announcer, after_days=30, clock=lambda: now)
+    return w, Archive(w.store, w.courier, w.announcer, after_days=30, clock=lambda: now)
 
 
 def state_of(w: World, number: int) -> ConversationState:
-    return w.repository.conversations[conversation(number).conversation_id].state
+    return w.store.conversations[conversation(number).conversation_id].state
 
 
 async def test_only_what_was_quiet_longer_than_the_limit_is_archived() -> None:
     w, archive = archive_world(START + days(40))
-    w.repository.seed_conversation(conversation(1, last_message_at=START))  # 40 days quiet
-    w.repository.seed_conversation(conversation(2, last_message_at=START + days(11)))  # 29 days
+    w.store.seed_conversation(conversation(1, last_message_at=START))  # 40 days quiet
+    w.store.seed_conversation(conversation(2, last_message_at=START + days(11)))  # 29 days
 
     archived = await archive.sweep()
     await w.settled()
@@ -37,7 +37,7 @@ async def test_only_what_was_quiet_longer_than_the_limit_is_archived() -> None:
 
 async def test_the_sweep_time_can_be_given() -> None:
     w, archive = archive_world(START)
-    w.repository.seed_conversation(conversation(1, last_message_at=START))
+    w.store.seed_conversation(conversation(1, last_message_at=START))
     assert await archive.sweep() == []
     assert [c.conversation_id for c in await archive.sweep(START + days(31))] == ["c1"]
     await w.settled()
@@ -45,8 +45,8 @@ async def test_the_sweep_time_can_be_given() -> None:
 
 async def test_blocked_and_archived_conversations_stay_as_they_are() -> None:
     w, archive = archive_world(START + days(100))
-    w.repository.seed_conversation(conversation(1, state=ConversationState.BLOCKED))
-    w.repository.seed_conversation(conversation(2, state=ConversationState.ARCHIVED))
+    w.store.seed_conversation(conversation(1, state=ConversationState.BLOCKED))
+    w.store.seed_conversation(conversation(2, state=ConversationState.ARCHIVED))
     assert await archive.sweep() == []
     assert (state_of(w, 1), state_of(w, 2)) == (
         ConversationState.BLOCKED,
@@ -56,7 +56,7 @@ async def test_blocked_and_archived_conversations_stay_as_they_are() -> None:
 
 async def test_a_new_message_makes_an_archived_conversation_active() -> None:
     w, archive = archive_world(START + days(40))
-    chat = w.repository.seed_conversation(conversation(1, state=ConversationState.ARCHIVED))
+    chat = w.store.seed_conversation(conversation(1, state=ConversationState.ARCHIVED))
     await archive.reactivate(chat)
     await w.settled()
     assert state_of(w, 1) == ConversationState.ACTIVE
@@ -67,7 +67,7 @@ async def test_a_new_message_makes_an_archived_conversation_active() -> None:
 
 async def test_reactivating_leaves_a_blocked_conversation_blocked() -> None:
     w, archive = archive_world(START)
-    chat = w.repository.seed_conversation(conversation(1, state=ConversationState.BLOCKED))
+    chat = w.store.seed_conversation(conversation(1, state=ConversationState.BLOCKED))
     await archive.reactivate(chat)
     assert state_of(w, 1) == ConversationState.BLOCKED
     assert w.frames("conversation.updated") == []
@@ -75,7 +75,7 @@ async def test_reactivating_leaves_a_blocked_conversation_blocked() -> None:
 
 async def test_the_buyers_stream_hears_of_the_archiving() -> None:
     w, archive = archive_world(START + days(31))
-    w.repository.seed_conversation(conversation(1, last_message_at=START))
+    w.store.seed_conversation(conversation(1, last_message_at=START))
     await archive.sweep()
     await w.settled()
     [frame] = w.frames("conversation.updated")

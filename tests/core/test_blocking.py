@@ -14,10 +14,10 @@ ACME, ANNA = SellerID("acme"), BuyerID("anna")
 
 def blocking_world() -> tuple[World, Blocking]:
     w = world()
-    w.repository.seed_conversation(conversation(1))
-    w.repository.seed_conversation(conversation(2))
-    w.repository.seed_conversation(conversation(3, buyer_id="boris"))
-    return w, Blocking(w.repository, w.homeserver, w.courier, w.announcer)
+    w.store.seed_conversation(conversation(1))
+    w.store.seed_conversation(conversation(2))
+    w.store.seed_conversation(conversation(3, buyer_id="boris"))
+    return w, Blocking(w.store, w.homeserver, w.courier, w.announcer)
 
 
 async def test_a_buyers_block_shuts_all_the_pairs_rooms_and_tells_the_sellers() -> None:
@@ -65,7 +65,7 @@ async def test_a_buyer_cannot_lift_the_sellers_block() -> None:
     await blocking.set(SITE, ACME, ANNA, Side.SELLER, True)
     outcome = await blocking.set(SITE, ACME, ANNA, Side.BUYER, False)
     assert (outcome.changed, outcome.blocked_by) == (False, frozenset({Side.SELLER}))
-    assert w.repository.conversations[conversation(1).conversation_id].blocked_by == {Side.SELLER}
+    assert w.store.conversations[conversation(1).conversation_id].blocked_by == {Side.SELLER}
 
 
 async def test_the_sellers_own_block_is_not_announced_to_them() -> None:

@@ -26,17 +26,17 @@ class Desk:
     def __init__(self) -> None:
         self.world: World = world()
         self.clock = FakeClock()
-        self.chat: Conversation = self.world.repository.seed_conversation(conversation())
+        self.chat: Conversation = self.world.store.seed_conversation(conversation())
         blocking = Blocking(
-            self.world.repository, self.world.homeserver, self.world.courier, self.world.announcer
+            self.world.store, self.world.homeserver, self.world.courier, self.world.announcer
         )
         self.commands = SellerCommands(
-            self.world.repository, self.world.homeserver, blocking, clock=self.clock
+            self.world.store, self.world.homeserver, blocking, clock=self.clock
         )
 
     async def say(self, text: str, sender: UserID = OWNER, reply_to: str | None = None) -> str:
         """The bot's answer to `text`, as a reply to the event `reply_to` when given."""
-        current = self.world.repository.conversations[self.chat.conversation_id]
+        current = self.world.store.conversations[self.chat.conversation_id]
         replied = EventID(reply_to) if reply_to else None
         await self.commands.run(current, sender, text, reply_to=replied)
         await self.world.settled()
@@ -48,7 +48,7 @@ class Desk:
 
     @property
     def blocked_by(self) -> frozenset[Side]:
-        return self.world.repository.conversations[self.chat.conversation_id].blocked_by
+        return self.world.store.conversations[self.chat.conversation_id].blocked_by
 
 
 async def test_block_asks_to_confirm_and_blocks_nobody_yet() -> None:
@@ -127,15 +127,15 @@ async def test_translation_off_and_on() -> None:
     desk = Desk()
     answer = await desk.say("!translation off")
     assert answer.startswith("Translation is off")
-    assert not desk.world.repository.conversations[desk.chat.conversation_id].translation_enabled
+    assert not desk.world.store.conversations[desk.chat.conversation_id].translation_enabled
     assert (await desk.say("!translation on")).startswith("Translation is on")
-    assert desk.world.repository.conversations[desk.chat.conversation_id].translation_enabled
+    assert desk.world.store.conversations[desk.chat.conversation_id].translation_enabled
 
 
 async def test_original_of_the_buyers_latest_message() -> None:
     desk = Desk()
     assert await desk.say("!original") == "The buyer has not written yet."
-    desk.world.repository.seed_message(
+    desk.world.store.seed_message(
         buyer_message(
             desk.chat,
             "[en] Is it in stock?",
@@ -144,7 +144,7 @@ async def test_original_of_the_buyers_latest_message() -> None:
             status=MessageStatus.SENT,
         )
     )
-    desk.world.repository.seed_message(
+    desk.world.store.seed_message(
         buyer_message(desk.chat, "Yes", sender=SenderKind.SELLER, status=MessageStatus.SENT)
     )
     assert await desk.say("!original") == "Original (ru):\nЕсть в наличии?"
@@ -152,10 +152,10 @@ async def test_original_of_the_buyers_latest_message() -> None:
 
 async def test_original_of_a_replied_to_message() -> None:
     desk = Desk()
-    desk.world.repository.seed_message(
+    desk.world.store.seed_message(
         buyer_message(desk.chat, "Hello", event_id="$hello", status=MessageStatus.SENT)
     )
-    desk.world.repository.seed_message(
+    desk.world.store.seed_message(
         buyer_message(
             desk.chat,
             "Hi",

@@ -32,8 +32,8 @@ def test_backoff_takes_its_own_figures() -> None:
 
 async def test_messages_reach_the_room_in_stored_order_through_outages() -> None:
     w = world()
-    chat = w.repository.seed_conversation(conversation())
-    messages = [w.repository.seed_message(buyer_message(chat, text)) for text in "abc"]
+    chat = w.store.seed_conversation(conversation())
+    messages = [w.store.seed_message(buyer_message(chat, text)) for text in "abc"]
     # "b" fails twice while "c" waits behind it.
     w.homeserver.send_answers = [None, UNREACHABLE, UNREACHABLE, None]
 
@@ -46,8 +46,8 @@ async def test_messages_reach_the_room_in_stored_order_through_outages() -> None
 
 async def test_a_retried_first_send_keeps_its_place() -> None:
     w = world()
-    chat = w.repository.seed_conversation(conversation())
-    first, second = (w.repository.seed_message(buyer_message(chat, text)) for text in "ab")
+    chat = w.store.seed_conversation(conversation())
+    first, second = (w.store.seed_message(buyer_message(chat, text)) for text in "ab")
     w.homeserver.send_answers = [UNREACHABLE]  # the first send fails once
     w.courier.wake(chat.conversation_id)
     await w.settled()
@@ -58,12 +58,12 @@ async def test_a_retried_first_send_keeps_its_place() -> None:
 
 async def test_each_conversation_keeps_its_own_order() -> None:
     w = world()
-    one = w.repository.seed_conversation(conversation(1))
-    two = w.repository.seed_conversation(conversation(2, buyer_id="boris"))
+    one = w.store.seed_conversation(conversation(1))
+    two = w.store.seed_conversation(conversation(2, buyer_id="boris"))
     for text in ("1a", "1b"):
-        w.repository.seed_message(buyer_message(one, text))
+        w.store.seed_message(buyer_message(one, text))
     for text in ("2a", "2b"):
-        w.repository.seed_message(buyer_message(two, text))
+        w.store.seed_message(buyer_message(two, text))
     w.homeserver.send_answers = [UNREACHABLE, UNREACHABLE]
     w.courier.wake(one.conversation_id)
     w.courier.wake(two.conversation_id)
@@ -74,8 +74,8 @@ async def test_each_conversation_keeps_its_own_order() -> None:
 
 async def test_a_permanent_refusal_fails_the_message_with_the_reason() -> None:
     w = world()
-    chat = w.repository.seed_conversation(conversation())
-    refused, after = (w.repository.seed_message(buyer_message(chat, text)) for text in "ab")
+    chat = w.store.seed_conversation(conversation())
+    refused, after = (w.store.seed_message(buyer_message(chat, text)) for text in "ab")
     w.homeserver.send_answers = [MatrixRejected("M_TOO_LARGE", "event too large", permanent=True)]
 
     w.courier.wake(chat.conversation_id)
@@ -90,8 +90,8 @@ async def test_a_permanent_refusal_fails_the_message_with_the_reason() -> None:
 
 async def test_the_buyers_stream_hears_of_the_failure() -> None:
     w = world()
-    chat = w.repository.seed_conversation(conversation())
-    w.repository.seed_message(buyer_message(chat, "a"))
+    chat = w.store.seed_conversation(conversation())
+    w.store.seed_message(buyer_message(chat, "a"))
     w.homeserver.send_answers = [MatrixRejected("M_FORBIDDEN", "not in room")]
     w.courier.wake(chat.conversation_id)
     await w.settled()
@@ -101,8 +101,8 @@ async def test_the_buyers_stream_hears_of_the_failure() -> None:
 
 async def test_a_send_whose_answer_was_lost_is_not_sent_twice() -> None:
     w = world()
-    chat = w.repository.seed_conversation(conversation())
-    first, second = (w.repository.seed_message(buyer_message(chat, text)) for text in "ab")
+    chat = w.store.seed_conversation(conversation())
+    first, second = (w.store.seed_message(buyer_message(chat, text)) for text in "ab")
     # The first send lands in the room, but its answer never comes back.
     w.homeserver.send_answers = [("carried out", LOST_ANSWER)]
 
@@ -117,8 +117,8 @@ async def test_a_send_whose_answer_was_lost_is_not_sent_twice() -> None:
 
 async def test_a_lost_answer_whose_send_never_landed_is_sent_again() -> None:
     w = world()
-    chat = w.repository.seed_conversation(conversation())
-    message = w.repository.seed_message(buyer_message(chat, "a"))
+    chat = w.store.seed_conversation(conversation())
+    message = w.store.seed_message(buyer_message(chat, "a"))
     w.homeserver.send_answers = [LOST_ANSWER]  # maybe done, but in fact not
     w.courier.wake(chat.conversation_id)
     await w.settled()
@@ -128,8 +128,8 @@ async def test_a_lost_answer_whose_send_never_landed_is_sent_again() -> None:
 
 async def test_after_a_restart_what_reached_the_room_is_recorded_not_resent() -> None:
     w = world()
-    chat = w.repository.seed_conversation(conversation())
-    landed, waiting = (w.repository.seed_message(buyer_message(chat, text)) for text in "ab")
+    chat = w.store.seed_conversation(conversation())
+    landed, waiting = (w.store.seed_message(buyer_message(chat, text)) for text in "ab")
     # An earlier run sent "a" and died before recording it.
     w.homeserver.room(chat.room_id).timeline.append((landed.message_id, landed.text))
 
@@ -142,22 +142,22 @@ async def test_after_a_restart_what_reached_the_room_is_recorded_not_resent() ->
 
 async def test_a_conversation_without_a_room_gets_one_then_its_messages() -> None:
     w = world()
-    chat = w.repository.seed_conversation(conversation(room=False))
-    w.repository.seed_message(buyer_message(chat, "hello"))
+    chat = w.store.seed_conversation(conversation(room=False))
+    w.store.seed_message(buyer_message(chat, "hello"))
     w.homeserver.room_answers = [UNREACHABLE, MatrixRejected("M_FORBIDDEN", "try later")]
 
     w.courier.wake(chat.conversation_id)
     await w.settled()
 
-    room_id = w.repository.conversations[chat.conversation_id].room_id
+    room_id = w.store.conversations[chat.conversation_id].room_id
     assert room_id is not None
     assert [t for _, t in w.homeserver.room(room_id).timeline] == ["hello"]
 
 
 async def test_a_room_refused_for_good_fails_the_waiting_messages() -> None:
     w = world()
-    chat = w.repository.seed_conversation(conversation(room=False))
-    message = w.repository.seed_message(buyer_message(chat, "hello"))
+    chat = w.store.seed_conversation(conversation(room=False))
+    message = w.store.seed_message(buyer_message(chat, "hello"))
     w.homeserver.room_answers = [MatrixRejected("M_INVALID_USERNAME", "bad ghost", permanent=True)]
 
     w.courier.wake(chat.conversation_id)
@@ -167,17 +167,17 @@ async def test_a_room_refused_for_good_fails_the_waiting_messages() -> None:
     assert w.stored(message).error == (
         "The conversation's room can't be made: M_INVALID_USERNAME: bad ghost"
     )
-    assert w.repository.conversations[chat.conversation_id].room_id is None
+    assert w.store.conversations[chat.conversation_id].room_id is None
 
 
 async def test_a_wake_while_delivering_is_not_lost() -> None:
     w = world()
-    chat = w.repository.seed_conversation(conversation())
-    w.repository.seed_message(buyer_message(chat, "a"))
+    chat = w.store.seed_conversation(conversation())
+    w.store.seed_message(buyer_message(chat, "a"))
     w.homeserver.send_answers = [UNREACHABLE]
     w.courier.wake(chat.conversation_id)
     # Stored while the worker is busy with "a".
-    later = w.repository.seed_message(buyer_message(chat, "b"))
+    later = w.store.seed_message(buyer_message(chat, "b"))
     w.courier.wake(chat.conversation_id)
     await w.settled()
     assert [t for _, t in w.homeserver.room(chat.room_id).timeline] == ["a", "b"]
@@ -193,9 +193,9 @@ def with_photo(message: Message, sha256: str) -> Message:
 
 async def test_a_buyers_file_goes_into_the_homeservers_media_first() -> None:
     w = world()
-    chat = w.repository.seed_conversation(conversation())
+    chat = w.store.seed_conversation(conversation())
     w.media.files["abc"] = b"jpg"
-    message = w.repository.seed_message(with_photo(buyer_message(chat, "look"), "abc"))
+    message = w.store.seed_message(with_photo(buyer_message(chat, "look"), "abc"))
     w.courier.wake(chat.conversation_id)
     await w.settled()
     assert w.homeserver.uploads == [b"jpg"]
@@ -205,8 +205,8 @@ async def test_a_buyers_file_goes_into_the_homeservers_media_first() -> None:
 
 async def test_a_message_whose_file_is_gone_fails_saying_so() -> None:
     w = world()
-    chat = w.repository.seed_conversation(conversation())
-    message = w.repository.seed_message(with_photo(buyer_message(chat, "look"), "gone"))
+    chat = w.store.seed_conversation(conversation())
+    message = w.store.seed_message(with_photo(buyer_message(chat, "look"), "gone"))
     w.courier.wake(chat.conversation_id)
     await w.settled()
     assert w.stored(message).status == MessageStatus.FAILED
@@ -218,11 +218,9 @@ async def test_a_message_whose_file_is_gone_fails_saying_so() -> None:
 
 async def test_the_seller_reads_the_buyers_message_in_the_sellers_language() -> None:
     w = world(Translations(ScriptedProvider(), DictCache(), None))
-    w.repository.sellers[SellerID("acme")] = replace(
-        w.repository.sellers[SellerID("acme")], language="de"
-    )
-    chat = w.repository.seed_conversation(conversation())
-    message = w.repository.seed_message(buyer_message(chat, "hello"))
+    w.store.sellers[SellerID("acme")] = replace(w.store.sellers[SellerID("acme")], language="de")
+    chat = w.store.seed_conversation(conversation())
+    message = w.store.seed_message(buyer_message(chat, "hello"))
     w.courier.wake(chat.conversation_id)
     await w.settled()
     assert [t for _, t in w.homeserver.room(chat.room_id).timeline] == ["[de] hello"]
@@ -231,9 +229,9 @@ async def test_the_seller_reads_the_buyers_message_in_the_sellers_language() -> 
 
 async def test_a_room_not_made_in_time_is_made_later() -> None:
     w = world()
-    chat = w.repository.seed_conversation(conversation(room=False))
+    chat = w.store.seed_conversation(conversation(room=False))
     w.homeserver.room_answers = [UNREACHABLE]
     waited = await w.courier.provision_now(chat)
     assert waited.room_id is None
     await w.settled()
-    assert w.repository.conversations[chat.conversation_id].room_id == "!c1:hs"
+    assert w.store.conversations[chat.conversation_id].room_id == "!c1:hs"

@@ -37,7 +37,7 @@ from bridge.core.models import (
     SenderKind,
     Side,
 )
-from bridge.core.ports import ConversationBlocked
+from bridge.core.storage import ConversationBlocked
 from bridge.store.database import create_engine, migrate, sessions
 from bridge.store.repository import SqlRepository
 from bridge.store.schema import Base

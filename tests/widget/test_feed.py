@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 
 from bridge.core.ids import BuyerID, ConversationID, SiteID
-from bridge.core.ports import StoredFrame
+from bridge.core.storage import StoredFrame
 from bridge.core.tasks import TaskKeeper
 from bridge.widget.stream import BATCH, MAX_WAITING, FeedClosed, FeedHub, OpenStream
 
