@@ -15,13 +15,13 @@ from bridge.core.archive import Archive
 from bridge.core.attachments import AttachmentFiles
 from bridge.core.blocking import Blocking
 from bridge.core.broadcast import Broadcasts
-from bridge.core.buyers import BuyerDesk
+from bridge.core.buyer_desk import BuyerDesk
 from bridge.core.commands import SellerCommands
-from bridge.core.conversations import MarketplaceDesk
 from bridge.core.delivery import Backoff, Courier
 from bridge.core.events import Announcer
 from bridge.core.ids import SiteID, UserID
 from bridge.core.limits import Rate, RateLimiter, UploadSlots
+from bridge.core.marketplace_desk import MarketplaceDesk
 from bridge.core.models import Buyer, Site
 from bridge.core.ports import HomeserverUnavailable, MatrixRejected, TranslationProvider
 from bridge.core.replies import SellerReplies

@@ -11,8 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from bridge.core.attachments import AttachmentFiles
-from bridge.core.conversations import MarketplaceDesk
 from bridge.core.ids import BuyerID, ConversationID, MessageID, SellerID, SiteID, UserID
+from bridge.core.marketplace_desk import MarketplaceDesk
 from bridge.core.models import Buyer, ConversationState, Member, Seller, Side
 from bridge.core.validation import (
     MAX_CLIENT_ID_CHARS,

@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge.core.conversations import MarketplaceDesk
 from bridge.core.ids import ConversationID, SiteID
+from bridge.core.marketplace_desk import MarketplaceDesk
 from bridge.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from bridge.http import bearer_token, errors_middleware, parse_json, read_body, read_json
 from bridge.matrix.identifiers import MatrixNames

@@ -12,7 +12,7 @@ from pathlib import Path
 import jwt
 from aiohttp import web
 
-from bridge.core.buyers import BuyerConversation, BuyerDesk, unread_total
+from bridge.core.buyer_desk import BuyerConversation, BuyerDesk, unread_total
 from bridge.core.ids import BuyerID, ConversationID, MessageID, SellerID, SiteID
 from bridge.core.models import Buyer
 from bridge.core.validation import (

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bridge.core.attachments import AttachmentFiles, Download
-from bridge.core.conversations import MarketplaceDesk
 from bridge.core.events import Announcer
 from bridge.core.ids import BuyerID, ConversationID, MessageID, SellerID, SiteID
 from bridge.core.limits import RateLimiter, UploadSlots
+from bridge.core.marketplace_desk import MarketplaceDesk
 from bridge.core.models import (
     Buyer,
     Context,
