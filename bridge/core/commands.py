@@ -5,38 +5,70 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from bridge.core.blocking import Blocking, BlockOutcome
 from bridge.core.ids import EventID, RoomID, UserID
-from bridge.core.models import Conversation, ConversationState, SenderKind, Side
+from bridge.core.models import Conversation, ConversationState, Member, Seller, SenderKind, Side
 from bridge.core.ports import MatrixPort
 from bridge.core.storage import ConversationRecords, MessageRecords
 
 logger = logging.getLogger(__name__)
 
+CallT = TypeVar("CallT", "RoomCall", "ManagementCall")
+
 CONFIRM_WITHIN_SECONDS = 120
 
-HELP = (
-    "Commands in a conversation room:\n"
-    "!block — block this buyer in all your conversations (asks to confirm)\n"
-    "!block confirm — confirm the block\n"
-    "!unblock — let this buyer write to you again\n"
-    "!original — the words of a message as written (reply to the message, or the buyer's "
-    "latest)\n"
-    "!translation off / !translation on — stop or resume translating this conversation\n"
-    "!help — this list"
+# The built-in commands' help lines; features add theirs through `Command`.
+ROOM_HELP_LINES = (
+    "!block — block this buyer in all your conversations (asks to confirm)",
+    "!block confirm — confirm the block",
+    "!unblock — let this buyer write to you again",
+    "!original — the words of a message as written (reply to the message, or the buyer's latest)",
+    "!translation off / !translation on — stop or resume translating this conversation",
 )
+MANAGEMENT_HELP_LINES = ("!status — how many conversations are active, archived and blocked",)
 
 
-MANAGEMENT_HELP = (
-    "Commands here:\n"
-    "!status — how many conversations are active, archived and blocked\n"
-    "!help — this list\n"
-    "In a conversation room: !block, !block confirm, !unblock, !original, "
-    "!translation off, !translation on, !help"
-)
+@dataclass(frozen=True)
+class RoomCall:
+    """A command a member typed in a conversation room."""
+
+    conversation: Conversation
+    seller: Seller
+    member: Member
+    # The words after the command's name, as typed (case kept, ends stripped).
+    args: str
+    reply_to: EventID | None = None
+    event_id: EventID | None = None
+
+
+@dataclass(frozen=True)
+class ManagementCall:
+    """A command a member typed in the seller's management room."""
+
+    room_id: RoomID
+    seller: Seller
+    member: Member
+    args: str
+    event_id: EventID | None = None
+
+
+@dataclass(frozen=True)
+class Command(Generic[CallT]):
+    """A command a feature adds: `run` answers with the bot's notice (None: says nothing,
+    having answered otherwise). A `BadCommand` it raises becomes a notice that says what was
+    wrong, followed by the usage."""
+
+    name: str
+    help: tuple[str, ...]
+    run: Callable[[CallT], Awaitable[str | None]]
+
+
+class BadCommand(Exception):
+    """The command was understood but can't be done as asked; the message says why."""
 
 
 class CommandStore(ConversationRecords, MessageRecords, Protocol):
@@ -52,6 +84,16 @@ def _answer_to_other(text: str, help_text: str) -> str:
     return f"“!{shown}” is not a command I know.\n{help_text}"
 
 
+def _help(title: str, lines: Sequence[str], footer: str | None = None) -> str:
+    return "\n".join([title, *lines, "!help — this list", *([footer] if footer else [])])
+
+
+def _split(text: str) -> tuple[str, str]:
+    """A command's name (lower-cased, without "!") and the rest as typed."""
+    name, _, args = text[1:].strip().partition(" ")
+    return name.lower(), args.strip()
+
+
 def is_command(text: str) -> bool:
     return text.startswith("!") and len(text) > 1 and not text.startswith("!!")
 
@@ -63,23 +105,52 @@ class SellerCommands:
         matrix: MatrixPort,
         blocking: Blocking,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        room_commands: Sequence[Command[RoomCall]] = (),
+        management_commands: Sequence[Command[ManagementCall]] = (),
     ) -> None:
         self._store = store
         self._matrix = matrix
         self._blocking = blocking
         self._clock = clock
         self._pending_blocks: dict[tuple[RoomID, UserID], float] = {}
+        self._room_commands = {command.name: command for command in room_commands}
+        self._management_commands = {command.name: command for command in management_commands}
+        self.help = _help(
+            "Commands in a conversation room:",
+            [*ROOM_HELP_LINES, *(line for c in room_commands for line in c.help)],
+        )
+        self.management_help = _help(
+            "Commands here:",
+            [*MANAGEMENT_HELP_LINES, *(line for c in management_commands for line in c.help)],
+            "In a conversation room: "
+            + ", ".join(
+                ["!block", "!block confirm", "!unblock", "!original", "!translation off"]
+                + ["!translation on"]
+                + [f"!{c.name}" for c in room_commands]
+                + ["!help"]
+            ),
+        )
 
     async def run(
         self,
         conversation: Conversation,
-        sender: UserID,
+        seller: Seller,
+        member: Member,
         text: str,
         *,
         reply_to: EventID | None = None,
+        event_id: EventID | None = None,
     ) -> None:
         room_id = conversation.room_id
         if room_id is None:
+            return
+        sender = member.user_id
+        name, args = _split(text)
+        added = self._room_commands.get(name)
+        if added is not None:
+            call = RoomCall(conversation, seller, member, args, reply_to, event_id)
+            await self._answer(room_id, added, call)
             return
         words = text[1:].strip().lower().split()
         command, rest = (words[0], words[1:]) if words else ("", [])
@@ -131,7 +202,15 @@ class SellerCommands:
                 "Say !translation on to resume.",
             )
         else:
-            await self._matrix.send_notice(room_id, _answer_to_other(text, HELP))
+            await self._matrix.send_notice(room_id, _answer_to_other(text, self.help))
+
+    async def _answer(self, room_id: RoomID, command: Command[CallT], call: CallT) -> None:
+        try:
+            answer = await command.run(call)
+        except BadCommand as error:
+            answer = "\n".join([str(error), *command.help])
+        if answer is not None:
+            await self._matrix.send_notice(room_id, answer)
 
     async def _original(self, conversation: Conversation, reply_to: EventID | None) -> str:
         if reply_to is not None:
@@ -153,11 +232,27 @@ class SellerCommands:
         return f"Original ({message.original.lang}):\n{message.original.text}"
 
     async def run_management(
-        self, room_id: RoomID, conversations: Sequence[Conversation], text: str
+        self,
+        room_id: RoomID,
+        seller: Seller,
+        member: Member,
+        text: str,
+        *,
+        event_id: EventID | None = None,
     ) -> None:
         """A command in the seller's management room."""
+        name, args = _split(text)
+        added = self._management_commands.get(name)
+        if added is not None:
+            await self._answer(
+                room_id, added, ManagementCall(room_id, seller, member, args, event_id)
+            )
+            return
         words = text[1:].strip().lower().split()
         if words == ["status"]:
+            conversations = await self._store.list_conversations(
+                seller.site, seller_id=seller.seller_id
+            )
             counts = Counter(conversation.state for conversation in conversations)
             await self._matrix.send_notice(
                 room_id,
@@ -165,7 +260,7 @@ class SellerCommands:
                 + ", ".join(f"{counts[state]} {state.value}" for state in ConversationState),
             )
         else:
-            await self._matrix.send_notice(room_id, _answer_to_other(text, MANAGEMENT_HELP))
+            await self._matrix.send_notice(room_id, _answer_to_other(text, self.management_help))
 
     async def _set_block(self, conversation: Conversation, *, blocked: bool) -> BlockOutcome:
         return await self._blocking.set(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from bridge.core.hours import WeeklyHours, WorkingHours
 from bridge.core.ids import (
     BuyerID,
     ConversationID,
@@ -75,6 +76,16 @@ class Seller:
     chat_enabled: bool = True
     greeting: str | None = None
     members: tuple[Member, ...] = ()
+    # IANA time zone of `hours`; no hours means always open.
+    timezone: str = "UTC"
+    hours: WeeklyHours | None = None
+    away_message: str | None = None
+    # A copy of each buyer message by e-mail to the seller (once e-mail is set up).
+    email_copies: bool = False
+
+    @property
+    def working_hours(self) -> WorkingHours:
+        return WorkingHours(self.timezone, self.hours)
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,10 @@ class Conversation:
     translation_enabled: bool = True
     # Which sides of the seller–buyer pair block the other (the state is then BLOCKED).
     blocked_by: frozenset[Side] = frozenset()
+    # The seller's own words for it (a delivery zone, a topic), sorted.
+    labels: tuple[str, ...] = ()
+    # The member who answers this conversation, when one was assigned.
+    assignee: UserID | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +222,36 @@ class Message:
     translation: TranslationNote | None = None
     # Why a failed message could not reach the room; None otherwise.
     error: str | None = None
+    # Sent by the bridge for the seller (a greeting, an away reply), not by a person.
+    automatic: bool = False
+
+
+@dataclass(frozen=True)
+class Template:
+    """A seller's canned reply; `position` orders them, hidden ones are kept but not listed."""
+
+    site: SiteID
+    seller_id: SellerID
+    name: str
+    text: str
+    position: float = 0.0
+    visible: bool = True
+    # One file that goes with the text (a price list, a size chart); its bytes are kept
+    # by sha256 like a buyer's upload.
+    attachment: Attachment | None = None
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What a buyer left in the feedback form while the seller's chat was off."""
+
+    feedback_id: str
+    site: SiteID
+    seller_id: SellerID
+    text: str
+    contact: str | None
+    created_at: datetime
+    buyer_id: BuyerID | None = None
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,14 @@ class SellerReplies:
             return
         seller, member = found
         if is_command(said.text) and said.attachment is None:
-            await self._commands.run(conversation, said.sender, said.text, reply_to=said.reply_to)
+            await self._commands.run(
+                conversation,
+                seller,
+                member,
+                said.text,
+                reply_to=said.reply_to,
+                event_id=said.event_id,
+            )
             return
         if conversation.state == ConversationState.BLOCKED:
             logger.info("Not relaying %s: the conversation is blocked", said.event_id)
@@ -172,10 +179,14 @@ class SellerReplies:
         seller = await self._store.get_seller(room.site, room.seller_id)
         if seller is None or not is_command(said.text):
             return
-        if said.sender not in self._answering.user_ids(seller):
+        member = next(
+            (m for m in self._answering.members(seller) if m.user_id == said.sender), None
+        )
+        if member is None:
             return
-        conversations = await self._store.list_conversations(room.site, seller_id=room.seller_id)
-        await self._commands.run_management(room.room_id, conversations, said.text)
+        await self._commands.run_management(
+            room.room_id, seller, member, said.text, event_id=said.event_id
+        )
 
     async def on_edit(self, conversation: Conversation, edit: MessageEdit) -> None:
         found = await self._answering_member(conversation, edit.sender)

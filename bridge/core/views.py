@@ -43,6 +43,7 @@ def message_json(message: Message) -> dict[str, Any]:
         "client_id": message.client_id,
         "html": message.html,
         "deleted": message.deleted,
+        "automatic": message.automatic,
         "created_at": timestamp(message.created_at),
         "edited_at": timestamp(message.edited_at),
     }
@@ -81,6 +82,8 @@ def conversation_json(conversation: Conversation) -> dict[str, Any]:
         "last_message_at": timestamp(conversation.last_message_at),
         "unread": {"buyer": conversation.unread_buyer, "seller": conversation.unread_seller},
         "translation_enabled": conversation.translation_enabled,
+        "labels": list(conversation.labels),
+        "assignee": conversation.assignee,
     }
 
 
@@ -113,6 +116,10 @@ def seller_json(seller: Seller) -> dict[str, Any]:
         "email": seller.email,
         "chat_enabled": seller.chat_enabled,
         "greeting": seller.greeting,
+        "timezone": seller.timezone,
+        "hours": seller.hours.to_json() if seller.hours is not None else None,
+        "away_message": seller.away_message,
+        "email_copies": seller.email_copies,
         "members": [{"user_id": m.user_id, "role": m.role} for m in seller.members],
     }
 

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from bridge.core.attachments import AttachmentFiles
+from bridge.core.hours import WeeklyHours, zone
 from bridge.core.ids import BuyerID, ConversationID, MessageID, SellerID, SiteID, UserID
 from bridge.core.marketplace_desk import MarketplaceDesk
 from bridge.core.models import Buyer, ConversationState, Member, Seller, Side
@@ -108,6 +109,15 @@ def _bool(value: Any, key: str, default: bool) -> bool:
     return value
 
 
+def _timezone(value: Any) -> str:
+    if value is None:
+        return "UTC"
+    if not isinstance(value, str):
+        raise BadRequest("'timezone' must be an IANA time zone such as Europe/Vilnius")
+    zone(value)
+    return value
+
+
 @routes.put(BASE + "/sellers/{seller_id}")
 async def put_seller(request: web.Request) -> web.Response:
     site_id = _site(request)
@@ -123,6 +133,10 @@ async def put_seller(request: web.Request) -> web.Response:
         chat_enabled=_bool(body.get("chat_enabled"), "chat_enabled", True),
         greeting=optional_text(body.get("greeting"), "greeting"),
         members=_members(body.get("members")),
+        timezone=_timezone(body.get("timezone")),
+        hours=WeeklyHours.parse(body["hours"]) if body.get("hours") is not None else None,
+        away_message=optional_text(body.get("away_message"), "away_message"),
+        email_copies=_bool(body.get("email_copies"), "email_copies", False),
     )
     return web.json_response(seller_json(await conversations.put_seller(seller)))
 

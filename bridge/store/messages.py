@@ -104,6 +104,7 @@ class MessageStore(Sessions):
                         "created_at": message.created_at,
                         "edited_at": None,
                         "deleted_at": None,
+                        "automatic": message.automatic,
                     },
                 )
                 touched = await session.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select
 
+from bridge.core.hours import WeeklyHours
 from bridge.core.ids import (
     BuyerID,
     SellerID,
@@ -42,6 +43,10 @@ class PartyStore(Sessions):
                     email=seller.email,
                     chat_enabled=seller.chat_enabled,
                     greeting=seller.greeting,
+                    timezone=seller.timezone,
+                    hours=seller.hours.to_json() if seller.hours is not None else None,
+                    away_message=seller.away_message,
+                    email_copies=seller.email_copies,
                     updated_at=utc_now(),
                 )
             )
@@ -96,6 +101,10 @@ class PartyStore(Sessions):
                 chat_enabled=row.chat_enabled,
                 greeting=row.greeting,
                 members=tuple(by_seller.get(row.seller_id, ())),
+                timezone=row.timezone,
+                hours=WeeklyHours.parse(row.hours) if row.hours is not None else None,
+                away_message=row.away_message,
+                email_copies=row.email_copies,
             )
             for row in found
         ]

@@ -87,6 +87,8 @@ def to_conversation(
         unread_seller=unread_seller,
         translation_enabled=row.translation_enabled,
         blocked_by=blocked_by,
+        labels=tuple(row.labels or ()),
+        assignee=UserID(row.assignee) if row.assignee else None,
     )
 
 
@@ -113,6 +115,7 @@ def to_message(row: MessageRow | Row[Any]) -> Message:
         html=row.html,
         attachments=tuple(to_attachment(raw) for raw in row.attachments),
         translation=to_translation_note(row.translation),
+        automatic=bool(row.automatic),
     )
 
 

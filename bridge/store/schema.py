@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    Double,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -66,6 +67,11 @@ class SellerRow(Base):
     email: Mapped[str | None] = mapped_column(String(320))
     chat_enabled: Mapped[bool] = mapped_column(Boolean)
     greeting: Mapped[str | None] = mapped_column(Text)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    # {"mon": [["09:00", "18:00"]], ...}; NULL: always open.
+    hours: Mapped[dict[str, Any] | None]
+    away_message: Mapped[str | None] = mapped_column(Text)
+    email_copies: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     updated_at: Mapped[datetime]
 
 
@@ -130,6 +136,12 @@ class ConversationRow(Base):
     last_message_at: Mapped[datetime | None]
     buyer_read_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     seller_read_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The seller's labels for it, sorted (a JSON list of strings).
+    labels: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    assignee: Mapped[str | None] = mapped_column(String(255))
+    # Automatic messages: the greeting is sent once; the away reply once per seller's day.
+    greeted: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    away_sent_on: Mapped[str | None] = mapped_column(String(10))
 
 
 class MessageRow(Base):
@@ -163,6 +175,7 @@ class MessageRow(Base):
     created_at: Mapped[datetime]
     edited_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
+    automatic: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class WebhookRow(Base):
@@ -273,4 +286,40 @@ class TranslationRow(Base):
     target_lang: Mapped[str] = mapped_column(String(16))
     text_sha256: Mapped[str] = mapped_column(String(64))
     translated: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class TemplateRow(Base):
+    """A seller's canned reply."""
+
+    __tablename__ = "seller_templates"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["site", "seller_id"], ["sellers.site", "sellers.seller_id"], ondelete="CASCADE"
+        ),
+    )
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seller_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    position: Mapped[float] = mapped_column(Double)
+    visible: Mapped[bool] = mapped_column(Boolean)
+    # The file that goes with it, as the messages table keeps attachments; NULL: none.
+    attachment: Mapped[dict[str, Any] | None]
+    updated_at: Mapped[datetime]
+
+
+class FeedbackRow(Base):
+    """A feedback form sent while the seller's chat was off."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (Index("ix_feedback_seller", "site", "seller_id", "created_at"),)
+
+    feedback_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    seller_id: Mapped[str] = mapped_column(String(200))
+    buyer_id: Mapped[str | None] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    contact: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime]

@@ -110,6 +110,23 @@ class FakeStore:
             self.conversations[conversation_id], translation_enabled=enabled
         )
 
+    async def list_conversations(
+        self,
+        site: SiteID,
+        *,
+        seller_id: SellerID | None = None,
+        buyer_id: BuyerID | None = None,
+        state: ConversationState | None = None,
+    ) -> list[Conversation]:
+        return [
+            c
+            for c in self.conversations.values()
+            if c.site == site
+            and seller_id in (None, c.seller_id)
+            and buyer_id in (None, c.buyer_id)
+            and state in (None, c.state)
+        ]
+
     # RoomUpkeep.
     async def conversations_needing_delivery(self) -> list[Conversation]:
         waiting = {

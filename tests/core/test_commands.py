@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from bridge.core.blocking import Blocking
-from bridge.core.commands import HELP, MANAGEMENT_HELP, SellerCommands, is_command
+from bridge.core.commands import SellerCommands, is_command
 from bridge.core.ids import EventID, RoomID, UserID
 from bridge.core.models import (
     Conversation,
     ConversationState,
+    Member,
     MessageStatus,
     Original,
     SenderKind,
@@ -38,7 +39,8 @@ class Desk:
         """The bot's answer to `text`, as a reply to the event `reply_to` when given."""
         current = self.world.store.conversations[self.chat.conversation_id]
         replied = EventID(reply_to) if reply_to else None
-        await self.commands.run(current, sender, text, reply_to=replied)
+        seller = self.world.store.sellers[current.seller_id]
+        await self.commands.run(current, seller, Member(sender, "owner"), text, reply_to=replied)
         await self.world.settled()
         return self.notices[-1]
 
@@ -114,12 +116,13 @@ async def test_block_when_blocked_and_unblock() -> None:
 
 async def test_an_unknown_or_malformed_command_is_named_before_the_commands() -> None:
     desk = Desk()
+    help_text = desk.commands.help
     for text in ("!blok", "!block now", "!translation maybe"):
-        assert await desk.say(text) == f"“{text}” is not a command I know.\n{HELP}"
-    assert await desk.say("!") == f"“!” is not a command I know.\n{HELP}"
-    assert await desk.say("!help") == HELP
-    assert await desk.say("!" + "x" * 60) == f"“!{'x' * 39}…” is not a command I know.\n{HELP}"
-    assert "!block confirm — confirm the block" in HELP
+        assert await desk.say(text) == f"“{text}” is not a command I know.\n{help_text}"
+    assert await desk.say("!") == f"“!” is not a command I know.\n{help_text}"
+    assert await desk.say("!help") == help_text
+    assert await desk.say("!" + "x" * 60) == f"“!{'x' * 39}…” is not a command I know.\n{help_text}"
+    assert "!block confirm — confirm the block" in help_text
     assert desk.blocked_by == frozenset()
 
 
@@ -178,16 +181,19 @@ async def test_original_of_a_replied_to_message() -> None:
 async def test_status_in_the_management_room_counts_the_conversations() -> None:
     desk = Desk()
     room = RoomID("!manage:hs")
-    chats = [
+    desk.world.store.conversations.clear()
+    for chat in (
         conversation(1),
         conversation(2, state=ConversationState.ARCHIVED),
         conversation(3, state=ConversationState.ARCHIVED),
-    ]
-    await desk.commands.run_management(room, chats, "!status")
-    await desk.commands.run_management(room, chats, "!block")
+    ):
+        desk.world.store.seed_conversation(chat)
+    seller = desk.world.store.sellers[desk.chat.seller_id]
+    await desk.commands.run_management(room, seller, Member(OWNER, "owner"), "!status")
+    await desk.commands.run_management(room, seller, Member(OWNER, "owner"), "!block")
     assert desk.world.homeserver.room(room).notices == [
         "Conversations: 1 active, 2 archived, 0 blocked",
-        f"“!block” is not a command I know.\n{MANAGEMENT_HELP}",
+        f"“!block” is not a command I know.\n{desk.commands.management_help}",
     ]
 
 
