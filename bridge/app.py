@@ -13,13 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.config import Config
 from bridge.core.archive import Archive
 from bridge.core.attachments import AttachmentFiles
+from bridge.core.auto_replies import AutoReplies
 from bridge.core.blocking import Blocking
 from bridge.core.broadcast import Broadcasts
 from bridge.core.buyer_desk import BuyerDesk
 from bridge.core.commands import SellerCommands
 from bridge.core.delivery import Backoff, Courier
+from bridge.core.desk_commands import DeskCommands
 from bridge.core.events import Announcer
+from bridge.core.feedback import FeedbackDesk
 from bridge.core.ids import SiteID, UserID
+from bridge.core.labels import SellerMarks
 from bridge.core.limits import Rate, RateLimiter, UploadSlots
 from bridge.core.marketplace_desk import MarketplaceDesk
 from bridge.core.models import Buyer, Site
@@ -27,9 +31,12 @@ from bridge.core.ports import HomeserverUnavailable, MatrixRejected, Translation
 from bridge.core.replies import SellerReplies
 from bridge.core.tasks import TaskKeeper
 from bridge.core.team import AnsweringRoles
+from bridge.core.templates import TemplateDesk
 from bridge.core.translation import Translations
 from bridge.http import BODY_TIMEOUT, errors_middleware, protocol_logger
 from bridge.marketplace.api import marketplace_routes
+from bridge.marketplace.labels import label_routes
+from bridge.marketplace.templates import template_routes
 from bridge.marketplace.webhooks import RetryPolicy, WebhookDispatcher, WebhookTarget
 from bridge.matrix.appservice import appservice_app
 from bridge.matrix.gateway import MatrixGateway
@@ -186,6 +193,7 @@ class Bridge:
         """The domain's services: delivery, blocking, the archive, both desks."""
         config = self.config
         self.files = AttachmentFiles(self.repository, self.rooms, self.media)
+        self.auto_replies = AutoReplies(self.repository, self.rooms, announcer, self.translations)
         self.courier = Courier(
             self.repository,
             self.rooms,
@@ -196,6 +204,7 @@ class Bridge:
             self.translations,
             self.media,
             self.tuning.delivery_backoff,
+            after_delivery=self.auto_replies.post_notices,
         )
         self.blocking = Blocking(self.repository, self.rooms, self.courier, announcer)
         self.archive = Archive(
@@ -212,18 +221,33 @@ class Bridge:
             self.archive,
             self.names.ghost_too_long,
             detector=self.detector,
+            auto_replies=self.auto_replies,
+        )
+        self.marks = SellerMarks(
+            self.repository, announcer, self.answering, self.courier.refresh_members
+        )
+        # One limiter for each buyer's requests, whichever service takes them.
+        limiter = RateLimiter(
+            {
+                **(self.tuning.buyer_rates or {}),
+                "download": Rate.per_minute(config.web.downloads_per_minute),
+            }
+        )
+        self.feedback = FeedbackDesk(
+            self.repository,
+            self.rooms,
+            announcer,
+            limiter,
+            self.answering,
+            self._sites,
+            self.tasks,
         )
         return BuyerDesk(
             self.repository,
             self.conversations,
             self.rooms,
             announcer,
-            RateLimiter(
-                {
-                    **(self.tuning.buyer_rates or {}),
-                    "download": Rate.per_minute(config.web.downloads_per_minute),
-                }
-            ),
+            limiter,
             self.tasks,
             self.files,
             UploadSlots(config.web.max_uploads_per_buyer),
@@ -232,6 +256,19 @@ class Bridge:
     def _build_transactions(self, announcer: Announcer) -> None:
         """What the homeserver's transactions reach: the sellers' replies and commands, and
         the admins' broadcasts."""
+        self.templates = TemplateDesk(self.repository, self.rooms, self.media)
+        commands = SellerCommands(
+            self.repository,
+            self.rooms,
+            self.blocking,
+            room_commands=[
+                *self.templates.room_commands,
+                *DeskCommands(
+                    self.marks, self.answering, self.repository, announcer, self.rooms
+                ).commands(),
+            ],
+            management_commands=[*self.templates.management_commands, self.feedback.command()],
+        )
         replies = SellerReplies(
             self.repository,
             self.rooms,
@@ -239,9 +276,10 @@ class Bridge:
             announcer,
             self.courier.refresh_members,
             self.archive,
-            SellerCommands(self.repository, self.rooms, self.blocking),
+            commands,
             self.translations,
         )
+        self.templates.reply_through(replies)
         self.broadcasts = Broadcasts(self.repository, self.rooms, self._sites, self.answering)
         self.transactions = TransactionProcessor(
             self.repository,
@@ -273,6 +311,7 @@ class Bridge:
                     for site in config.sites
                 },
                 config.media.max_upload_bytes,
+                self.feedback,
             ),
         )
         marketplace_routes(
@@ -282,6 +321,8 @@ class Bridge:
             issue_token,
             self.files,
         )
+        template_routes(web_app, self.templates)
+        label_routes(web_app, self.marks)
         homeserver_app = appservice_app(
             config.appservice.hs_token,
             self.transactions,

@@ -53,6 +53,8 @@ async def test_buyer_question_arrives_in_sellers_room_with_state(
             "seller_id": "acme",
             "buyer_id": "Anna_K",
             "state": "active",
+            "labels": [],
+            "assignee": None,
         }
         assert (await owner.state(room_id, "io.bazaar.context"))["title"] == "Electric kettle 1.7 l"
         bridge_key = f"io.bazaar://{SITE}/{conversation['conversation_id']}"

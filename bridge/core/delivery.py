@@ -71,6 +71,7 @@ class Courier:
         media: MediaPort,
         backoff: Backoff = Backoff(),
         provision_timeout: float = 15.0,
+        after_delivery: Callable[[Conversation], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._matrix = matrix
@@ -82,6 +83,9 @@ class Courier:
         self._provision_timeout = provision_timeout
         self._translations = translations
         self._media = media
+        # What follows the buyer messages into the room (the automatic messages' notices,
+        # core/auto_replies.py): run after each round of deliveries, retried like a send.
+        self._after_delivery = after_delivery
         self._workers: dict[ConversationID, asyncio.Task[None]] = {}
         self._dirty: set[ConversationID] = set()
         self._stale_context: set[ConversationID] = set()
@@ -173,6 +177,7 @@ class Courier:
         pending = await self._store.pending_messages(conversation_id)
         if not pending:
             self._resumed.discard(conversation_id)
+            await self._follow_up(conversation)
             return
         buyer = await self._store.get_buyer(conversation.site, conversation.buyer_id)
         if buyer is None:
@@ -200,6 +205,11 @@ class Courier:
         finally:
             if recording is not None:
                 await recording
+        await self._follow_up(conversation)
+
+    async def _follow_up(self, conversation: Conversation) -> None:
+        if self._after_delivery is not None:
+            await self._retrying(partial(self._after_delivery, conversation))
 
     async def _fail_pending(self, conversation: Conversation, reason: str) -> None:
         for message in await self._store.pending_messages(conversation.conversation_id):

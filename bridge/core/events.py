@@ -11,8 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.core.ids import BuyerID, ConversationID, SiteID
-from bridge.core.models import Conversation, Message, Site
-from bridge.core.views import buyer_conversation_json, conversation_json, message_json
+from bridge.core.models import Conversation, Feedback, Message, Site
+from bridge.core.views import (
+    buyer_conversation_json,
+    conversation_json,
+    feedback_json,
+    message_json,
+)
 
 
 @dataclass(frozen=True)
@@ -21,7 +26,8 @@ class WebhookEvent:
 
     site: SiteID
     type: str
-    conversation_id: ConversationID
+    # None for an event about no conversation (a feedback form): the body says null.
+    conversation_id: ConversationID | None
     payload: dict[str, Any]
 
 
@@ -121,8 +127,34 @@ class Announcer:
             )
         ]
 
+    def conversation_marked(self, conversation: Conversation) -> list[Event]:
+        """The seller's labels or assignee changed: the marketplace hears of it; the buyer,
+        who sees neither, does not."""
+        return self._webhook(
+            conversation, "conversation.updated", {"conversation": conversation_json(conversation)}
+        )
+
+    def buyer_reported(self, conversation: Conversation, report: dict[str, Any]) -> list[Event]:
+        """A member reported the conversation's buyer to the marketplace."""
+        return self._webhook(conversation, "buyer.reported", {"report": report})
+
     def typing(self, conversation: Conversation, typing: bool, sender_name: str) -> list[Event]:
         return [self._frame(conversation, "typing", {"typing": typing, "sender_name": sender_name})]
+
+    def feedback_created(self, feedback: Feedback) -> list[Event]:
+        """A buyer's feedback form, left while the seller's chat was off."""
+        if not self._sites[feedback.site].has_webhook:
+            return []
+        return [
+            WebhookEvent(
+                feedback.site, "feedback.created", None, {"feedback": feedback_json(feedback)}
+            )
+        ]
+
+    def site_published(self, site: SiteID) -> None:
+        """Wake the site's webhook deliverer once a change about no conversation is committed."""
+        if self._sites[site].has_webhook:
+            self._webhooks_added(site)
 
     def published(self, conversation: Conversation) -> None:
         """Wake the deliverers once a change to this conversation is committed."""

@@ -30,6 +30,10 @@ def new_message_id() -> MessageID:
     return MessageID(_sortable_id("m"))
 
 
+def new_feedback_id() -> str:
+    return _sortable_id("f")
+
+
 def attachment_id(message_id: MessageID, index: int) -> str:
     """Attachments are numbered within their message, so the id leads to the message."""
     return f"{message_id}.{index}"

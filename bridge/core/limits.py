@@ -28,6 +28,8 @@ DEFAULT_RATES = {
     "conversation": Rate(burst=10, per_second=0.2),
     "typing": Rate(burst=30, per_second=2.0),
     "read": Rate(burst=60, per_second=5.0),
+    # Feedback forms to sellers whose chat is off: a few at once, then one a minute.
+    "feedback": Rate(burst=5, per_second=1 / 60),
     # Attachment downloads; `web.downloads_per_minute` sets it for a running bridge.
     "download": Rate.per_minute(120),
 }

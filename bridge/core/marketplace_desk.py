@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from bridge.core.archive import Archive
+from bridge.core.auto_replies import AutoReplies
 from bridge.core.blocking import Blocking
 from bridge.core.delivery import Courier
 from bridge.core.events import Announcer
@@ -18,6 +19,7 @@ from bridge.core.ids import (
     MessageID,
     SellerID,
     SiteID,
+    UserID,
     attachment_id,
     new_conversation_id,
     new_message_id,
@@ -92,6 +94,7 @@ class MarketplaceDesk:
         buyer_id_problem: BuyerIdCheck,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         detector: LanguageDetector | None = None,
+        auto_replies: AutoReplies | None = None,
     ) -> None:
         self._store = store
         self._matrix = matrix
@@ -104,6 +107,7 @@ class MarketplaceDesk:
         self._buyer_id_problem = buyer_id_problem
         self._clock = clock
         self._detector = detector
+        self._auto_replies = auto_replies
 
     def site(self, site_id: SiteID) -> Site:
         site = self._sites.get(site_id)
@@ -111,10 +115,14 @@ class MarketplaceDesk:
             raise NotFound(f"Unknown site '{site_id}'", "BAZAAR_UNKNOWN_SITE")
         return site
 
-    async def put_seller(self, seller: Seller) -> Seller:
-        """Store the seller; when who answers changes, every room of the seller follows."""
+    async def put_seller(self, seller: Seller, *, chat_given: bool = True) -> Seller:
+        """Store the seller; when who answers changes, every room of the seller follows.
+        Without `chat_given` (the call left `chat_enabled` out) a known seller keeps its
+        stored switch, so the owner's `!chat off` survives an unrelated update."""
         self.site(seller.site)
         before = await self._store.get_seller(seller.site, seller.seller_id)
+        if not chat_given and before is not None:
+            seller = replace(seller, chat_enabled=before.chat_enabled)
         stored = await self._store.put_seller(seller)
         if before is not None and set(self._answering.members(before)) != set(
             self._answering.members(stored)
@@ -209,10 +217,17 @@ class MarketplaceDesk:
         seller_id: SellerID | None = None,
         buyer_id: BuyerID | None = None,
         state: ConversationState | None = None,
+        label: str | None = None,
+        assignee: UserID | None = None,
     ) -> list[Conversation]:
         self.site(site_id)
         return await self._store.list_conversations(
-            site_id, seller_id=seller_id, buyer_id=buyer_id, state=state
+            site_id,
+            seller_id=seller_id,
+            buyer_id=buyer_id,
+            state=state,
+            label=label,
+            assignee=assignee,
         )
 
     async def update_context(
@@ -288,7 +303,26 @@ class MarketplaceDesk:
         if created or message.status == MessageStatus.PENDING:
             self._announcer.published(conversation)
             self._courier.wake(conversation_id)
+        if created:
+            await self._answer_automatically(conversation, buyer, message)
         return message, created
+
+    async def _answer_automatically(
+        self, conversation: Conversation, buyer: Buyer, message: Message
+    ) -> None:
+        """The greeting and away reply a new buyer message calls for. The buyer's message is
+        stored whatever happens here: a failure is logged, never the buyer's error."""
+        if self._auto_replies is None:
+            return
+        try:
+            answered = await self._auto_replies.answer(conversation, buyer, message)
+        except Exception:
+            logger.exception("No automatic reply to %s", message.message_id)
+            return
+        if answered:
+            self._announcer.published(conversation)
+            # The courier posts their notices in the room after the buyer's message.
+            self._courier.wake(conversation.conversation_id)
 
     async def retry_buyer_message(self, conversation: Conversation, client_id: str) -> Message:
         """Send a stored message again by its client id alone (a retry of a message with a

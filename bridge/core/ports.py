@@ -130,6 +130,20 @@ class MatrixPort(Protocol):
     async def send_notice(self, room_id: RoomID, text: str, key: str | None = None) -> None:
         """The bot says something in a room; the same `key` is said only once."""
 
+    async def send_bot_file(self, room_id: RoomID, attachment: Attachment, data: bytes) -> None:
+        """The bot posts a file in a room (uploaded as the bot)."""
+
+    async def tell_seller(
+        self,
+        seller: Seller,
+        members: Sequence[Member],
+        site_name: str,
+        text: str,
+        key: str | None = None,
+    ) -> None:
+        """The bot says something in the seller's management room (the seller's Space is
+        made when missing); the same `key` is said only once."""
+
     async def marketplace_room(
         self, seller: Seller, members: Sequence[Member], site_name: str
     ) -> RoomID:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Protocol
 
 from bridge.core.archive import Archive
@@ -19,6 +20,7 @@ from bridge.core.ids import (
     new_message_id,
 )
 from bridge.core.models import (
+    Attachment,
     Conversation,
     ConversationState,
     Member,
@@ -120,11 +122,35 @@ class SellerReplies:
         if conversation.state == ConversationState.BLOCKED:
             logger.info("Not relaying %s: the conversation is blocked", said.event_id)
             return
+        await self.store_member_reply(
+            conversation,
+            seller,
+            member,
+            said.text[:MAX_TEXT_CHARS],
+            html=said.html,
+            attachments=() if said.attachment is None else (said.attachment,),
+            sent_at=said.sent_at,
+            event_id=said.event_id,
+        )
+
+    async def store_member_reply(
+        self,
+        conversation: Conversation,
+        seller: Seller,
+        member: Member,
+        text: str,
+        *,
+        sent_at: datetime,
+        html: str | None = None,
+        attachments: Sequence[Attachment] = (),
+        event_id: EventID | None = None,
+        client_id: str | None = None,
+    ) -> tuple[Message, bool]:
+        """A member's words to the buyer, typed or from a template: in the buyer's language,
+        stored as the seller's message under the member's name, and announced. A repeat of
+        the same event or client id is stored once (False)."""
         name = await self._matrix.display_name(member.user_id) or member.user_id
         message_id = new_message_id()
-        text = said.text[:MAX_TEXT_CHARS]
-        html = said.html
-        attachments = () if said.attachment is None else (said.attachment,)
         rendering = await self._render(conversation, seller, text)
         message = Message(
             message_id=message_id,
@@ -134,9 +160,10 @@ class SellerReplies:
             text=rendering.text,
             lang=seller.language,
             status=MessageStatus.SENT,
-            created_at=said.sent_at,
+            created_at=sent_at,
+            client_id=client_id,
             sender_user_id=member.user_id,
-            event_id=said.event_id,
+            event_id=event_id,
             original=rendering.original,
             # The seller's formatting belongs to the words as written, not to a translation.
             html=html if rendering.original is None else None,
@@ -146,12 +173,13 @@ class SellerReplies:
             ),
             translation=rendering.note,
         )
-        _, created = await self._store.add_message(
+        stored, created = await self._store.add_message(
             message, self._announcer.message_created(conversation, message)
         )
         if created:
             await self._archive.reactivate(conversation)
             self._announcer.published(conversation)
+        return stored, created
 
     async def _render(self, conversation: Conversation, seller: Seller, text: str) -> Rendering:
         """The seller's words in the buyer's language, when the two differ."""

@@ -21,6 +21,7 @@ from bridge.core.ids import (
     RoomID,
     SellerID,
     SiteID,
+    UserID,
 )
 from bridge.core.models import (
     Attachment,
@@ -28,11 +29,13 @@ from bridge.core.models import (
     Context,
     Conversation,
     ConversationState,
+    Feedback,
     Message,
     Original,
     Seller,
     SenderKind,
     Side,
+    Template,
     TranslationNote,
 )
 from bridge.core.room_events import RoomKind
@@ -101,6 +104,8 @@ class ConversationRecords(Protocol):
         seller_id: SellerID | None = None,
         buyer_id: BuyerID | None = None,
         state: ConversationState | None = None,
+        label: str | None = None,
+        assignee: UserID | None = None,
     ) -> list[Conversation]: ...
 
     async def set_room(self, conversation_id: ConversationID, room_id: RoomID) -> None: ...
@@ -116,7 +121,8 @@ class RoomUpkeep(Protocol):
     """What the courier must still do for conversations' rooms after a restart or a change."""
 
     async def conversations_needing_delivery(self) -> list[Conversation]:
-        """Conversations with no room yet or with buyer messages still pending."""
+        """Conversations with no room yet, with buyer messages still pending, or with an
+        automatic message whose notice is not in the room yet."""
 
     async def mark_members_stale(
         self, conversation_ids: Sequence[ConversationID], stale: bool
@@ -308,9 +314,103 @@ class TranslationCache(Protocol):
         """Remember a translation; keeping the same one twice is harmless."""
 
 
+class TemplateRecords(Protocol):
+    """A seller's canned replies, ordered by position, then name."""
+
+    async def list_templates(self, site: SiteID, seller_id: SellerID) -> list[Template]: ...
+
+    async def get_template(
+        self, site: SiteID, seller_id: SellerID, name: str
+    ) -> Template | None: ...
+
+    async def put_template(self, template: Template) -> bool:
+        """Store a template, replacing the one of the same name; True when it is new."""
+
+    async def delete_template(self, site: SiteID, seller_id: SellerID, name: str) -> bool: ...
+
+    async def set_template_file(
+        self, site: SiteID, seller_id: SellerID, name: str, attachment: Attachment | None
+    ) -> Template | None:
+        """Give a template its file (None: take it away); None when there is no template."""
+
+
+class FeedbackRecords(Protocol):
+    """Feedback forms a buyer leaves while the seller's chat is off, and the switch itself."""
+
+    async def add_feedback(self, feedback: Feedback, events: Sequence[Event]) -> Feedback:
+        """Store the form with the events that tell of it, in one transaction."""
+
+    async def list_feedback(self, site: SiteID, seller_id: SellerID) -> list[Feedback]: ...
+
+    async def set_chat_enabled(self, site: SiteID, seller_id: SellerID, enabled: bool) -> bool:
+        """Turn the seller's chat on or off, the rest of its record as it is; False when
+        there is no such seller."""
+
+
+class ConversationTags(Protocol):
+    """The seller's marks on a conversation: its labels and the member who answers it.
+    Each write stores the events `events_for` builds from the conversation as changed, and
+    returns it; None when there is no such conversation."""
+
+    async def set_labels(
+        self,
+        conversation_id: ConversationID,
+        labels: Sequence[str],
+        events_for: Callable[[Conversation], Sequence[Event]],
+    ) -> Conversation | None: ...
+
+    async def set_assignee(
+        self,
+        conversation_id: ConversationID,
+        assignee: UserID | None,
+        events_for: Callable[[Conversation], Sequence[Event]],
+    ) -> Conversation | None: ...
+
+
+@dataclass(frozen=True)
+class AutoReplyMarks:
+    """What decides a conversation's automatic messages: greeted already, the seller's day
+    (ISO) of the last away reply, and when a member last replied."""
+
+    greeted: bool = False
+    away_sent_on: str | None = None
+    last_member_reply_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AutomaticClaim:
+    """An automatic message and the mark that makes it happen once: the greeting claims
+    `greeted`; an away reply claims the seller's day `away_day`, unless a member replied
+    at or after `quiet_since`."""
+
+    message: Message
+    away_day: str | None = None
+    quiet_since: datetime | None = None
+
+
+class AutomaticReplies(Protocol):
+    """The greeting and away replies: claimed once, and their notices owed to the room."""
+
+    async def auto_reply_marks(self, conversation_id: ConversationID) -> AutoReplyMarks: ...
+
+    async def add_automatic_messages(
+        self, claims: Sequence[AutomaticClaim], events: EventsFor
+    ) -> list[Message]:
+        """Store, in order, the messages whose mark is still free, taking each mark with a
+        conditional update in the same transaction (with their events); returns those
+        stored. Two racing calls for one mark store one message between them."""
+
+    async def notices_owed(self, conversation_id: ConversationID) -> list[Message]:
+        """Automatic messages whose notice is not in the room yet, oldest first: only those
+        behind which no buyer message is still pending."""
+
+    async def mark_notice_posted(self, message_id: MessageID, event_id: EventID) -> None: ...
+
+
 class Repository(
     Parties,
     ConversationRecords,
+    ConversationTags,
     RoomUpkeep,
     Blocks,
     ConversationStates,
@@ -322,6 +422,9 @@ class Repository(
     WebhookOutbox,
     RoomDirectory,
     TranslationCache,
+    TemplateRecords,
+    FeedbackRecords,
+    AutomaticReplies,
     Protocol,
 ):
     """Every port of the store at once: what `store/` implements."""

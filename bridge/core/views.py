@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bridge.core.models import Attachment, Buyer, Conversation, Message, Seller
+from bridge.core.models import Attachment, Buyer, Conversation, Feedback, Message, Seller
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -121,6 +121,17 @@ def seller_json(seller: Seller) -> dict[str, Any]:
         "away_message": seller.away_message,
         "email_copies": seller.email_copies,
         "members": [{"user_id": m.user_id, "role": m.role} for m in seller.members],
+    }
+
+
+def feedback_json(feedback: Feedback) -> dict[str, Any]:
+    return {
+        "feedback_id": feedback.feedback_id,
+        "seller_id": feedback.seller_id,
+        "buyer_id": feedback.buyer_id,
+        "text": feedback.text,
+        "contact": feedback.contact,
+        "created_at": timestamp(feedback.created_at),
     }
 
 

@@ -146,6 +146,26 @@ def _write_config(
     return path
 
 
+# The seller's desk as a person trying the demo should find it set up: a greeting, working
+# hours (outside them the away reply answers) and a few canned replies for `!t`.
+DEMO_DESK: dict[str, Any] = {
+    "greeting": "Hello {buyer}, thanks for asking about {title}! We usually answer within "
+    "the hour.",
+    "timezone": "UTC",
+    "hours": {day: [["08:00", "20:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+    | {"sat": [["10:00", "14:00"]]},
+    "away_message": "We are away right now and answer from 08:00 UTC on weekdays.",
+}
+DEMO_TEMPLATES: dict[str, dict[str, Any]] = {
+    "delivery": {
+        "text": "{title} ships within 2 working days; delivery takes 3–5 days.",
+        "position": 1,
+    },
+    "warranty": {"text": "{title} comes with a two-year warranty from {seller}.", "position": 2},
+    "thanks": {"text": "Thank you, {buyer}! Write any time. — {member}", "position": 3},
+}
+
+
 async def _call(
     session: aiohttp.ClientSession, method: str, url: str, token: str, body: dict[str, Any]
 ) -> dict[str, Any]:
@@ -216,8 +236,17 @@ async def _run(
                     "name": SELLER_NAME,
                     "language": "en",
                     "members": [{"user_id": owner, "role": "owner"}],
+                    **DEMO_DESK,
                 },
             )
+            for name, template in DEMO_TEMPLATES.items():
+                await _call(
+                    session,
+                    "PUT",
+                    f"{api}/sellers/{SELLER}/templates/{name}",
+                    state["api_token"],
+                    template,
+                )
             await _call(
                 session,
                 "PUT",
@@ -354,6 +383,10 @@ Log in with Element or any Matrix client (homeserver {about.homeserver}) as the 
 Open the shop in a browser, sign in with any name and press "Ask a question" on a product
 page: the question arrives in the seller's client, in a room of the Space
 "{space}", and the reply in the page.
+
+The seller's desk is set up: a greeting, working hours (Mon–Fri 08:00–20:00 and Sat
+10:00–14:00 UTC; outside them the away reply answers) and canned replies: say !t in the
+conversation room to list them, !t 1 or !t delivery to send one, !help for the rest.
 
 Or, without a browser, be the marketplace's backend: paste these lines into bash or zsh,
 in order. They start a conversation for the buyer "anna", keep its id and ask a question:

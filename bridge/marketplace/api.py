@@ -13,6 +13,7 @@ from aiohttp import web
 from bridge.core.attachments import AttachmentFiles
 from bridge.core.hours import WeeklyHours, zone
 from bridge.core.ids import BuyerID, ConversationID, MessageID, SellerID, SiteID, UserID
+from bridge.core.labels import parse_label
 from bridge.core.marketplace_desk import MarketplaceDesk
 from bridge.core.models import Buyer, ConversationState, Member, Seller, Side
 from bridge.core.validation import (
@@ -47,7 +48,7 @@ routes = web.RouteTableDef()
 BASE = "/api/v1/sites/{site}"
 
 
-def _site(request: web.Request) -> SiteID:
+def authenticated_site(request: web.Request) -> SiteID:
     """The site of the URL, once the caller has proven it speaks for it.
 
     The token is checked first, so a caller without one learns nothing, not even which
@@ -113,14 +114,16 @@ def _timezone(value: Any) -> str:
     if value is None:
         return "UTC"
     if not isinstance(value, str):
-        raise BadRequest("'timezone' must be an IANA time zone such as Europe/Vilnius")
+        raise BadRequest(
+            "'timezone' must be an IANA time zone such as Europe/Vilnius", "BAZAAR_BAD_TIMEZONE"
+        )
     zone(value)
     return value
 
 
 @routes.put(BASE + "/sellers/{seller_id}")
 async def put_seller(request: web.Request) -> web.Response:
-    site_id = _site(request)
+    site_id = authenticated_site(request)
     body = await read_json(request)
     conversations = request.app[CONVERSATIONS]
     site = conversations.site(site_id)
@@ -138,12 +141,15 @@ async def put_seller(request: web.Request) -> web.Response:
         away_message=optional_text(body.get("away_message"), "away_message"),
         email_copies=_bool(body.get("email_copies"), "email_copies", False),
     )
-    return web.json_response(seller_json(await conversations.put_seller(seller)))
+    # Left out, the switch stays as stored: the owner may have said `!chat off`.
+    chat_given = body.get("chat_enabled") is not None
+    stored = await conversations.put_seller(seller, chat_given=chat_given)
+    return web.json_response(seller_json(stored))
 
 
 @routes.get(BASE + "/sellers/{seller_id}")
 async def get_seller(request: web.Request) -> web.Response:
-    site_id = _site(request)
+    site_id = authenticated_site(request)
     seller = await request.app[CONVERSATIONS].seller(
         site_id, SellerID(request.match_info["seller_id"])
     )
@@ -152,7 +158,7 @@ async def get_seller(request: web.Request) -> web.Response:
 
 @routes.put(BASE + "/buyers/{buyer_id}")
 async def put_buyer(request: web.Request) -> web.Response:
-    site_id = _site(request)
+    site_id = authenticated_site(request)
     body = await read_json(request)
     language = body.get("language")
     buyer = Buyer(
@@ -167,7 +173,7 @@ async def put_buyer(request: web.Request) -> web.Response:
 
 @routes.post(BASE + "/conversations")
 async def start_conversation(request: web.Request) -> web.Response:
-    site_id = _site(request)
+    site_id = authenticated_site(request)
     body = await read_json(request)
     conversations = request.app[CONVERSATIONS]
     # An unknown seller is the answer, before the rest of the body is looked at.
@@ -183,7 +189,7 @@ async def start_conversation(request: web.Request) -> web.Response:
 
 @routes.get(BASE + "/conversations")
 async def list_conversations(request: web.Request) -> web.Response:
-    site_id = _site(request)
+    site_id = authenticated_site(request)
     query = request.query
     state = None
     if "state" in query:
@@ -196,13 +202,15 @@ async def list_conversations(request: web.Request) -> web.Response:
         seller_id=SellerID(query["seller_id"]) if "seller_id" in query else None,
         buyer_id=BuyerID(query["buyer_id"]) if "buyer_id" in query else None,
         state=state,
+        label=parse_label(query["label"]) if "label" in query else None,
+        assignee=UserID(query["assignee"]) if "assignee" in query else None,
     )
     return web.json_response({"conversations": [conversation_json(c) for c in found]})
 
 
 @routes.get(BASE + "/conversations/{conversation_id}")
 async def get_conversation(request: web.Request) -> web.Response:
-    site_id = _site(request)
+    site_id = authenticated_site(request)
     conversation = await request.app[CONVERSATIONS].conversation(
         site_id, ConversationID(request.match_info["conversation_id"])
     )
@@ -211,7 +219,7 @@ async def get_conversation(request: web.Request) -> web.Response:
 
 @routes.put(BASE + "/conversations/{conversation_id}/context")
 async def put_context(request: web.Request) -> web.Response:
-    site_id = _site(request)
+    site_id = authenticated_site(request)
     context = parse_context(await read_json(request))
     conversation = await request.app[CONVERSATIONS].update_context(
         site_id, ConversationID(request.match_info["conversation_id"]), context
@@ -223,7 +231,7 @@ async def put_context(request: web.Request) -> web.Response:
 @routes.post(BASE + "/conversations/{conversation_id}/unblock")
 async def block(request: web.Request) -> web.Response:
     """`by` says which side blocks: the seller (the default) or the buyer."""
-    site_id = _site(request)
+    site_id = authenticated_site(request)
     body = await read_json(request)
     try:
         side = Side(body.get("by", Side.SELLER.value))
@@ -239,7 +247,7 @@ async def block(request: web.Request) -> web.Response:
 
 @routes.post(BASE + "/conversations/{conversation_id}/messages")
 async def post_message(request: web.Request) -> web.Response:
-    site_id = _site(request)
+    site_id = authenticated_site(request)
     body = await read_json(request)
     message, created = await request.app[CONVERSATIONS].post_for_buyer(
         site_id,
@@ -252,7 +260,7 @@ async def post_message(request: web.Request) -> web.Response:
 
 @routes.get(BASE + "/conversations/{conversation_id}/messages")
 async def list_messages(request: web.Request) -> web.Response:
-    site_id = _site(request)
+    site_id = authenticated_site(request)
     limit = query_number(request, "limit", 50)
     after = request.query.get("after")
     messages = await request.app[CONVERSATIONS].list_messages(
@@ -266,7 +274,7 @@ async def list_messages(request: web.Request) -> web.Response:
 
 @routes.post(BASE + "/buyer-tokens")
 async def buyer_token(request: web.Request) -> web.Response:
-    site_id = _site(request)
+    site_id = authenticated_site(request)
     body = await read_json(request)
     ttl = body.get("ttl", DEFAULT_TOKEN_TTL)
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 60 <= ttl <= MAX_TOKEN_TTL:
@@ -280,7 +288,7 @@ async def buyer_token(request: web.Request) -> web.Response:
 
 @routes.get(BASE + "/conversations/{conversation_id}/attachments/{attachment_id}")
 async def attachment(request: web.Request) -> web.Response:
-    site_id = _site(request)
+    site_id = authenticated_site(request)
     conversation = await request.app[CONVERSATIONS].conversation(
         site_id, ConversationID(request.match_info["conversation_id"])
     )

@@ -123,13 +123,16 @@ def room_topic(conversation: Conversation) -> str:
 
 
 def conversation_state(conversation: Conversation) -> dict[str, Any]:
-    """The content of the room's `io.bazaar.conversation` state: whose it is, and its state."""
+    """The content of the room's `io.bazaar.conversation` state: whose it is, its state, the
+    seller's labels and the member who answers it."""
     return {
         "site": conversation.site,
         "conversation_id": conversation.conversation_id,
         "seller_id": conversation.seller_id,
         "buyer_id": conversation.buyer_id,
         "state": conversation.state.value,
+        "labels": list(conversation.labels),
+        "assignee": conversation.assignee,
     }
 
 

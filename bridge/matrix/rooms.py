@@ -8,11 +8,20 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
 from bridge.core.ids import EventID, MessageID, RoomID, SiteID, UserID
-from bridge.core.models import Buyer, Conversation, Member, Message, Seller, Side
+from bridge.core.models import (
+    Attachment,
+    Buyer,
+    Conversation,
+    Member,
+    Message,
+    Seller,
+    Side,
+)
 from bridge.core.ports import MatrixRejected
 from bridge.matrix.bot import Bot
 from bridge.matrix.content import (
@@ -21,11 +30,13 @@ from bridge.matrix.content import (
     MESSAGE_ID_KEY,
     buyer_message_content,
     conversation_room_state,
+    file_content,
     room_name,
     room_topic,
 )
 from bridge.matrix.gateway import MatrixGateway
 from bridge.matrix.identifiers import MatrixNames
+from bridge.matrix.mentions import mention_notice_content
 from bridge.matrix.power_levels import power_levels
 from bridge.matrix.room_changes import room_changes
 from bridge.matrix.spaces import SellerSpaces, SpaceMemory, tolerant
@@ -168,6 +179,10 @@ class MatrixRooms:
             new = False
         await self._gateway.join(room_id, ghost)
         await self.spaces.place(room_id, conversation.state, space, new=new)
+        if conversation.labels:
+            await self.spaces.place_labels(
+                room_id, conversation.labels, seller, members, site_name, space
+            )
         return room_id
 
     async def _recover_room(self, conversation: Conversation, invite: Sequence[UserID]) -> RoomID:
@@ -282,8 +297,11 @@ class MatrixRooms:
         if room_id is None:
             return
         space = await self.spaces.ensure(seller, members, site_name)
-        await self.spaces.follow_members(seller.site, space, members)
+        await self.spaces.follow_members(seller.site, space, members, seller.seller_id)
         await self.spaces.place(room_id, conversation.state, space)
+        await self.spaces.place_labels(
+            room_id, conversation.labels, seller, members, site_name, space
+        )
         ghost = self._names.ghost(buyer.site, buyer.buyer_id)
         state = await self._gateway.full_state(room_id)
         changes = room_changes(state, conversation, members, ghost, self._names.bot, blocked_by)
@@ -298,14 +316,52 @@ class MatrixRooms:
             await tolerant(self.bot.invite(room_id, user_id))
 
     async def send_notice(self, room_id: RoomID, text: str, key: str | None = None) -> None:
+        await self.send_tracked_notice(room_id, text, key)
+
+    async def send_tracked_notice(
+        self, room_id: RoomID, text: str, key: str | None = None
+    ) -> EventID:
+        """A notice whose event id the caller keeps (an automatic message's)."""
         # A key makes the send idempotent: the homeserver drops a repeat of its transaction id.
         txn = hashlib.sha256(key.encode()).hexdigest()[:32] if key else secrets.token_hex(16)
-        await self._gateway.send(
+        return await self._gateway.send(
             room_id,
             "m.room.message",
             {"msgtype": "m.notice", "body": text},
             txn_id=f"bazaar-notice-{txn}",
         )
+
+    async def send_notice_mentioning(
+        self, room_id: RoomID, text: str, user_ids: Sequence[UserID]
+    ) -> None:
+        """A notice in which each of these users, named in `text` by their id, is a mention."""
+        await self._gateway.send(
+            room_id,
+            "m.room.message",
+            mention_notice_content(text, user_ids),
+            txn_id=f"bazaar-notice-{secrets.token_hex(16)}",
+        )
+
+    async def send_bot_file(self, room_id: RoomID, attachment: Attachment, data: bytes) -> None:
+        """The bot shows a file in a room, e.g. the one a template sent to the buyer."""
+        mxc = await self._gateway.upload(data, attachment.content_type, attachment.name)
+        await self._gateway.send(
+            room_id,
+            "m.room.message",
+            file_content(replace(attachment, mxc=mxc, thumbnail=None), caption=""),
+            txn_id=f"bazaar-file-{secrets.token_hex(16)}",
+        )
+
+    async def tell_seller(
+        self,
+        seller: Seller,
+        members: Sequence[Member],
+        site_name: str,
+        text: str,
+        key: str | None = None,
+    ) -> None:
+        space = await self.spaces.ensure(seller, members, site_name)
+        await self.send_notice(space.management_id, text, key)
 
     async def marketplace_room(
         self, seller: Seller, members: Sequence[Member], site_name: str

@@ -1,5 +1,6 @@
 """The seller's Space: one per seller and site, with sections Active, Archived and Blocked,
-each conversation room in exactly the section of its state, and a management room."""
+each conversation room in exactly the section of its state, a section per label the seller
+uses (a room in the section of each of its labels), and a management room."""
 
 from __future__ import annotations
 
@@ -48,6 +49,18 @@ class SpaceMemory(Protocol):
 
     async def site_room(self, site: SiteID, purpose: str) -> RoomID | None: ...
 
+    async def label_sections(self, site: SiteID, seller_id: SellerID) -> dict[str, RoomID]:
+        """The seller's label sections, by label."""
+
+    async def remember_label_section(
+        self, site: SiteID, seller_id: SellerID, label: str, room_id: RoomID
+    ) -> None: ...
+
+    async def label_placements(self, room_id: RoomID) -> frozenset[str]:
+        """The labels whose sections a conversation room was last put in."""
+
+    async def remember_label_placement(self, room_id: RoomID, label: str, placed: bool) -> None: ...
+
     async def remember_site_room(self, site: SiteID, purpose: str, room_id: RoomID) -> None: ...
 
 
@@ -87,6 +100,7 @@ class SellerSpaces:
         self._memory = memory
         self._locks: dict[object, asyncio.Lock] = {}
         self._placed: dict[RoomID, ConversationState] = {}
+        self._labels_placed: dict[RoomID, frozenset[str]] = {}
         self._members: dict[RoomID, frozenset[Member]] = {}
 
     def _child_content(self, present: bool) -> dict[str, Any]:
@@ -218,15 +232,74 @@ class SellerSpaces:
         await self._memory.remember_space_section(room_id, state)
         self._placed[room_id] = state
 
-    async def follow_members(
-        self, site: SiteID, space: SellerSpace, members: Sequence[Member]
+    async def place_labels(
+        self,
+        room_id: RoomID,
+        labels: Iterable[str],
+        seller: Seller,
+        members: Sequence[Member],
+        site_name: str,
+        space: SellerSpace,
     ) -> None:
-        """The Space's rooms hold the same people as the conversation rooms (and the
-        marketplace room the site's admins as well)."""
+        """Put the room in the section of each of its labels (made when the seller first
+        uses the label) and take it out of the others; a section left empty stays."""
+        wanted = frozenset(labels)
+        placed = self._labels_placed.get(room_id)
+        if placed is None:
+            placed = await self._memory.label_placements(room_id)
+        if placed == wanted:
+            self._labels_placed[room_id] = wanted
+            return
+        for label in sorted(wanted - placed):
+            section = await self._label_section(seller, members, site_name, space, label)
+            await self._child(section, room_id, present=True)
+            await self._memory.remember_label_placement(room_id, label, True)
+        sections = await self._memory.label_sections(seller.site, seller.seller_id)
+        for label in sorted(placed - wanted):
+            left = sections.get(label)
+            if left is not None:
+                await self._child(left, room_id, present=False)
+            await self._memory.remember_label_placement(room_id, label, False)
+        self._labels_placed[room_id] = wanted
+
+    async def _label_section(
+        self,
+        seller: Seller,
+        members: Sequence[Member],
+        site_name: str,
+        space: SellerSpace,
+        label: str,
+    ) -> RoomID:
+        async with self._locks.setdefault((seller.site, seller.seller_id, label), asyncio.Lock()):
+            sections = await self._memory.label_sections(seller.site, seller.seller_id)
+            if label in sections:
+                return sections[label]
+            people = [member.user_id for member in members]
+            section = await self._room(f"{label} · {seller.name} · {site_name}", people, space=True)
+            await self._child(space.space_id, section, present=True)
+            await self._memory.remember_label_section(seller.site, seller.seller_id, label, section)
+            self._members[section] = frozenset(members)
+            logger.info("Made the section %s of %s/%s", label, seller.site, seller.seller_id)
+            return section
+
+    async def follow_members(
+        self,
+        site: SiteID,
+        space: SellerSpace,
+        members: Sequence[Member],
+        seller_id: SellerID | None = None,
+    ) -> None:
+        """The Space's rooms (its label sections too, given the seller) hold the same people
+        as the conversation rooms (and the marketplace room the site's admins as well)."""
         # Rooms of one seller sync side by side; their shared Space is done one at a time.
         async with self._locks.setdefault(space.space_id, asyncio.Lock()):
             admins = self._admins.get(site, ())
-            for room_id in space.rooms:
+            labelled = (
+                (await self._memory.label_sections(site, seller_id)).values()
+                if seller_id is not None
+                else ()
+            )
+            for room_id in (*space.rooms, *labelled):
                 extra = admins if room_id == space.marketplace_id else ()
                 await self._follow(room_id, members, extra)
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import String, cast, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.core.events import Event
@@ -16,6 +16,7 @@ from bridge.core.ids import (
     RoomID,
     SellerID,
     SiteID,
+    UserID,
 )
 from bridge.core.models import (
     Context,
@@ -25,6 +26,7 @@ from bridge.core.models import (
     SenderKind,
     Side,
 )
+from bridge.store.automatic import owing_notices
 from bridge.store.base import Sessions
 from bridge.store.records import (
     store_events,
@@ -140,6 +142,8 @@ class ConversationStore(Sessions):
         seller_id: SellerID | None = None,
         buyer_id: BuyerID | None = None,
         state: ConversationState | None = None,
+        label: str | None = None,
+        assignee: UserID | None = None,
     ) -> list[Conversation]:
         def unread(sender: SenderKind, read_seq: Any) -> Any:
             return (
@@ -165,6 +169,12 @@ class ConversationStore(Sessions):
             query = query.where(ConversationRow.buyer_id == buyer_id)
         if state is not None:
             query = query.where(ConversationRow.state == state.value)
+        if label is not None:
+            # A label is letters, digits and '-' (core/labels.py): quoted, it can only match
+            # a whole entry of the JSON list, on SQLite and PostgreSQL alike.
+            query = query.where(cast(ConversationRow.labels, String).like(f'%"{label}"%'))
+        if assignee is not None:
+            query = query.where(ConversationRow.assignee == assignee)
         query = query.order_by(
             func.coalesce(ConversationRow.last_message_at, ConversationRow.created_at).desc(),
             ConversationRow.conversation_id,
@@ -185,6 +195,7 @@ class ConversationStore(Sessions):
                 select(*WITH_BLOCKS).where(
                     (ConversationRow.room_id.is_(None))
                     | ConversationRow.conversation_id.in_(pending)
+                    | ConversationRow.conversation_id.in_(owing_notices())
                 )
             )
             return [with_blocks(*row) for row in rows]
@@ -231,6 +242,49 @@ class ConversationStore(Sessions):
                 .where(ConversationRow.conversation_id == conversation_id)
                 .values(translation_enabled=enabled)
             )
+
+    # The seller's marks: labels and assignee
+
+    async def set_labels(
+        self,
+        conversation_id: ConversationID,
+        labels: Sequence[str],
+        events_for: Callable[[Conversation], Sequence[Event]],
+    ) -> Conversation | None:
+        return await self._mark(conversation_id, {"labels": sorted(labels)}, events_for)
+
+    async def set_assignee(
+        self,
+        conversation_id: ConversationID,
+        assignee: UserID | None,
+        events_for: Callable[[Conversation], Sequence[Event]],
+    ) -> Conversation | None:
+        return await self._mark(conversation_id, {"assignee": assignee}, events_for)
+
+    async def _mark(
+        self,
+        conversation_id: ConversationID,
+        values: dict[str, Any],
+        events_for: Callable[[Conversation], Sequence[Event]],
+    ) -> Conversation | None:
+        """Set the columns and store the events of the conversation as changed, at once."""
+        async with self._writes.begin() as session:
+            found = (
+                await session.execute(
+                    select(*WITH_BLOCKS)
+                    .where(ConversationRow.conversation_id == conversation_id)
+                    .with_for_update(of=ConversationRow)
+                )
+            ).first()
+            if found is None:
+                return None
+            row = found[0]
+            for column, value in values.items():
+                setattr(row, column, value)
+            await session.flush()
+            conversation = with_blocks(*found)
+            await store_events(session, events_for(conversation))
+            return conversation
 
     # Blocks
 

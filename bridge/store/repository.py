@@ -6,11 +6,15 @@ ORM rows never leave `store/`: each part turns them into domain records.
 
 from __future__ import annotations
 
+from bridge.store.automatic import AutomaticReplyStore
 from bridge.store.conversations import ConversationStore
+from bridge.store.feedback import FeedbackStore
+from bridge.store.label_sections import LabelSectionStore
 from bridge.store.matrix_state import MatrixStateStore
 from bridge.store.messages import MessageStore
 from bridge.store.outbox import OutboxStore
 from bridge.store.parties import PartyStore
+from bridge.store.templates import TemplateStore
 from bridge.store.translations import TranslationStore
 
 
@@ -21,6 +25,10 @@ class SqlRepository(
     OutboxStore,
     MatrixStateStore,
     TranslationStore,
+    FeedbackStore,
+    TemplateStore,
+    LabelSectionStore,
+    AutomaticReplyStore,
 ):
     """Every store operation the bridge needs, on SQLite or PostgreSQL."""
 

@@ -323,3 +323,23 @@ class FeedbackRow(Base):
     text: Mapped[str] = mapped_column(Text)
     contact: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime]
+
+
+class LabelSectionRow(Base):
+    """A section of a seller's Space for one label, beside the sections by state."""
+
+    __tablename__ = "label_sections"
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seller_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    label: Mapped[str] = mapped_column(String(32), primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(255), unique=True)
+
+
+class LabelPlacementRow(Base):
+    """A conversation room is a child of the section of this label."""
+
+    __tablename__ = "label_placements"
+
+    room_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    label: Mapped[str] = mapped_column(String(32), primary_key=True)

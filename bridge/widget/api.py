@@ -13,6 +13,7 @@ import jwt
 from aiohttp import web
 
 from bridge.core.buyer_desk import BuyerConversation, BuyerDesk, unread_total
+from bridge.core.feedback import FeedbackDesk
 from bridge.core.ids import BuyerID, ConversationID, MessageID, SellerID, SiteID
 from bridge.core.models import Buyer
 from bridge.core.validation import (
@@ -53,6 +54,7 @@ class WidgetContext:
     hub: FeedHub
     sites: Mapping[SiteID, WidgetSite]
     max_upload_bytes: int
+    feedback: FeedbackDesk
 
     @property
     def any_origin(self) -> frozenset[str]:
@@ -214,6 +216,26 @@ async def block(request: web.Request) -> web.Response:
         blocked=request.path.endswith("/block"),
     )
     return web.json_response(_view(item))
+
+
+@routes.get(BASE + "/sellers/{seller_id}")
+async def seller_state(request: web.Request) -> web.Response:
+    """What the widget shows before the buyer writes: open or away, chat on or off."""
+    buyer = await _buyer(request)
+    widget = request.app[WIDGET]
+    seller = await widget.desk.seller(buyer, SellerID(request.match_info["seller_id"]))
+    return web.json_response(widget.feedback.state_json(seller))
+
+
+@routes.post(BASE + "/sellers/{seller_id}/feedback")
+async def leave_feedback(request: web.Request) -> web.Response:
+    """The form a buyer sends instead of a message while the seller's chat is off."""
+    buyer = await _buyer(request)
+    widget = request.app[WIDGET]
+    seller = await widget.desk.seller(buyer, SellerID(request.match_info["seller_id"]))
+    body = await read_json(request)
+    feedback = await widget.feedback.leave(buyer, seller, body.get("text"), body.get("contact"))
+    return web.json_response({"feedback_id": feedback.feedback_id}, status=201)
 
 
 @routes.post(BASE + "/conversations/{conversation_id}/typing")

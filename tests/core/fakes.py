@@ -110,6 +110,40 @@ class FakeStore:
             self.conversations[conversation_id], translation_enabled=enabled
         )
 
+    # ConversationTags.
+    async def set_labels(
+        self,
+        conversation_id: ConversationID,
+        labels: Sequence[str],
+        events_for: Callable[[Conversation], Sequence[Event]],
+    ) -> Conversation | None:
+        return self._mark(conversation_id, events_for, labels=tuple(sorted(labels)))
+
+    async def set_assignee(
+        self,
+        conversation_id: ConversationID,
+        assignee: UserID | None,
+        events_for: Callable[[Conversation], Sequence[Event]],
+    ) -> Conversation | None:
+        return self._mark(conversation_id, events_for, assignee=assignee)
+
+    def _mark(
+        self,
+        conversation_id: ConversationID,
+        events_for: Callable[[Conversation], Sequence[Event]],
+        **changes: object,
+    ) -> Conversation | None:
+        if conversation_id not in self.conversations:
+            return None
+        changed = replace(self.conversations[conversation_id], **changes)  # type: ignore[arg-type]
+        self.conversations[conversation_id] = changed
+        self.feed.extend(events_for(changed))
+        return changed
+
+    # FeedWriter.
+    async def add_frames(self, frames: Sequence[Event]) -> None:
+        self.feed.extend(frames)
+
     async def list_conversations(
         self,
         site: SiteID,
@@ -260,6 +294,11 @@ class Room:
     # What the last sync of members and power levels set: who blocks, which state.
     blocked_by: frozenset[Side] = frozenset()
     state: ConversationState | None = None
+    # The labels and assignee the last sync put in the room's state.
+    labels: tuple[str, ...] = ()
+    assignee: UserID | None = None
+    # Whom each mentioning notice (also in `notices`) mentioned.
+    mentioned: list[list[UserID]] = field(default_factory=list)
 
 
 class FakeHomeserver:
@@ -276,6 +315,7 @@ class FakeHomeserver:
         self.room_answers: list[Exception] = []
         self.notice_answers: list[Exception] = []
         self.uploads: list[bytes] = []
+        self.display_names: dict[UserID, str] = {}
 
     def room(self, room_id: RoomID | None) -> Room:
         assert room_id is not None
@@ -346,11 +386,22 @@ class FakeHomeserver:
         room = self.room(conversation.room_id)
         room.blocked_by = blocked_by
         room.state = conversation.state
+        room.labels = conversation.labels
+        room.assignee = conversation.assignee
 
     async def send_notice(self, room_id: RoomID, text: str, key: str | None = None) -> None:
         if self.notice_answers:
             raise self.notice_answers.pop(0)
         self.room(room_id).notices.append(text)
+
+    async def send_notice_mentioning(
+        self, room_id: RoomID, text: str, user_ids: Sequence[UserID]
+    ) -> None:
+        self.room(room_id).notices.append(text)
+        self.room(room_id).mentioned.append(list(user_ids))
+
+    async def display_name(self, user_id: UserID) -> str | None:
+        return self.display_names.get(user_id)
 
 
 class FakeMedia:

@@ -252,10 +252,31 @@ async def test_demo_shows_a_seller_answering_a_buyer_with_webhooks(tmp_path: Pat
                 f'webhook ✓ message.created conv={conversation_id} seller "Yes, two left."'
             )
             listed = await shell.paste(read)
-            assert [(m["sender"], m["text"]) for m in listed["messages"]] == [
+            assert [(m["sender"], m["text"]) for m in listed["messages"] if not m["automatic"]] == [
                 ("buyer", "Hello! Is this kettle in stock?"),
                 ("seller", "Yes, two left."),
             ]
+            # The demo's seller greets: the buyer's question got the greeting right after it
+            # (and, outside the seller's hours, the away reply too).
+            automatic = [m["text"] for m in listed["messages"] if m["automatic"]]
+            assert automatic[0] == (
+                "Hello Anna, thanks for asking about Electric kettle 1.7 l! "
+                "We usually answer within the hour."
+            )
+            assert listed["messages"][1]["automatic"]
+
+            # So are canned replies: !t lists the demo's templates in the room.
+            assert "The seller's desk is set up" in printed
+            await seller.send_text(room_id, "!t")
+            await seller.wait_until(
+                lambda: [
+                    m
+                    for m in seller.messages(room_id)
+                    if m["content"].get("msgtype") == "m.notice"
+                    and "1. delivery" in m["content"].get("body", "")
+                ],
+                what="the demo's templates listed by !t",
+            )
         finally:
             await shell.close()
 

@@ -174,8 +174,9 @@ async def test_the_header_names_the_seller_beside_the_product(browser: Browser, 
     title = dialog.get_by_role("heading", name="Cast-iron teapot 0.9 l")
     seller = dialog.locator(".head .by")
     await widget.ask("Is the enamel food safe?")
-    # The conversation's view names the seller as soon as it exists.
-    await expect(seller).to_have_text("Seller: Demo Shop")
+    # The conversation's view names the seller as soon as it exists, with their state (the
+    # demo seller has no hours: always open).
+    await expect(seller).to_have_text("Seller: Demo Shop · Online")
     await expect(seller).to_be_visible()
     title_box, seller_box = await title.bounding_box(), await seller.bounding_box()
     assert title_box and seller_box
@@ -189,7 +190,7 @@ async def test_the_header_names_the_seller_beside_the_product(browser: Browser, 
     await expect(seller).to_be_hidden()
     await page.reload()
     await widget.launcher.click()
-    await expect(seller).to_have_text("Seller: Demo Shop")
+    await expect(seller).to_have_text("Seller: Demo Shop · Online")
 
     # Another product of the same seller, before its first message: the name is known.
     await page.goto(f"{shop.url}/p/grinder-4")
@@ -197,7 +198,7 @@ async def test_the_header_names_the_seller_beside_the_product(browser: Browser, 
     await expect(page.get_by_text("Ask the seller about “Hand coffee grinder”.")).to_be_visible()
     await expect(
         page.get_by_role("dialog", name="Hand coffee grinder").locator(".head .by")
-    ).to_have_text("Seller: Demo Shop")
+    ).to_have_text("Seller: Demo Shop · Online")
     await page.context.close()
 
 

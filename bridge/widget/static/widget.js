@@ -1,9 +1,5 @@
 /*
- * Bazaar Bridge buyer widget.
- *
- *   <script src="{public_url}/widget/widget.js" defer></script>
- *   <bazaar-chat site="demo" token="{jwt}" seller="acme"
- *                context='{"type":"product","id":"kettle-1","title":"Kettle"}'></bazaar-chat>
+ * Bazaar Bridge buyer widget: <bazaar-chat>, embedded as the README shows.
  *
  * One file, no framework, no build step. Everything renders into an open Shadow DOM
  * (open so that accessibility tools can inspect it), with its styles inside, so the
@@ -37,7 +33,6 @@
   const PAPERCLIP = 'M21.44 11.05l-9.19 9.19a6 6 0 0 1-8.49-8.49l9.19-9.19a4 4 0 0 1 5.66 5.66l-9.2 9.19a2 2 0 0 1-2.83-2.83l8.49-8.48';
   const FILE_ICON = 'M13 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V9zM13 2v7h7';
 
-  // ---------------------------------------------------------------- strings
 
   const STRINGS = {
     en: {
@@ -95,6 +90,13 @@
       notTranslated: 'Not translated',
       held: 'To send with your message',
       remove: 'Remove {name}',
+      online: 'Online',
+      away: 'Away',
+      awayUntil: 'Away · replies from {time}',
+      automatic: 'Automatic reply',
+      chatOff: 'Leave the seller a message: they will get back to you.',
+      contact: 'Your e-mail or phone (optional)',
+      thanks: 'Thank you! The seller has your message.',
       unread: { one: '{n} unread message', other: '{n} unread messages' },
     },
     ru: {
@@ -152,6 +154,13 @@
       notTranslated: 'Не переведено',
       held: 'Будет отправлено с сообщением',
       remove: 'Убрать {name}',
+      online: 'В сети',
+      away: 'Нет на месте',
+      awayUntil: 'Нет на месте · ответит с {time}',
+      automatic: 'Автоматический ответ',
+      chatOff: 'Оставьте продавцу сообщение: он свяжется с вами.',
+      contact: 'Ваш e-mail или телефон (необязательно)',
+      thanks: 'Спасибо! Продавец получил ваше сообщение.',
       unread: {
         one: '{n} непрочитанное сообщение',
         few: '{n} непрочитанных сообщения',
@@ -161,7 +170,6 @@
     },
   };
 
-  /** The first supported language among the candidates ("ru-RU" counts as "ru"). */
   function pickLang(...candidates) {
     for (const tag of candidates) {
       const base = String(tag || '').toLowerCase().split(/[-_]/)[0];
@@ -194,7 +202,6 @@
     };
   }
 
-  // ---------------------------------------------------------------- small helpers
 
   /** Creates an element; strings become text nodes, so nothing here parses HTML. */
   function h(tag, props = {}, ...children) {
@@ -225,7 +232,7 @@
     }
   }
 
-  /** The JWT's claims, unverified: only to read `lang` and `exp`; the server checks it. */
+  /** The JWT's claims, unverified: only to read `lang`, `exp` and `email`; the server checks it. */
   function jwtClaims(token) {
     try {
       const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
@@ -295,7 +302,6 @@
     return svg;
   }
 
-  /** "1.2 MB", "340 kB", "512 bytes" in the buyer's language. */
   function humanSize(bytes, lang) {
     const units = ['byte', 'kilobyte', 'megabyte', 'gigabyte'];
     let n = bytes || 0;
@@ -322,18 +328,18 @@
     return m.sender === 'buyer' && m.original ? m.original.text : m.text;
   }
 
-  /** One line for a message: its text, else its attachment's name. */
   function preview(m) {
     const attachments = m.attachments || [];
     return shownText(m) || (attachments.length ? attachments[0].name : '');
   }
 
+  const path = (...parts) => parts.map((part) => `/${encodeURIComponent(part)}`).join('');
+
   function attachmentPath(conversationId, attachment, thumbnail) {
-    return `/conversations/${encodeURIComponent(conversationId)}/attachments/` +
-      `${encodeURIComponent(attachment.attachment_id)}${thumbnail ? '?thumbnail=1' : ''}`;
+    return path('conversations', conversationId, 'attachments', attachment.attachment_id) +
+      (thumbnail ? '?thumbnail=1' : '');
   }
 
-  // ---------------------------------------------------------------- the server
 
   class ApiError extends Error {
     constructor(status, body) {
@@ -350,34 +356,26 @@
       this.token = token;
     }
 
-    async call(method, path, body) {
+    /** A fetch with the token in the header (never the URL); ApiError unless it is a 2xx. */
+    async fetch(method, path, body) {
       const headers = { Authorization: `Bearer ${this.token}` };
       if (body !== undefined) headers['Content-Type'] = 'application/json';
       let response;
       try {
-        response = await fetch(this.base + path, {
-          method,
-          headers,
-          body: body === undefined ? undefined : JSON.stringify(body),
-        });
-      } catch {
-        throw new ApiError(0, null);
-      }
-      const answer = await response.json().catch(() => null);
-      if (!response.ok) throw new ApiError(response.status, answer);
-      return answer;
-    }
-
-    /** An attachment's bytes, fetched with the token in the header, not the URL. */
-    async blob(path) {
-      let response;
-      try {
-        response = await fetch(this.base + path, { headers: { Authorization: `Bearer ${this.token}` } });
+        response = await fetch(this.base + path, { method, headers, body: body && JSON.stringify(body) });
       } catch {
         throw new ApiError(0, null);
       }
       if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
-      return response.blob().catch(() => {
+      return response;
+    }
+
+    async call(method, path, body) {
+      return (await this.fetch(method, path, body)).json().catch(() => null);
+    }
+
+    async blob(path) {
+      return (await this.fetch('GET', path)).blob().catch(() => {
         throw new ApiError(0, null); // the connection broke mid-way
       });
     }
@@ -459,7 +457,7 @@
       }
       if (frame.type === 'pong') return;
       if (typeof frame.seq === 'number') {
-        if (this.seq != null && frame.seq <= this.seq) return; // already applied
+        if (this.seq != null && frame.seq <= this.seq) return;
         this.seq = frame.seq;
       }
       this.onFrame(frame);
@@ -513,7 +511,6 @@
     }
   }
 
-  // ---------------------------------------------------------------- messages
 
   /** Keeps a stale answer from undoing a newer one: status only moves forward, edits
    *  only to a later version, a removal sticks. */
@@ -534,7 +531,6 @@
     return old;
   }
 
-  /** The loaded window of one conversation's messages, oldest first. */
   class Thread {
     constructor() {
       this.items = [];
@@ -550,7 +546,6 @@
       );
     }
 
-    /** Adds or updates one message; true when it was new to us. */
     upsert(m) {
       const old = this.find(m);
       if (old) merge(old, m);
@@ -588,7 +583,6 @@
     }
   }
 
-  // ---------------------------------------------------------------- the parts
 
   /** One job of the element (BazaarChat), which holds the state and wires the parts. */
   class Part {
@@ -597,7 +591,6 @@
     }
   }
 
-  /** A conversation's messages: loaded, read, shown; the seller typing. */
   class ThreadView extends Part {
     reset() {
       this.readUpTo = new Map(); // conversation id → last message id we marked read
@@ -605,13 +598,14 @@
       this.originals = new Set(); // keys of seller messages shown as written, untranslated
     }
 
+    async page(id, query) {
+      const answer = await this.chat.api.call('GET', `${path('conversations', id, 'messages')}?${new URLSearchParams(query)}`);
+      return answer.messages || [];
+    }
+
     async loadLatest(id) {
       try {
-        const answer = await this.chat.api.call(
-          'GET',
-          `/conversations/${encodeURIComponent(id)}/messages?limit=${PAGE_SIZE}`,
-        );
-        const page = answer.messages || [];
+        const page = await this.page(id, { limit: PAGE_SIZE });
         this.chat.threadOf(id).setLatest(page, page.length >= PAGE_SIZE);
       } catch (error) {
         return this.chat.failed(error);
@@ -625,11 +619,7 @@
       const last = this.chat.threadOf(id).lastConfirmed();
       if (!last) return this.loadLatest(id);
       try {
-        const answer = await this.chat.api.call(
-          'GET',
-          `/conversations/${encodeURIComponent(id)}/messages?after=${encodeURIComponent(last.message_id)}&limit=100`,
-        );
-        for (const m of answer.messages || []) this.chat.threadOf(id).upsert(m);
+        for (const m of await this.page(id, { after: last.message_id, limit: 100 })) this.chat.threadOf(id).upsert(m);
       } catch (error) {
         return this.chat.failed(error);
       }
@@ -644,11 +634,7 @@
       if (!first || thread.loadingEarlier) return;
       thread.loadingEarlier = true;
       try {
-        const answer = await this.chat.api.call(
-          'GET',
-          `/conversations/${encodeURIComponent(id)}/messages?before=${encodeURIComponent(first.message_id)}&limit=${PAGE_SIZE}`,
-        );
-        const page = answer.messages || [];
+        const page = await this.page(id, { before: first.message_id, limit: PAGE_SIZE });
         thread.prepend(page, page.length >= PAGE_SIZE);
       } catch (error) {
         this.chat.failed(error);
@@ -661,7 +647,7 @@
     applyMessage(id, message, created) {
       if (!message) return;
       const conv = this.chat.convs.get(id);
-      if (!conv) this.chat.conversations.refreshSoon(); // a conversation started elsewhere
+      if (!conv) this.chat.conversations.refreshSoon();
       if (conv && (!conv.last_message || conv.last_message.message_id === message.message_id ||
           created)) {
         conv.last_message = message;
@@ -672,7 +658,7 @@
         if (this.sellerTyping && this.sellerTyping.id === id) this.applyTyping(id, {});
         this.chat.announce(this.chat.t('incoming', { name: message.sender_name || this.chat.t('seller'), text: preview(message) }));
         if (this.chat.isReading(id)) this.markRead();
-        else this.chat.conversations.refreshSoon(); // the unread counts changed; the server knows them
+        else this.chat.conversations.refreshSoon();
       }
       this.chat.render({ scroll: message.sender === 'buyer' ? 'bottom' : 'follow' });
     }
@@ -686,7 +672,6 @@
       this.chat.render();
     }
 
-    /** Tells the server the buyer has seen the seller's latest message. */
     async markRead() {
       const id = this.chat.current;
       if (!id || id === DRAFT || !this.chat.isReading(id)) return;
@@ -696,7 +681,7 @@
       try {
         const answer = await this.chat.api.call(
           'POST',
-          `/conversations/${encodeURIComponent(id)}/read`,
+          path('conversations', id, 'read'),
           { up_to: last.message_id },
         );
         const conv = this.chat.convs.get(id);
@@ -704,13 +689,12 @@
         // A list answer already on its way may predate this read: ask again after it.
         if (this.chat.conversations.loads) this.chat.conversations.refreshSoon();
       } catch (error) {
-        this.readUpTo.delete(id); // try again on the next occasion
+        this.readUpTo.delete(id);
         if (error.status === 401) return this.chat.signedOut();
       }
       this.chat.render();
     }
 
-    /** The message nodes, with what the buyer reads from them worked out first. */
     messageList(messages) {
       // A read receipt covers everything before it: show ✓✓ on earlier messages too.
       let readLater = false;
@@ -774,6 +758,7 @@
         time ? h('time', { datetime: m.created_at }, messageTime(time, this.chat.locale)) : null,
         m.edited_at ? h('span', {}, t('edited')) : null,
         untranslated ? h('span', { class: 'note' }, t('notTranslated')) : null,
+        m.automatic ? h('span', { class: 'note' }, t('automatic')) : null,
         toggle,
         m.sender === 'buyer' ? this.statusNode(m, status) : null);
       const problem = status === 'failed' && typeof m.error === 'string'
@@ -849,7 +834,7 @@
       const messages = thread.visible();
       const loading = id !== DRAFT && !thread.loaded;
       ui.intro.hidden = messages.length > 0;
-      ui.intro.textContent = loading ? t('loading')
+      ui.intro.textContent = loading ? t('loading') : this.chat.sellerState.off(conv) ? `${t('disabled')} ${t('chatOff')}`
         : t('start', { title: (conv ? conv.context : this.chat.pageContext()).title });
       ui.earlier.hidden = !thread.hasMore;
 
@@ -866,13 +851,11 @@
     }
   }
 
-  /** The composer: text, held files, sending, typing. */
   class Composer extends Part {
     reset() {
       this.held = []; // files in the composer, sent with the next message: { file, url }
     }
 
-    /** Sends a message: text, or a file with an optional text. */
     async send(text, file) {
       const id = this.chat.current;
       const entry = {
@@ -893,18 +876,18 @@
     /** Posts a message; Retry repeats it with the same client_id, which the server knows. */
     async deliver(entry) {
       entry.status = 'pending';
-      entry.sent = 0; // the part of the file uploaded so far
+      entry.sent = 0;
       delete entry.error;
       this.chat.notice = null;
       this.chat.render();
       try {
         if (!entry.conversation_id) entry.conversation_id = await this.startConversation();
         const id = entry.conversation_id;
-        const path = `/conversations/${encodeURIComponent(id)}/messages`;
+        const to = path('conversations', id, 'messages');
         // A file the server already stored is retried by client_id alone, as text is.
         const message = entry.file
-          ? await this.chat.api.upload(path, this.chat.attachments.form(entry), (part) => this.chat.attachments.uploaded(entry, part))
-          : await this.chat.api.call('POST', path, { text: shownText(entry), client_id: entry.client_id });
+          ? await this.chat.api.upload(to, this.chat.attachments.form(entry), (part) => this.chat.attachments.uploaded(entry, part))
+          : await this.chat.api.call('POST', to, { text: shownText(entry), client_id: entry.client_id });
         delete entry.file;
         this.chat.threadOf(id).upsert({ ...message, client_id: message.client_id || entry.client_id });
       } catch (error) {
@@ -957,7 +940,7 @@
 
     typed() {
       const id = this.chat.current;
-      if (!id || id === DRAFT) return; // nobody to tell before the conversation exists
+      if (!id || id === DRAFT) return;
       clearTimeout(this.idleTimer);
       this.idleTimer = setTimeout(() => this.stopTyping(), TYPING_IDLE_MS);
       const now = Date.now();
@@ -977,7 +960,7 @@
     postTyping(id, typing) {
       // Typing is a courtesy: a failure is not worth telling the buyer about.
       this.chat.api
-        .call('POST', `/conversations/${encodeURIComponent(id)}/typing`, { typing })
+        .call('POST', path('conversations', id, 'typing'), { typing })
         .catch(() => {});
     }
 
@@ -992,10 +975,9 @@
       else if (this.chat.notice === 'tooLarge') this.chat.notice = null;
       this.renderHeld();
       this.chat.render();
-      this.chat.ui.textarea.focus(); // so that Enter sends it
+      this.chat.ui.textarea.focus();
     }
 
-    /** Takes one file out of the composer, or all of them. */
     unhold(entry) {
       for (const held of this.held) {
         if (held.url && (!entry || held === entry)) URL.revokeObjectURL(held.url);
@@ -1010,7 +992,6 @@
       reconcile(list, this.held.map((entry) => this.heldNode(entry)));
     }
 
-    /** A file waiting to be sent: an image's preview (else an icon), name, size, ×. */
     heldNode(entry) {
       if (entry.node) return entry.node;
       const { file } = entry;
@@ -1073,7 +1054,6 @@
       files.forEach((file, i) => this.send(i ? '' : text, file));
     }
 
-    /** The textarea grows with its text, up to its max-height. */
     grow() {
       const area = this.chat.ui.textarea;
       area.style.height = 'auto';
@@ -1134,7 +1114,6 @@
     }
   }
 
-  /** The conversation list and its unread counts. */
   class ConversationList extends Part {
     reset() {
       this.hiddenUnread = 0; // unread in conversations the list did not include
@@ -1180,7 +1159,7 @@
     apply(view) {
       if (!view) return;
       const old = this.chat.convs.get(view.conversation_id) || {};
-      if (!this.chat.convs.has(view.conversation_id)) this.refreshSoon(); // for the seller's name
+      if (!this.chat.convs.has(view.conversation_id)) this.refreshSoon();
       this.stateAt.set(view.conversation_id, ++this.clock);
       const shut = this.chat.blocking.shutText(view);
       if (old.state && this.chat.blocking.shutText(old) !== shut && !this.chat.blocking.busy && this.chat.opened &&
@@ -1210,11 +1189,9 @@
       const convs = [...this.chat.convs.values()].sort((a, b) =>
         String(b.last_message_at || b.created_at).localeCompare(String(a.last_message_at || a.created_at)));
       ui.empty.hidden = convs.length > 0;
-      // The page's own conversation is in the list already once it exists.
       ui.newButton.hidden = convs.some(
         (c) => c.seller_id === this.chat.seller && sameContext(c.context, this.chat.pageContext()),
       );
-      // Blocked conversations come last, under their own heading.
       const open = convs.filter((c) => c.state !== 'blocked');
       const shut = convs.filter((c) => c.state === 'blocked');
       ui.convs.hidden = !open.length;
@@ -1223,7 +1200,6 @@
       reconcile(ui.blockedConvs, shut.map((conv) => this.node(conv)));
     }
 
-    /** One conversation in the list, rebuilt only when what it shows has changed. */
     node(conv) {
       const last = conv.last_message && !conv.last_message.deleted ? conv.last_message : null;
       const signature = JSON.stringify([conv.context, conv.seller_name, conv.unread, last && preview(last)]);
@@ -1264,7 +1240,6 @@
     }
   }
 
-  /** Blocking the seller, and the ⋮ menu it lives in. */
   class Blocking extends Part {
 
     /** Whether the buyer's own block stands: only that one is theirs to lift. */
@@ -1297,7 +1272,7 @@
 
     cancelBlock() {
       this.chat.confirming = false;
-      this.chat.ui.more.focus(); // back to what opened it
+      this.chat.ui.more.focus();
       this.chat.render();
     }
 
@@ -1309,7 +1284,7 @@
       try {
         const view = await this.chat.api.call(
           'POST',
-          `/conversations/${encodeURIComponent(id)}/${blocked ? 'block' : 'unblock'}`,
+          path('conversations', id, blocked ? 'block' : 'unblock'),
         );
         this.chat.conversations.apply(view);
         this.chat.conversations.refreshSoon();
@@ -1346,12 +1321,11 @@
     }
   }
 
-  /** Attachments: images, their viewer, downloads, uploads. */
   class Attachments extends Part {
     reset() {
-      this.blobs = new Map(); // attachment id (+ "#thumb") → { id, promise, url }
-      this.progressBars = new WeakMap(); // an upload being sent → its <progress>
-      this.viewer = null; // the open full-size image: { node, opener }
+      this.blobs = new Map();
+      this.progressBars = new WeakMap();
+      this.viewer = null;
     }
 
     form(entry) {
@@ -1369,12 +1343,10 @@
       if (bar) bar.value = Math.round(part * 100);
     }
 
-    /** The largest file the bridge takes, in MB, for the messages that name it. */
     limit() {
       return { mb: Math.floor(this.chat.maxFile / (1024 * 1024)) };
     }
 
-    /** What to say under a failed upload: the server's words, if it had any. */
     problem(error) {
       if (error.errcode && error.message) return error.message;
       if (error.status === 413) return this.chat.t('tooLarge', this.limit()); // a proxy in front said it
@@ -1389,19 +1361,18 @@
         entry = { id: attachment.attachment_id, url: null };
         entry.promise = this.chat.api.blob(attachmentPath(conversationId, attachment, thumbnail))
           .then((blob) => {
-            if (this.blobs.get(key) !== entry) return null; // dropped while on its way
+            if (this.blobs.get(key) !== entry) return null;
             entry.url = URL.createObjectURL(blob);
             return entry.url;
           });
         entry.promise.catch(() => {
-          if (this.blobs.get(key) === entry) this.blobs.delete(key); // the next try fetches
+          if (this.blobs.get(key) === entry) this.blobs.delete(key);
         });
         this.blobs.set(key, entry);
       }
       return entry.promise;
     }
 
-    /** Revokes the object URLs of attachments no longer shown (all, without `keep`). */
     drop(keep) {
       for (const [key, entry] of this.blobs) {
         if (keep && keep.has(entry.id)) continue;
@@ -1482,7 +1453,6 @@
       }
     }
 
-    /** An image: its thumbnail, opening the full image; a file: a button that saves it. */
     node(m, a) {
       const conversationId = m.conversation_id || this.chat.current;
       if (a.kind === 'image') {
@@ -1512,7 +1482,6 @@
       return button;
     }
 
-    /** A file on its way up: its name, and how much of it the server has. */
     uploadNode(m, status) {
       const file = m.file;
       let bar = null;
@@ -1530,7 +1499,69 @@
     }
   }
 
-  // ---------------------------------------------------------------- the element
+  /** The page's seller: online or away, and, while their chat is off, the feedback form
+   *  in the composer's place (in conversations with them). */
+  class SellerState extends Part {
+    reset() {
+      this.state = null;
+      this.sent = false;
+    }
+
+    async load() {
+      try {
+        this.state = await this.chat.api.call('GET', path('sellers', this.chat.seller));
+        this.chat.render();
+      } catch (error) {
+        if (error.status === 401) this.chat.signedOut();
+      }
+    }
+
+    off(conv) {
+      const s = this.state;
+      return !!s && !s.chat_enabled && (conv ? conv.seller_id === s.seller_id : this.chat.current === DRAFT);
+    }
+
+    text() {
+      const { t, locale } = this.chat;
+      const { open_now: open, next_open_at: at } = this.state;
+      return open ? t('online') : at ? t('awayUntil', { time: messageTime(new Date(at), locale) }) : t('away');
+    }
+
+    async send() {
+      const ui = this.chat.ui;
+      const text = ui.fbText.value.trim();
+      if (!text) return;
+      try {
+        await this.chat.api.call('POST', path('sellers', this.state.seller_id, 'feedback'),
+          { text, contact: ui.fbContact.value });
+        this.sent = true;
+        ui.fbDone.textContent = this.chat.t('thanks');
+      } catch (error) {
+        if (error.errcode === 'BAZAAR_CHAT_ENABLED') this.state.chat_enabled = true;
+        else this.chat.failed(error);
+      }
+      this.chat.render();
+    }
+
+    build() {
+      const { t, ui } = this.chat;
+      ui.fbText = h('textarea', { id: 'fb-text', rows: '3', required: true });
+      ui.fbContact = h('input', { id: 'fb-contact', maxlength: '320', autocomplete: 'email', value: this.chat.email });
+      ui.fbForm = h('form', {
+        class: 'fb',
+        onsubmit: (event) => {
+          event.preventDefault();
+          this.send();
+        },
+      },
+      h('label', { for: 'fb-text' }, t('label')), ui.fbText,
+      h('label', { for: 'fb-contact' }, t('contact')), ui.fbContact,
+      h('button', { class: 'send', type: 'submit' }, t('send')));
+      ui.fbDone = h('p', { class: 'pad', role: 'status' });
+      return [ui.fbForm, ui.fbDone];
+    }
+  }
+
 
   class BazaarChat extends HTMLElement {
     static get observedAttributes() {
@@ -1541,12 +1572,13 @@
       super();
       this.root = this.attachShadow({ mode: 'open' });
       this.opened = false;
-      this.maxFile = MAX_FILE_BYTES; // until the server says its own limit
+      this.maxFile = MAX_FILE_BYTES;
       this.conversations = new ConversationList(this);
       this.thread = new ThreadView(this);
       this.composer = new Composer(this);
       this.attachments = new Attachments(this);
       this.blocking = new Blocking(this);
+      this.sellerState = new SellerState(this);
       this.onVisibility = () => this.visibilityChanged();
       this.onOnline = () => this.stream && this.stream.nudge();
       this.onFocus = () => this.stream && this.stream.wake();
@@ -1594,20 +1626,22 @@
       this.context = this.readContext();
       this.expiresAt = claims && claims.exp ? claims.exp * 1000 : null;
       this.signedIn = !!(claims && claims.sub && (!this.expiresAt || this.expiresAt > Date.now()));
+      this.email = (claims && claims.email) || null;
       this.api = new Api(this.getAttribute('api') || defaultApi(), token);
 
-      this.convs = new Map(); // conversation id → the buyer's view of it
-      this.threads = new Map(); // conversation id (or DRAFT) → Thread
-      this.current = null; // the open conversation's id, DRAFT, or null for the list
+      this.convs = new Map();
+      this.threads = new Map();
+      this.current = null;
       this.screen = null;
-      this.notice = null; // a problem worth telling the buyer, shown above the log
+      this.notice = null;
       this.offline = false;
       this.menuOpen = false;
-      this.confirming = false; // the "Block this seller?" step is showing
+      this.confirming = false;
       this.conversations.reset();
       this.thread.reset();
       this.attachments.reset();
       this.composer.reset();
+      this.sellerState.reset();
 
       this.build();
       if (!this.signedIn) return this.render();
@@ -1618,6 +1652,7 @@
       );
       this.stream.open(); // before loading, so nothing that happens meanwhile is missed
       this.conversations.load();
+      if (this.seller) this.sellerState.load();
       this.render();
     }
 
@@ -1644,7 +1679,6 @@
       return null;
     }
 
-    /** The context a new conversation from this page is about. */
     pageContext() {
       return this.context || { type: 'general', id: 'general', title: this.t('general') };
     }
@@ -1697,7 +1731,7 @@
         case 'conversation.updated':
           return this.conversations.apply(frame.conversation);
         default:
-          return undefined; // a frame type from a newer server
+          return undefined;
       }
     }
 
@@ -1727,7 +1761,6 @@
       this.confirming = false;
       this.composer.stopTyping();
       this.attachments.closeViewer(false);
-      // A closed chat holds no images: they are fetched again on open.
       this.attachments.drop();
       if (this.thread.nodes) this.thread.nodes.clear();
       this.render();
@@ -1756,10 +1789,9 @@
       this.thread.markRead();
     }
 
-    /** The message box, else the blocked notice, else the panel's title. */
     focusPanel() {
       const ui = this.ui;
-      const target = [ui.textarea, ui.blockedText].find(
+      const target = [ui.textarea, ui.fbText, ui.blockedText].find(
         (el) => el && el.isConnected && !el.disabled && el.getClientRects().length,
       );
       (target || ui.title).focus();
@@ -1773,7 +1805,6 @@
       }, 50);
     }
 
-    /** The parts that exist whatever the screen: launcher, panel frame, live region. */
     build() {
       const t = this.t;
       const ui = (this.ui = {});
@@ -1829,7 +1860,7 @@
       }, ui.more, ui.menu);
       ui.body = h('div', { class: 'body' });
       ui.notice = h('p', { class: 'notice', role: 'status', hidden: true });
-      ui.by = h('p', { class: 'by', hidden: true }); // the seller's name, under the product's
+      ui.by = h('p', { class: 'by', hidden: true });
       ui.head = h('div', { class: 'head' }, ui.back, ui.thumb, h('div', { class: 'titles' }, ui.title, ui.by),
         ui.moreWrap, ui.close);
       ui.panel = h(
@@ -1896,7 +1927,7 @@
         this.screen = key;
       }
       this.renderHeader(name);
-      ui.panel.classList.toggle('short', name === 'signin'); // a few lines, not a chat's height
+      ui.panel.classList.toggle('short', name === 'signin');
       if (name !== 'conversation') this.renderNotice(null);
       if (name === 'list') this.conversations.render();
       if (name === 'conversation') this.renderConversation(options.scroll);
@@ -1931,12 +1962,14 @@
       // Before the first message, another conversation with the seller may know their name.
       const withSeller = screen !== 'conversation' ? null
         : conv || [...this.convs.values()].find((c) => c.seller_id === this.seller && c.seller_name);
-      const sellerName = (withSeller && withSeller.seller_name) || '';
+      const state = this.sellerState.state;
+      const theirs = screen === 'conversation' && state && (conv ? conv.seller_id === state.seller_id : true);
+      const sellerName = (withSeller && withSeller.seller_name) || (theirs && state.name) || '';
       this.ui.by.hidden = !sellerName;
-      this.ui.by.replaceChildren(h('span', { class: 'sr' }, `${this.t('seller')}: `), sellerName);
+      this.ui.by.replaceChildren(h('span', { class: 'sr' }, `${this.t('seller')}: `), sellerName,
+        theirs ? h('span', { class: 'avail' }, ` · ${this.sellerState.text()}`) : '');
     }
 
-    /** One line above the screen: a failure, the conversation's state, or reconnecting. */
     renderNotice(state) {
       const { notice } = this.ui;
       const problem = this.notice || state || (this.offline ? 'reconnecting' : null);
@@ -1965,7 +1998,8 @@
       } else if (name === 'list') {
         content = this.conversations.build();
       } else {
-        content = [...this.thread.build(), ...this.composer.build(), ...this.blocking.build()];
+        content = [...this.thread.build(), ...this.composer.build(), ...this.blocking.build(),
+          ...this.sellerState.build()];
       }
       ui.body.replaceChildren(...[content].flat());
     }
@@ -1984,8 +2018,11 @@
       const blocked = state === 'blocked';
       const byBuyer = this.blocking.buyerBlocks(conv);
       if (byBuyer) this.confirming = false;
-      this.renderNotice(state === 'archived' ? state : null);
-      ui.form.hidden = blocked || this.confirming;
+      const off = this.sellerState.off(conv) && !blocked;
+      this.renderNotice(state === 'archived' ? state : off && conv ? 'disabled' : null);
+      ui.form.hidden = blocked || this.confirming || off;
+      ui.fbForm.hidden = !off || this.sellerState.sent;
+      ui.fbDone.hidden = !off || !this.sellerState.sent;
       ui.textarea.disabled = blocked;
       ui.confirm.hidden = !this.confirming;
       ui.shut.hidden = !blocked || this.confirming;
@@ -2002,7 +2039,6 @@
     }
   }
 
-  // ---------------------------------------------------------------- styles
 
   const STYLE = `
 :host{all:initial;display:inline-block;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111827}
@@ -2010,7 +2046,7 @@
 [hidden]{display:none!important}
 .sr{position:absolute;width:1px;height:1px;margin:-1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;border:0}
 button{font:inherit;cursor:pointer}
-button:focus-visible,textarea:focus-visible,.log:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
+button:focus-visible,textarea:focus-visible,input:focus-visible,.log:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
 .launcher{display:inline-flex;align-items:center;gap:8px;padding:10px 18px;border:0;border-radius:999px;background:#1d4ed8;color:#fff;font-weight:600}
 .launcher:hover{background:#1e40af}
 .badge{display:inline-block;min-width:22px;padding:0 6px;border-radius:999px;background:#b91c1c;color:#fff;font-size:13px;font-weight:700;line-height:22px;text-align:center}
@@ -2020,7 +2056,7 @@ button:focus-visible,textarea:focus-visible,.log:focus-visible{outline:3px solid
 .head{display:flex;align-items:center;gap:8px;padding:10px 12px;background:#1d4ed8;color:#fff}
 .titles{flex:1;min-width:0}
 .head h2,.by{margin:0;font-size:16px;font-weight:600;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-.by{font-size:13px;font-weight:400;color:#e0e7ff}
+.by{font-size:13px;font-weight:400;color:#e0e7ff;white-space:normal}
 .head h2:focus{outline:none}
 .icon{width:32px;height:32px;padding:0;border:0;border-radius:6px;background:transparent;color:#fff;font-size:22px;line-height:1}
 .icon:hover{background:rgba(255,255,255,.18)}
@@ -2059,8 +2095,11 @@ form{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-end;padding:10px 12px;
 .chip .size{color:#4b5563;white-space:nowrap}
 .remove{flex:none;width:28px;height:28px;padding:0;border:0;border-radius:6px;background:none;color:#374151;font-size:20px;line-height:1}
 .remove:hover{background:#e5e7eb}
-textarea{flex:1;resize:none;max-height:140px;padding:8px 10px;border:1px solid #6b7280;border-radius:8px;font:inherit;color:#111827;background:#fff}
+textarea,input{flex:1;resize:none;max-height:140px;padding:8px 10px;border:1px solid #6b7280;border-radius:8px;font:inherit;color:#111827;background:#fff}
 textarea::placeholder{color:#6b7280}
+.fb{flex-direction:column;align-items:stretch;font-size:13px}
+.fb textarea{flex:none}
+.fb .send{align-self:flex-end}
 .send{padding:8px 14px;border:0;border-radius:8px;background:#1d4ed8;color:#fff;font-weight:600}
 .send:disabled{background:#6b7280;cursor:default}
 .lists{flex:1;overflow-y:auto}
