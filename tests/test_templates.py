@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
 from PIL import Image
@@ -94,19 +93,6 @@ async def open_shop(
     return Shop(owner, manager, buyer, started["conversation_id"], room_id)
 
 
-async def put_file(
-    marketplace: MarketplaceClient, path: str, data: bytes, name: str
-) -> tuple[int, Any]:
-    form = aiohttp.FormData()
-    form.add_field("file", io.BytesIO(data), filename=name, content_type="image/png")
-    async with marketplace.session.put(
-        marketplace.base + path,
-        data=form,
-        headers={"Authorization": f"Bearer {marketplace.token}"},
-    ) as response:
-        return response.status, await response.json(content_type=None)
-
-
 @pytest_asyncio.fixture(loop_scope="session")
 async def shop(
     runner: BridgeRunner, sites: Sites, marketplace: MarketplaceClient, new_seller: NewSeller
@@ -129,8 +115,8 @@ async def test_a_managers_template_reaches_the_buyer_filled_with_its_file(
     )
     assert status == 201, delivery
     chart = files.png(64, 48)
-    status, with_file = await put_file(
-        marketplace, "/sellers/acme/templates/delivery/file", chart, "zones.png"
+    status, with_file = await marketplace.put_file(
+        "/sellers/acme/templates/delivery/file", chart, "zones.png"
     )
     assert status == 200, with_file
     assert with_file["attachment"]["content_type"] == "image/png"
@@ -298,12 +284,12 @@ async def test_bad_template_input_is_refused_and_stores_nothing(
     assert (await marketplace.ok("GET", "/sellers/acme/templates"))["templates"] == []
 
     await marketplace.ok("PUT", "/sellers/acme/templates/prices", {"text": "Our prices"})
-    status, answer = await put_file(
-        marketplace, "/sellers/acme/templates/prices/file", files.html_named_png(), "prices.png"
+    status, answer = await marketplace.put_file(
+        "/sellers/acme/templates/prices/file", files.html_named_png(), "prices.png"
     )
     assert (status, answer["errcode"]) == (400, "BAZAAR_FILE_TYPE")
-    status, answer = await put_file(
-        marketplace, "/sellers/acme/templates/missing/file", files.png(), "x.png"
+    status, answer = await marketplace.put_file(
+        "/sellers/acme/templates/missing/file", files.png(), "x.png"
     )
     assert (status, answer["errcode"]) == (404, "BAZAAR_UNKNOWN_TEMPLATE")
     (prices,) = (await marketplace.ok("GET", "/sellers/acme/templates"))["templates"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import aiohttp
@@ -47,3 +48,14 @@ class MarketplaceClient:
         status, answer = await self.call(method, path, body, **kwargs)
         assert 200 <= status < 300, (status, answer)
         return answer
+
+    async def put_file(
+        self, path: str, data: bytes, name: str, content_type: str = "image/png"
+    ) -> tuple[int, Any]:
+        """PUT a file as multipart/form-data with one `file` part (a template's file)."""
+        form = aiohttp.FormData()
+        form.add_field("file", io.BytesIO(data), filename=name, content_type=content_type)
+        async with self.session.put(
+            self.base + path, data=form, headers={"Authorization": f"Bearer {self.token}"}
+        ) as response:
+            return response.status, await response.json(content_type=None)
