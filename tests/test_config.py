@@ -124,12 +124,12 @@ def test_placeholders_are_allowed_only_when_tokens_are_not_required() -> None:
 
 def test_keys_the_bridge_does_not_know_are_named() -> None:
     raw = minimal(
-        email={"smtp": "mail.example"},
+        replicas={"count": 3},
         web={"port": 29332, "body_timeout": 5},
         sites=[{"id": "shop", "api_token": TOKEN, "widget_secret": TOKEN, "colour": "red"}],
     )
     config = parse_config(raw, {})
-    assert config.unknown_keys == ("email", "web.body_timeout", "sites[shop].colour")
+    assert config.unknown_keys == ("replicas", "web.body_timeout", "sites[shop].colour")
     assert parse_config(minimal(), {}).unknown_keys == ()
 
 

@@ -13,32 +13,30 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
+from bridge.config.parts import (
+    parse_bridge,
+    parse_email,
+    parse_media,
+    parse_translation,
+    parse_web,
+)
 from bridge.config.sections import (
-    DETECTED_LANGUAGES,
-    MIN_SECRET_LENGTH,
-    TRANSLATION_PROVIDERS,
     AppserviceConfig,
-    BridgeSettings,
     Config,
     ConfigError,
     HomeserverConfig,
-    MediaConfig,
     SiteConfig,
-    TranslationConfig,
-    WebConfig,
     is_placeholder,
     new_secret,
 )
+from bridge.config.values import Section
 
 ENV_PREFIX = "BAZAAR_"
 _SITE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _LOCALPART = re.compile(r"^[a-z0-9._=/-]+$")
-# Room versions are short strings of digits, letters, '.' and '-' ("11", "12", "org.x.1").
-_ROOM_VERSION = re.compile(r"^[A-Za-z0-9.-]{1,32}$")
 SECTIONS = (
     "homeserver",
     "appservice",
@@ -47,105 +45,10 @@ SECTIONS = (
     "bridge",
     "translation",
     "media",
+    "email",
     "sites",
     "logging",
 )
-
-
-class _Section:
-    """Reads typed values from one mapping, naming each failure by its full key."""
-
-    def __init__(self, raw: Any, key: str) -> None:
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, Mapping):
-            raise ConfigError(key, "must be a mapping")
-        self.raw = raw
-        self.key = key
-        self.read: set[str] = set()
-
-    def get(self, name: str, default: Any = None) -> Any:
-        self.read.add(name)
-        return self.raw.get(name, default)
-
-    def unknown(self) -> list[str]:
-        """The keys of this section that nothing read: typos, or sections of a later
-        version; the bridge warns of them by name."""
-        return [self._name(str(name)) for name in self.raw if name not in self.read]
-
-    def _name(self, name: str) -> str:
-        return f"{self.key}.{name}" if self.key else name
-
-    def text(self, name: str, default: str | None = None) -> str:
-        value = self.get(name, default)
-        if value is None:
-            raise ConfigError(self._name(name), "is required")
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ConfigError(self._name(name), "must be a string")
-        text = str(value).strip()
-        if not text:
-            raise ConfigError(self._name(name), "must not be empty")
-        return text
-
-    def optional_text(self, name: str) -> str | None:
-        if self.get(name) in (None, ""):
-            return None
-        return self.text(name)
-
-    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
-        value = self.get(name, default)
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(self._name(name), "must be a whole number")
-        if not low <= value <= high:
-            raise ConfigError(self._name(name), f"must be between {low} and {high}")
-        return value
-
-    def flag(self, name: str, default: bool) -> bool:
-        value = self.get(name, default)
-        if isinstance(value, str) and value.strip().lower() in (
-            "true",
-            "yes",
-            "1",
-            "false",
-            "no",
-            "0",
-        ):
-            value = value.strip().lower() in ("true", "yes", "1")
-        if not isinstance(value, bool):
-            raise ConfigError(self._name(name), "must be true or false")
-        return value
-
-    def url(self, name: str, default: str | None = None) -> str:
-        value = self.text(name, default).rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(self._name(name), f"must be an http(s) URL, not {value!r}")
-        return value
-
-    def text_list(self, name: str, default: list[str]) -> tuple[str, ...]:
-        value = self.get(name, default)
-        if value is None:
-            return ()
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise ConfigError(self._name(name), "must be a list of strings")
-        return tuple(item.strip() for item in value)
-
-    def secret(self, name: str, *, required: bool) -> str:
-        value = self.get(name)
-        text = str(value).strip() if isinstance(value, str | int) else None
-        if not required:
-            return text or ""
-        if text is None or is_placeholder(text):
-            raise ConfigError(
-                self._name(name), "is missing or a placeholder; set a long random value"
-            )
-        if len(text) < MIN_SECRET_LENGTH:
-            raise ConfigError(
-                self._name(name), f"is too short; use at least {MIN_SECRET_LENGTH} characters"
-            )
-        return text
 
 
 def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
@@ -187,13 +90,13 @@ def parse_config(
     raw = dict(raw)
     _apply_environment(raw, os.environ if environ is None else environ)
 
-    homeserver_section = _Section(raw.get("homeserver"), "homeserver")
+    homeserver_section = Section(raw.get("homeserver"), "homeserver")
     homeserver = HomeserverConfig(
         address=homeserver_section.url("address"),
         domain=homeserver_section.text("domain"),
     )
 
-    service = _Section(raw.get("appservice"), "appservice")
+    service = Section(raw.get("appservice"), "appservice")
     hostname = service.text("hostname", "127.0.0.1")
     port = service.integer("port", 29331, low=1, high=65535)
     ghost_prefix = service.text("ghost_prefix", "bazaar_")
@@ -222,26 +125,18 @@ def parse_config(
     ):
         raise ConfigError("database", "must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
 
-    web_section = _Section(raw.get("web"), "web")
-    web = _parse_web(web_section)
+    web_section = Section(raw.get("web"), "web")
+    web = parse_web(web_section)
 
-    bridge_section = _Section(raw.get("bridge"), "bridge")
-    roles = bridge_section.text_list("allowed_roles", ["owner", "manager"])
-    if not roles:
-        raise ConfigError("bridge.allowed_roles", "must name at least one role")
-    room_version = bridge_section.optional_text("room_version")
-    if room_version is not None and not _ROOM_VERSION.match(room_version):
-        raise ConfigError("bridge.room_version", f"{room_version!r} is not a room version")
-    settings = BridgeSettings(
-        allowed_roles=frozenset(roles),
-        archive_after_days=bridge_section.integer("archive_after_days", 7, low=1, high=3650),
-        room_version=room_version,
-    )
+    bridge_section = Section(raw.get("bridge"), "bridge")
+    settings = parse_bridge(bridge_section)
 
-    translation_section = _Section(raw.get("translation"), "translation")
-    translation = _parse_translation(translation_section)
-    media_section = _Section(raw.get("media"), "media")
-    media = _parse_media(media_section)
+    translation_section = Section(raw.get("translation"), "translation")
+    translation = parse_translation(translation_section)
+    media_section = Section(raw.get("media"), "media")
+    media = parse_media(media_section)
+    email_sections: list[Section] = []
+    email = parse_email(raw.get("email"), email_sections) if raw.get("email") else None
 
     unknown = [name for name in raw if name not in SECTIONS]
     for section in (
@@ -251,6 +146,7 @@ def parse_config(
         bridge_section,
         translation_section,
         media_section,
+        *email_sections,
     ):
         unknown += section.unknown()
     raw_sites = raw.get("sites") or []
@@ -278,73 +174,14 @@ def parse_config(
         translation=translation,
         sites=sites,
         media=media,
+        email=email,
         logging=logging_config,
         unknown_keys=tuple(unknown),
     )
 
 
-def _parse_web(web_section: _Section) -> WebConfig:
-    web_host = web_section.text("hostname", "127.0.0.1")
-    web_port = web_section.integer("port", 29332, low=1, high=65535)
-    return WebConfig(
-        hostname=web_host,
-        port=web_port,
-        public_url=web_section.url("public_url", f"http://{web_host}:{web_port}"),
-        body_timeout_seconds=float(
-            web_section.integer("body_timeout_seconds", 30, low=1, high=600)
-        ),
-        max_streams_per_buyer=web_section.integer("max_streams_per_buyer", 5, low=1, high=100),
-        max_uploads_per_buyer=web_section.integer("max_uploads_per_buyer", 2, low=1, high=20),
-        downloads_per_minute=web_section.integer("downloads_per_minute", 120, low=1, high=100_000),
-    )
-
-
-def _parse_media(media_section: _Section) -> MediaConfig:
-    return MediaConfig(
-        directory=Path(media_section.text("directory", "media")),
-        max_upload_bytes=media_section.integer("max_upload_mb", 20, low=1, high=1024) * 1024 * 1024,
-        allow_private_fetch=media_section.flag("allow_private_fetch", False),
-        fetch_max_bytes=media_section.integer("fetch_max_mb", 5, low=1, high=100) * 1024 * 1024,
-        fetch_timeout_seconds=float(
-            media_section.integer("fetch_timeout_seconds", 10, low=1, high=120)
-        ),
-        max_image_side=media_section.integer("max_image_side", 12_000, low=64, high=100_000),
-        max_image_pixels=media_section.integer(
-            "max_image_pixels", 50_000_000, low=10_000, high=1_000_000_000
-        ),
-        max_aspect_ratio=media_section.integer("max_aspect_ratio", 40, low=1, high=10_000),
-        decodes_at_once=media_section.integer("decodes_at_once", 2, low=1, high=64),
-    )
-
-
-def _parse_translation(section: _Section) -> TranslationConfig:
-    provider = section.text("provider", "none").lower()
-    if provider not in TRANSLATION_PROVIDERS:
-        raise ConfigError(
-            "translation.provider", f"must be one of {', '.join(TRANSLATION_PROVIDERS)}"
-        )
-    api_key = section.optional_text("api_key")
-    if provider in ("deepl", "microsoft") and (api_key is None or is_placeholder(api_key)):
-        raise ConfigError("translation.api_key", f"is required for {provider}")
-    url = section.url("url") if section.optional_text("url") else None
-    if provider == "libre" and url is None:
-        raise ConfigError("translation.url", "is required for libre: the LibreTranslate server")
-    timeout = section.integer("timeout_seconds", 5, low=1, high=60)
-    languages = section.text_list("detect_languages", list(DETECTED_LANGUAGES))
-    if len(languages) < 2:
-        raise ConfigError("translation.detect_languages", "must name at least two languages")
-    return TranslationConfig(
-        provider=provider,
-        api_key=api_key,
-        url=url,
-        region=section.optional_text("region"),
-        timeout_seconds=float(timeout),
-        detect_languages=tuple(language.lower() for language in languages),
-    )
-
-
 def _parse_site(raw: Any, index: int, require_tokens: bool, unknown: list[str]) -> SiteConfig:
-    section = _Section(raw, f"sites[{index}]")
+    section = Section(raw, f"sites[{index}]")
     site_id = section.text("id")
     if not _SITE_ID.match(site_id):
         raise ConfigError(f"sites[{index}].id", "must be 1–32 lower-case letters, digits or '-'")
@@ -371,7 +208,7 @@ def _parse_site(raw: Any, index: int, require_tokens: bool, unknown: list[str]) 
 def check_appservice_tokens(config: Config) -> None:
     """The checks `run` makes on the two tokens, for commands that skip the site secrets."""
     service = {"as_token": config.appservice.as_token, "hs_token": config.appservice.hs_token}
-    section = _Section(service, "appservice")
+    section = Section(service, "appservice")
     section.secret("as_token", required=True)
     section.secret("hs_token", required=True)
     if service["as_token"] == service["hs_token"]:
@@ -381,7 +218,7 @@ def check_appservice_tokens(config: Config) -> None:
 _MATRIX_USER_ID = re.compile(r"^@[a-z0-9._=/+-]+:[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
-def _matrix_ids(section: _Section, name: str) -> tuple[str, ...]:
+def _matrix_ids(section: Section, name: str) -> tuple[str, ...]:
     ids = section.text_list(name, [])
     for user_id in ids:
         if not _MATRIX_USER_ID.match(user_id):

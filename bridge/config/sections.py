@@ -72,6 +72,8 @@ class BridgeSettings:
     archive_after_days: int
     # The version of every room and Space the bridge makes; None: the homeserver's default.
     room_version: str | None = None
+    # Within how long a seller should answer a buyer; reminders at half and an hour before.
+    response_target_hours: int = 24
 
 
 TRANSLATION_PROVIDERS = ("none", "google", "deepl", "microsoft", "mymemory", "libre")
@@ -111,6 +113,41 @@ class MediaConfig:
     decodes_at_once: int = 2
 
 
+SMTP_SECURITY = ("starttls", "tls", "none")
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """The relay mail leaves through."""
+
+    host: str
+    port: int = 587
+    # starttls: plain then STARTTLS (port 587); tls: TLS from the start (465); none.
+    security: str = "starttls"
+    username: str | None = None
+    password: str | None = None
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class InboundConfig:
+    """The bridge's own SMTP listener for buyers' replies to `reply+{token}@{domain}`."""
+
+    domain: str
+    hostname: str = "0.0.0.0"
+    port: int = 2525
+    max_message_bytes: int = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    smtp: SmtpConfig
+    # The address mail comes from; the display name is the marketplace's (the site's name).
+    from_address: str
+    buyer_delay_minutes: int = 10
+    inbound: InboundConfig | None = None
+
+
 @dataclass(frozen=True)
 class SiteConfig:
     id: str
@@ -134,6 +171,8 @@ class Config:
     translation: TranslationConfig
     sites: tuple[SiteConfig, ...]
     media: MediaConfig = field(default_factory=MediaConfig)
+    # No `email` section: no mail at all.
+    email: EmailConfig | None = None
     logging: dict[str, Any] | None = None
     path: Path | None = field(default=None, compare=False)
     # Keys the file (or the environment) sets that the bridge doesn't know, by full name.

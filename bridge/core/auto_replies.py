@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bridge.core.events import Announcer
-from bridge.core.ids import EventID, RoomID, new_message_id
+from bridge.core.ids import ConversationID, EventID, RoomID, new_message_id
 from bridge.core.models import Buyer, Conversation, Message, MessageStatus, Seller, SenderKind
 from bridge.core.placeholders import Filling
 from bridge.core.ports import MatrixRejected
@@ -59,6 +59,13 @@ class Due:
 
     def __bool__(self) -> bool:
         return self.greeting or self.away_day is not None
+
+
+def answers_automatically(seller: Seller) -> bool:
+    """Whether the seller has a greeting or an away reply at all."""
+    greeting = bool(seller.greeting and seller.greeting.strip())
+    away = bool(seller.away_message and seller.away_message.strip() and seller.hours is not None)
+    return greeting or away
 
 
 def due(seller: Seller, marks: AutoReplyMarks, now: datetime) -> Due:
@@ -114,6 +121,9 @@ class AutoReplies:
         self._announcer = announcer
         self._translations = translations
         self._clock = clock
+        # Conversations seen to owe no notice since this process started: the courier asks
+        # after every delivery, and only `answer` makes a notice owed again.
+        self._nothing_owed: set[ConversationID] = set()
 
     async def answer(
         self, conversation: Conversation, buyer: Buyer, said: Message
@@ -121,8 +131,8 @@ class AutoReplies:
         """Store what a buyer's new message calls for (the caller wakes the courier and the
         deliverers when the list is not empty)."""
         seller = await self._store.get_seller(conversation.site, conversation.seller_id)
-        if seller is None:
-            return []
+        if seller is None or not answers_automatically(seller):
+            return []  # most sellers: no further reads on a buyer's message
         now = self._clock()
         marks = await self._store.auto_reply_marks(conversation.conversation_id)
         wanted = due(seller, marks, now)
@@ -149,6 +159,8 @@ class AutoReplies:
         stored = await self._store.add_automatic_messages(
             claims, lambda message: self._announcer.message_created(conversation, message)
         )
+        if stored:
+            self._nothing_owed.discard(conversation.conversation_id)
         return stored
 
     async def _message(
@@ -184,10 +196,12 @@ class AutoReplies:
         """Tell the room of the automatic messages it has not heard of, once every buyer
         message before them is delivered (the courier calls this after its deliveries; a
         HomeserverUnavailable goes back to the courier, which retries)."""
-        if conversation.room_id is None:
+        conversation_id = conversation.conversation_id
+        if conversation.room_id is None or conversation_id in self._nothing_owed:
             return
-        owed = await self._store.notices_owed(conversation.conversation_id)
+        owed = await self._store.notices_owed(conversation_id)
         if not owed:
+            self._nothing_owed.add(conversation_id)
             return
         for message in owed:
             try:

@@ -53,6 +53,7 @@ class FeedbackStore(Sessions):
             ]
 
     async def set_chat_enabled(self, site: SiteID, seller_id: SellerID, enabled: bool) -> bool:
+        self._forget_seller(site, seller_id)
         async with self._writes.begin() as session:
             result = await session.execute(
                 update(SellerRow)

@@ -33,6 +33,7 @@ class PartyStore(Sessions):
     # Sellers and buyers
 
     async def put_seller(self, seller: Seller) -> Seller:
+        self._forget_seller(seller.site, seller.seller_id)
         async with self._writes.begin() as session:
             await session.merge(
                 SellerRow(
@@ -66,16 +67,23 @@ class PartyStore(Sessions):
                 )
                 for position, member in enumerate(seller.members)
             )
+        self._sellers[(seller.site, seller.seller_id)] = seller
         return seller
 
     async def get_seller(self, site: SiteID, seller_id: SellerID) -> Seller | None:
-        found = await self._sellers(site, seller_id)
-        return found[0] if found else None
+        cached = self._sellers.get((site, seller_id))
+        if cached is not None:
+            return cached
+        found = await self._read_sellers(site, seller_id)
+        if not found:
+            return None
+        self._sellers[(site, seller_id)] = found[0]
+        return found[0]
 
     async def list_sellers(self, site: SiteID) -> list[Seller]:
-        return await self._sellers(site)
+        return await self._read_sellers(site)
 
-    async def _sellers(self, site: SiteID, seller_id: SellerID | None = None) -> list[Seller]:
+    async def _read_sellers(self, site: SiteID, seller_id: SellerID | None = None) -> list[Seller]:
         """Sellers with their members, in two queries whatever their number."""
         rows = select(SellerRow).where(SellerRow.site == site)
         members = select(SellerMemberRow).where(SellerMemberRow.site == site)

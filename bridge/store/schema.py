@@ -142,6 +142,11 @@ class ConversationRow(Base):
     # Automatic messages: the greeting is sent once; the away reply once per seller's day.
     greeted: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     away_sent_on: Mapped[str | None] = mapped_column(String(10))
+    # The seq of the last seller message mailed to the buyer (their digest of unread replies).
+    buyer_mailed_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # When the open wait for a member's answer began; NULL when none is open. Setting it
+    # with "WHERE waiting_since IS NULL" is what opens a wait, once.
+    waiting_since: Mapped[datetime | None]
 
 
 class MessageRow(Base):
@@ -218,6 +223,8 @@ class SellerSpaceRow(Base):
     management_id: Mapped[str] = mapped_column(String(255), unique=True)
     # The room the seller's members share with the site's admins.
     marketplace_id: Mapped[str | None] = mapped_column(String(255))
+    # The section holding exactly the rooms with an open wait; made when first needed.
+    unanswered_id: Mapped[str | None] = mapped_column(String(255))
 
 
 class SiteRoomRow(Base):
@@ -343,3 +350,100 @@ class LabelPlacementRow(Base):
 
     room_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     label: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class MailRow(Base):
+    """A mail in the outbox, stored whole (RFC 5322) with what caused it; sent once."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (Index("ix_mail_outbox_due", "sent_at", "failed_at", "next_attempt_at"),)
+
+    seq: Mapped[int] = mapped_column(SerialKey, primary_key=True, autoincrement=True)
+    mail_id: Mapped[str] = mapped_column(String(40), unique=True)
+    site: Mapped[str] = mapped_column(String(64))
+    # What it is: conversation.created, message.copy, feedback, buyer.digest, …
+    kind: Mapped[str] = mapped_column(String(32))
+    sender: Mapped[str] = mapped_column(String(320))
+    recipient: Mapped[str] = mapped_column(String(320))
+    message: Mapped[str] = mapped_column(Text)
+    # The same key is queued once (a digest per conversation and last message, …).
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    # Refused for good (a recipient the relay rejects): kept, logged, not retried.
+    failed_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class MailTokenRow(Base):
+    """The unguessable part of `reply+{token}@{domain}`: one per buyer and conversation."""
+
+    __tablename__ = "mail_reply_tokens"
+    __table_args__ = (
+        UniqueConstraint("site", "buyer_id", "conversation_id", name="uq_mail_reply_token"),
+    )
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    buyer_id: Mapped[str] = mapped_column(String(200))
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.conversation_id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime]
+
+
+class UnsubscribeRow(Base):
+    """A buyer who asked for no more mail (RFC 8058 one-click), respected at once."""
+
+    __tablename__ = "mail_unsubscribes"
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    buyer_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    created_at: Mapped[datetime]
+
+
+class WaitRow(Base):
+    """A buyer waiting for a member's answer: opened by a buyer message when none is open,
+    closed by a member's reply (or `!noreply`, which leaves it out of the figures)."""
+
+    __tablename__ = "response_waits"
+    __table_args__ = (
+        Index("ix_response_waits_seller", "site", "seller_id", "opened_at"),
+        Index("ix_response_waits_open", "conversation_id", "closed_at"),
+    )
+
+    wait_id: Mapped[int] = mapped_column(SerialKey, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.conversation_id", ondelete="CASCADE")
+    )
+    site: Mapped[str] = mapped_column(String(64))
+    seller_id: Mapped[str] = mapped_column(String(200))
+    opened_at: Mapped[datetime]
+    opened_by: Mapped[str] = mapped_column(String(40))
+    closed_at: Mapped[datetime | None]
+    # replied | noreply; NULL while open.
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    closed_by: Mapped[str | None] = mapped_column(String(255))
+    # The wait's length in wall-clock time and within the seller's working hours.
+    wall_seconds: Mapped[float | None] = mapped_column(Double)
+    working_seconds: Mapped[float | None] = mapped_column(Double)
+    # Whether it was the conversation's first wait (first response vs later replies).
+    first: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ReminderRow(Base):
+    """A reminder of an open wait, stored when the wait opens: at half the target and an
+    hour before it. A restart neither loses nor repeats one."""
+
+    __tablename__ = "response_reminders"
+    __table_args__ = (Index("ix_response_reminders_due", "done_at", "due_at"),)
+
+    wait_id: Mapped[int] = mapped_column(
+        ForeignKey("response_waits.wait_id", ondelete="CASCADE"), primary_key=True
+    )
+    # half | last_hour
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    due_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
