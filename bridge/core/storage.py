@@ -301,6 +301,27 @@ class RoomDirectory(Protocol):
         site's room; None for any other room."""
 
 
+class ReplyTokens(Protocol):
+    """The unguessable token of `reply+{token}@{domain}`, one per buyer and conversation; it
+    also names the buyer in the one-click unsubscribe link."""
+
+    async def reply_token(
+        self, site: SiteID, buyer_id: BuyerID, conversation_id: ConversationID
+    ) -> str:
+        """The token of this buyer in this conversation, made on first use."""
+
+    async def by_reply_token(self, token: str) -> tuple[SiteID, BuyerID, ConversationID] | None: ...
+
+
+class Unsubscribes(Protocol):
+    """Buyers who asked for no more mail (RFC 8058 one-click), respected at once."""
+
+    async def unsubscribe(self, site: SiteID, buyer_id: BuyerID) -> None:
+        """Record it; a repeat is harmless."""
+
+    async def is_unsubscribed(self, site: SiteID, buyer_id: BuyerID) -> bool: ...
+
+
 class TranslationCache(Protocol):
     """Translations already made, by provider, languages and text."""
 
