@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import aiohttp
 from aiohttp import web
@@ -25,10 +27,13 @@ from bridge.core.feedback import FeedbackDesk
 from bridge.core.ids import SiteID, UserID
 from bridge.core.labels import SellerMarks
 from bridge.core.limits import Rate, RateLimiter, UploadSlots
+from bridge.core.mailing import BuyerDigest, Mailing
 from bridge.core.marketplace_desk import MarketplaceDesk
 from bridge.core.models import Buyer, Site
 from bridge.core.ports import HomeserverUnavailable, MatrixRejected, TranslationProvider
 from bridge.core.replies import SellerReplies
+from bridge.core.response_time import Reminders, ResponseTimes
+from bridge.core.stats import ResponseStats
 from bridge.core.tasks import TaskKeeper
 from bridge.core.team import AnsweringRoles
 from bridge.core.templates import TemplateDesk
@@ -36,6 +41,7 @@ from bridge.core.translation import Translations
 from bridge.http import BODY_TIMEOUT, errors_middleware, protocol_logger
 from bridge.marketplace.api import marketplace_routes
 from bridge.marketplace.labels import label_routes
+from bridge.marketplace.stats import stats_routes
 from bridge.marketplace.templates import template_routes
 from bridge.marketplace.webhooks import RetryPolicy, WebhookDispatcher, WebhookTarget
 from bridge.matrix.appservice import appservice_app
@@ -43,8 +49,14 @@ from bridge.matrix.gateway import MatrixGateway
 from bridge.matrix.identifiers import MatrixNames
 from bridge.matrix.rooms import MatrixRooms
 from bridge.matrix.transactions import TransactionProcessor
+from bridge.media.charts import paint_chart
 from bridge.media.images import ProductImages
 from bridge.media.library import MediaLibrary
+from bridge.notify.compose import MailComposer
+from bridge.notify.files import MailedFiles, mailed_file_routes
+from bridge.notify.inbound import InboundListener, MailReplies
+from bridge.notify.sender import MailRetry, MailSender
+from bridge.notify.unsubscribe import MailChoices, unsubscribe_routes
 from bridge.store.database import create_engine, create_read_engine, migrate, sessions
 from bridge.store.repository import SqlRepository
 from bridge.translation.detection import LinguaDetector
@@ -69,6 +81,10 @@ class Tuning:
     buyer_rates: dict[str, Rate] | None = None
     # How long a translation provider that failed is left alone.
     translation_pause: float = 30.0
+    mail_retry: MailRetry = field(default_factory=MailRetry)
+    # Trusted for the relay's certificate (tests: a self-signed one); None: the system's.
+    mail_tls_context: ssl.SSLContext | None = None
+    digest_every_seconds: float = 60.0
 
 
 def sites_of(config: Config) -> dict[SiteID, Site]:
@@ -93,6 +109,7 @@ class Bridge:
         self.tuning = tuning
         self.tasks = TaskKeeper()
         self._runners: list[web.AppRunner] = []
+        self._inbound: InboundListener | None = None
         self._http: aiohttp.ClientSession | None = None
         self._translator: TranslationProvider | None = None
         self._engine: AsyncEngine | None = None
@@ -171,7 +188,38 @@ class Bridge:
             self.repository, targets, http, self.tasks, self.tuning.webhook_retry
         )
         self.feed = FeedHub(self.repository, self.tasks, self.config.web.max_streams_per_buyer)
-        return Announcer(self._sites, self.webhooks.wake, self.feed.notify)
+        return Announcer(self._sites, self.webhooks.wake, self.feed.notify, self._build_mail())
+
+    def _build_mail(self) -> Mailing | None:
+        """Mail out: its rules, the outbox's sender and the buyer's digest; with no `email`
+        section, none of them and no mail at all."""
+        self.mail_sender: MailSender | None = None
+        self.digest: BuyerDigest | None = None
+        email = self.config.email
+        if email is None:
+            return None
+        composer = MailComposer(
+            email.from_address,
+            self.config.web.public_url,
+            email.inbound.domain if email.inbound is not None else None,
+        )
+        self.mail_sender = MailSender(
+            self.repository,
+            email.smtp,
+            self.tasks,
+            self.tuning.mail_retry,
+            self.tuning.mail_tls_context,
+        )
+        self.digest = BuyerDigest(
+            self.repository,
+            composer,
+            self._sites,
+            self.feed.has_stream,
+            self.mail_sender.wake,
+            timedelta(minutes=email.buyer_delay_minutes),
+            self.tuning.digest_every_seconds,
+        )
+        return Mailing(composer, self._sites, self.mail_sender.wake)
 
     def _build_translations(self) -> None:
         """Language detection and the translation provider, behind its cache and pause."""
@@ -210,6 +258,13 @@ class Bridge:
         self.archive = Archive(
             self.repository, self.courier, announcer, config.bridge.archive_after_days
         )
+        target_hours = config.bridge.response_target_hours
+        self.response_times = ResponseTimes(
+            self.repository, self.courier.refresh_members, target_hours
+        )
+        self.reminders = Reminders(
+            self.repository, self.rooms, self.answering, self._sites, target_hours
+        )
         self.conversations = MarketplaceDesk(
             self.repository,
             self.rooms,
@@ -222,6 +277,7 @@ class Bridge:
             self.names.ghost_too_long,
             detector=self.detector,
             auto_replies=self.auto_replies,
+            response_times=self.response_times,
         )
         self.marks = SellerMarks(
             self.repository, announcer, self.answering, self.courier.refresh_members
@@ -233,6 +289,9 @@ class Bridge:
                 "download": Rate.per_minute(config.web.downloads_per_minute),
             }
         )
+        self.stats = ResponseStats(
+            self.repository, self.rooms, paint_chart, config.bridge.response_target_hours
+        )
         self.feedback = FeedbackDesk(
             self.repository,
             self.rooms,
@@ -241,6 +300,7 @@ class Bridge:
             self.answering,
             self._sites,
             self.tasks,
+            reply_speed=self.stats,
         )
         return BuyerDesk(
             self.repository,
@@ -266,8 +326,13 @@ class Bridge:
                 *DeskCommands(
                     self.marks, self.answering, self.repository, announcer, self.rooms
                 ).commands(),
+                self.response_times.command(),
             ],
-            management_commands=[*self.templates.management_commands, self.feedback.command()],
+            management_commands=[
+                *self.templates.management_commands,
+                self.feedback.command(),
+                self.stats.command(),
+            ],
         )
         replies = SellerReplies(
             self.repository,
@@ -278,6 +343,7 @@ class Bridge:
             self.archive,
             commands,
             self.translations,
+            response_times=self.response_times,
         )
         self.templates.reply_through(replies)
         self.broadcasts = Broadcasts(self.repository, self.rooms, self._sites, self.answering)
@@ -323,6 +389,9 @@ class Bridge:
         )
         template_routes(web_app, self.templates)
         label_routes(web_app, self.marks)
+        stats_routes(web_app, self.stats)
+        unsubscribe_routes(web_app, MailChoices(self.repository))
+        mailed_file_routes(web_app, MailedFiles(self.repository, self.files))
         homeserver_app = appservice_app(
             config.appservice.hs_token,
             self.transactions,
@@ -344,6 +413,11 @@ class Bridge:
             keepalive_timeout=HOMESERVER_KEEPALIVE_SECONDS,
         )
         await self._serve(web_app, config.web.hostname, config.web.port)
+        inbound = config.email.inbound if config.email is not None else None
+        if inbound is not None:
+            replies = MailReplies(self.repository, self.conversations, self.files, inbound)
+            self._inbound = InboundListener(replies, inbound)
+            await self._inbound.start()
 
     async def _start_background(self) -> None:
         """The webhook dispatcher, the homeserver greeting and the archive clock; then the
@@ -351,6 +425,10 @@ class Bridge:
         self.webhooks.start()
         self.tasks.spawn(self._greet_homeserver(), name="greet-homeserver")
         self.tasks.spawn(self.archive.run(), name="archive")
+        self.tasks.spawn(self.reminders.run(), name="reminders")
+        if self.mail_sender is not None and self.digest is not None:
+            self.mail_sender.start()
+            self.tasks.spawn(self.digest.run(), name="buyer-digest")
         await self.transactions.resume()
         await self.courier.resume()
 
@@ -393,6 +471,9 @@ class Bridge:
         await web.TCPSite(runner, host, port).start()
 
     async def stop(self) -> None:
+        if self._inbound is not None:
+            await self._inbound.stop()
+            self._inbound = None
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

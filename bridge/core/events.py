@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from bridge.core.ids import BuyerID, ConversationID, SiteID
-from bridge.core.models import Conversation, Feedback, Message, Site
+from bridge.core.models import Buyer, Conversation, Feedback, Message, Seller, Site
 from bridge.core.views import (
     buyer_conversation_json,
     conversation_json,
@@ -42,7 +42,39 @@ class FeedFrame:
     payload: dict[str, Any]
 
 
-Event = WebhookEvent | FeedFrame
+@dataclass(frozen=True)
+class MailEvent:
+    """One mail for the outbox, rendered whole (RFC 5322); the same `dedupe_key` is queued
+    once, so a repeat of what caused it (a retry, a restart) queues nothing more."""
+
+    site: SiteID
+    kind: str
+    sender: str
+    recipient: str
+    message: str
+    dedupe_key: str
+
+
+class MailRules(Protocol):
+    """Who gets a mail for a change (`core/mailing.py`); absent when e-mail is not set up."""
+
+    def conversation_opened(
+        self, seller: Seller, buyer: Buyer, conversation: Conversation
+    ) -> list[MailEvent]: ...
+
+    def buyer_wrote(
+        self, seller: Seller, buyer: Buyer, conversation: Conversation, message: Message
+    ) -> list[MailEvent]: ...
+
+    def feedback_left(
+        self, seller: Seller, buyer: Buyer | None, feedback: Feedback
+    ) -> list[MailEvent]: ...
+
+    def wake(self) -> None:
+        """Mail was committed: wake whoever sends it."""
+
+
+Event = WebhookEvent | FeedFrame | MailEvent
 EventsFor = Callable[[Message], Sequence[Event]]
 """Builds the events for a message as it stands after a change."""
 
@@ -53,10 +85,20 @@ class Announcer:
         sites: Mapping[SiteID, Site],
         webhooks_added: Callable[[SiteID], None],
         feed_added: Callable[[SiteID, BuyerID], None],
+        mail: MailRules | None = None,
     ) -> None:
         self._sites = sites
         self._webhooks_added = webhooks_added
         self._feed_added = feed_added
+        self._mail = mail
+        # Conversations whose change carried a mail: their `published` wakes the sender, and
+        # nothing else does (a typing frame or a receipt costs the outbox no look).
+        self._mail_in: set[ConversationID] = set()
+
+    def _with_mail(self, conversation: Conversation, mail: Sequence[Event]) -> list[Event]:
+        if mail:
+            self._mail_in.add(conversation.conversation_id)
+        return list(mail)
 
     def _webhook(
         self, conversation: Conversation, kind: str, payload: dict[str, Any]
@@ -78,6 +120,17 @@ class Announcer:
             self._frame(conversation, "message.created", payload),
         ]
 
+    def buyer_message_created(
+        self, conversation: Conversation, seller: Seller | None, buyer: Buyer, message: Message
+    ) -> list[Event]:
+        """A buyer's new message: its events, and the seller's copy by mail when asked for."""
+        events = self.message_created(conversation, message)
+        if self._mail is not None and seller is not None:
+            events += self._with_mail(
+                conversation, self._mail.buyer_wrote(seller, buyer, conversation, message)
+            )
+        return events
+
     def message_changed(self, conversation: Conversation, webhook_type: str) -> EventsFor:
         """Events for a message after a change: `webhook_type` tells the marketplace what
         changed (message.status, message.updated, message.deleted); the buyer's stream
@@ -92,8 +145,22 @@ class Announcer:
 
         return events
 
-    def conversation_created(self, conversation: Conversation) -> list[Event]:
+    def conversation_created(
+        self,
+        conversation: Conversation,
+        seller: Seller | None = None,
+        buyer: Buyer | None = None,
+    ) -> list[Event]:
+        """With the seller and buyer given, the seller's mail goes with it (e-mail set up)."""
+        mail = (
+            self._with_mail(
+                conversation, self._mail.conversation_opened(seller, buyer, conversation)
+            )
+            if self._mail is not None and seller is not None and buyer is not None
+            else []
+        )
         return [
+            *mail,
             *self._webhook(
                 conversation,
                 "conversation.created",
@@ -141,23 +208,34 @@ class Announcer:
     def typing(self, conversation: Conversation, typing: bool, sender_name: str) -> list[Event]:
         return [self._frame(conversation, "typing", {"typing": typing, "sender_name": sender_name})]
 
-    def feedback_created(self, feedback: Feedback) -> list[Event]:
-        """A buyer's feedback form, left while the seller's chat was off."""
-        if not self._sites[feedback.site].has_webhook:
-            return []
-        return [
-            WebhookEvent(
-                feedback.site, "feedback.created", None, {"feedback": feedback_json(feedback)}
+    def feedback_created(
+        self, feedback: Feedback, seller: Seller | None = None, buyer: Buyer | None = None
+    ) -> list[Event]:
+        """A buyer's feedback form, left while the seller's chat was off; with the seller
+        given, the seller's mail goes with it (e-mail set up)."""
+        events: list[Event] = []
+        if self._mail is not None and seller is not None:
+            events += self._mail.feedback_left(seller, buyer, feedback)
+        if self._sites[feedback.site].has_webhook:
+            events.append(
+                WebhookEvent(
+                    feedback.site, "feedback.created", None, {"feedback": feedback_json(feedback)}
+                )
             )
-        ]
+        return events
 
     def site_published(self, site: SiteID) -> None:
         """Wake the site's webhook deliverer once a change about no conversation is committed."""
         if self._sites[site].has_webhook:
             self._webhooks_added(site)
+        if self._mail is not None:
+            self._mail.wake()
 
     def published(self, conversation: Conversation) -> None:
         """Wake the deliverers once a change to this conversation is committed."""
         if self._sites[conversation.site].has_webhook:
             self._webhooks_added(conversation.site)
         self._feed_added(conversation.site, conversation.buyer_id)
+        if self._mail is not None and conversation.conversation_id in self._mail_in:
+            self._mail_in.discard(conversation.conversation_id)
+            self._mail.wake()

@@ -28,9 +28,16 @@ CHAT_HELP = ("!chat off / !chat on — close or reopen the chat; while off, buye
 CHAT_ENABLED = "BAZAAR_CHAT_ENABLED"
 
 
+class ReplySpeed(Protocol):
+    """The seller's usual reply time in minutes (`core/stats.py`), None until measured."""
+
+    async def usually_replies_within(self, seller: Seller) -> int | None: ...
+
+
 class FeedbackOutlet(Protocol):
-    """Somewhere else a stored feedback form goes after the management room: the seller's
-    mail, once e-mail exists (issue 12), is one; pass it to `FeedbackDesk(outlets=…)`."""
+    """Somewhere else a stored feedback form goes after the management room; pass it to
+    `FeedbackDesk(outlets=…)`. The seller's mail does not use it: it is an event stored
+    with the form (`Announcer.feedback_created`), so it can be neither lost nor doubled."""
 
     async def feedback_left(self, seller: Seller, feedback: Feedback) -> None: ...
 
@@ -62,6 +69,7 @@ class FeedbackDesk:
         tasks: TaskKeeper,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         outlets: Sequence[FeedbackOutlet] = (),
+        reply_speed: ReplySpeed | None = None,
     ) -> None:
         self._store = store
         self._matrix = matrix
@@ -72,17 +80,28 @@ class FeedbackDesk:
         self._tasks = tasks
         self._clock = clock
         self._outlets = tuple(outlets)
+        self._reply_speed = reply_speed
 
-    def state_json(self, seller: Seller) -> dict[str, Any]:
+    def state_json(
+        self, seller: Seller, replies_within_minutes: int | None = None
+    ) -> dict[str, Any]:
         """What the widget shows before the buyer writes (`GET /widget/v1/sellers/{id}`)."""
         return {
             "seller_id": seller.seller_id,
             "name": seller.name,
             "chat_enabled": seller.chat_enabled,
             **availability_json(seller, self._clock()),
-            # Unknown until response times are measured (issue 12).
-            "usually_replies_within_minutes": None,
+            "usually_replies_within_minutes": replies_within_minutes,
         }
+
+    async def state(self, seller: Seller) -> dict[str, Any]:
+        """`state_json` with the seller's usual reply time, when it is measured."""
+        within = (
+            await self._reply_speed.usually_replies_within(seller)
+            if self._reply_speed is not None
+            else None
+        )
+        return self.state_json(seller, within)
 
     async def leave(self, buyer: Buyer, seller: Seller, text: object, contact: object) -> Feedback:
         """Store a buyer's form for a seller whose chat is off, with its webhook; then tell
@@ -103,7 +122,11 @@ class FeedbackDesk:
             created_at=self._clock(),
             buyer_id=buyer.buyer_id,
         )
-        await self._store.add_feedback(feedback, self._announcer.feedback_created(feedback))
+        # The seller's mail is one of the events stored with the form, not an outlet called
+        # afterwards: a crash between the two would lose it, a retry would repeat it.
+        await self._store.add_feedback(
+            feedback, self._announcer.feedback_created(feedback, seller, buyer)
+        )
         self._announcer.site_published(seller.site)
         self._tasks.spawn(
             self._tell(seller, buyer, feedback), name=f"feedback:{feedback.feedback_id}"

@@ -11,7 +11,7 @@ import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -42,6 +42,15 @@ def zone(name: str) -> ZoneInfo:
             f"'timezone' must be an IANA time zone such as Europe/Vilnius, not {name!r}",
             "BAZAAR_BAD_TIMEZONE",
         ) from None
+
+
+def _at(day: date, minutes: int, tz: ZoneInfo) -> datetime:
+    """The instant (in UTC) a local day's clock time names; "24:00" is the next midnight."""
+    if minutes >= 24 * 60:
+        local = datetime.combine(day + timedelta(days=1), time(0), tz)
+    else:
+        local = datetime.combine(day, time(minutes // 60, minutes % 60), tz)
+    return local.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,28 @@ class WorkingHours:
                 # A clock time skipped by a DST change resolves forward, as a wall clock does.
                 return opening.astimezone(at.tzinfo) if at.tzinfo else opening
         return None
+
+    def working_seconds(self, start: datetime, end: datetime) -> float:
+        """How much of `start`..`end` lies within the weekly hours, in the seller's zone;
+        with no hours at all, the whole length. Seconds as they pass (a range across a DST
+        change is as long as it really is); nothing when `end` is not after `start`."""
+        if end <= start:
+            return 0.0
+        if self.weekly is None:
+            return (end - start).total_seconds()
+        tz = ZoneInfo(self.timezone)
+        total = 0.0
+        day = start.astimezone(tz).date()
+        last = end.astimezone(tz).date()
+        while day <= last:
+            for opens, closes in self.weekly.days[day.weekday()]:
+                range_start = _at(day, opens, tz)
+                range_end = _at(day, closes, tz)
+                overlap = min(end, range_end) - max(start, range_start)
+                if overlap > timedelta(0):
+                    total += overlap.total_seconds()
+            day += timedelta(days=1)
+        return total
 
     def local_day(self, at: datetime) -> str:
         """The seller's calendar day at `at` (ISO), for "once a day"."""

@@ -39,6 +39,7 @@ from bridge.core.models import (
 )
 from bridge.core.ports import LanguageDetector, MatrixPort
 from bridge.core.refusals import blocked, message_in, refuse_if_blocked, unknown_conversation
+from bridge.core.response_time import ResponseTimes
 from bridge.core.storage import (
     Blocks,
     ConversationBlocked,
@@ -95,6 +96,7 @@ class MarketplaceDesk:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         detector: LanguageDetector | None = None,
         auto_replies: AutoReplies | None = None,
+        response_times: ResponseTimes | None = None,
     ) -> None:
         self._store = store
         self._matrix = matrix
@@ -108,6 +110,7 @@ class MarketplaceDesk:
         self._clock = clock
         self._detector = detector
         self._auto_replies = auto_replies
+        self._response_times = response_times
 
     def site(self, site_id: SiteID) -> Site:
         site = self._sites.get(site_id)
@@ -199,7 +202,7 @@ class MarketplaceDesk:
             blocked_by=blocked_by,
         )
         conversation, created = await self._store.create_conversation(
-            draft, self._announcer.conversation_created(draft)
+            draft, self._announcer.conversation_created(draft, seller, buyer)
         )
         if created:
             self._announcer.published(conversation)
@@ -285,9 +288,15 @@ class MarketplaceDesk:
             if attachment is None
             else (replace(attachment, attachment_id=attachment_id(message_id, 1)),),
         )
+        # For the seller's copy by mail (`email_copies`); a cached read.
+        seller = await self._store.get_seller(conversation.site, conversation.seller_id)
         try:
             message, created = await self._store.add_message(
-                draft, self._announcer.message_created(conversation, draft)
+                draft,
+                self._announcer.buyer_message_created(conversation, seller, buyer, draft),
+                wait=self._response_times.opening(draft.created_at)
+                if self._response_times
+                else None,
             )
         except ConversationBlocked:
             raise blocked() from None
@@ -300,6 +309,8 @@ class MarketplaceDesk:
             message = await self._retry_if_failed(conversation, message)
         if created:
             await self._archive.reactivate(conversation)
+            if self._response_times is not None:
+                await self._response_times.buyer_wrote(conversation)
         if created or message.status == MessageStatus.PENDING:
             self._announcer.published(conversation)
             self._courier.wake(conversation_id)

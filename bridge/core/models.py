@@ -148,6 +148,8 @@ class Conversation:
     labels: tuple[str, ...] = ()
     # The member who answers this conversation, when one was assigned.
     assignee: UserID | None = None
+    # Since when the buyer waits for a member's answer (core/response_time.py); None: nobody.
+    waiting_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -274,8 +276,11 @@ class SellerSpace:
     sections: dict[ConversationState, RoomID]
     management_id: RoomID
     marketplace_id: RoomID | None = None
+    # The section of the rooms whose buyer waits for an answer; made when first needed.
+    unanswered_id: RoomID | None = None
 
     @property
     def rooms(self) -> tuple[RoomID, ...]:
         rooms = (self.space_id, *self.sections.values(), self.management_id)
-        return (*rooms, self.marketplace_id) if self.marketplace_id else rooms
+        rooms = (*rooms, self.marketplace_id) if self.marketplace_id else rooms
+        return (*rooms, self.unanswered_id) if self.unanswered_id else rooms

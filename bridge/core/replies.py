@@ -30,6 +30,7 @@ from bridge.core.models import (
     SenderKind,
 )
 from bridge.core.ports import MatrixPort
+from bridge.core.response_time import ResponseTimes
 from bridge.core.room_events import (
     ManagementRoom,
     MembershipChange,
@@ -66,6 +67,7 @@ class SellerReplies:
         archive: Archive,
         commands: SellerCommands,
         translations: Translations,
+        response_times: ResponseTimes | None = None,
     ) -> None:
         self._store = store
         self._matrix = matrix
@@ -75,6 +77,7 @@ class SellerReplies:
         self._commands = commands
         self._archive = archive
         self._translations = translations
+        self._response_times = response_times
         self._typing: dict[RoomID, frozenset[UserID]] = {}
 
     async def _answering_member(
@@ -179,6 +182,9 @@ class SellerReplies:
         if created:
             await self._archive.reactivate(conversation)
             self._announcer.published(conversation)
+        if self._response_times is not None:
+            # A repeat too: the wait's close may not have lived through a crash.
+            await self._response_times.member_replied(conversation, seller, member, stored, created)
         return stored, created
 
     async def _render(self, conversation: Conversation, seller: Seller, text: str) -> Rendering:

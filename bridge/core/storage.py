@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bridge.core.events import Event, EventsFor
 from bridge.core.ids import (
@@ -40,9 +40,17 @@ from bridge.core.models import (
 )
 from bridge.core.room_events import RoomKind
 
+if TYPE_CHECKING:
+    from bridge.core.stats import Wait
+
 
 class ConversationBlocked(Exception):
     """A buyer's message met a block that was stored first: it is not stored."""
+
+
+# How long a run that claimed a reminder has to send it before another run takes it again;
+# well inside the time the homeserver remembers a transaction id, so a repeat is dropped.
+REMINDER_LEASE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -167,10 +175,14 @@ class ConversationStates(Protocol):
 class MessageRecords(Protocol):
     """Messages as both sides and the marketplace read them."""
 
-    async def add_message(self, message: Message, events: Sequence[Event]) -> tuple[Message, bool]:
+    async def add_message(
+        self, message: Message, events: Sequence[Event], *, wait: WaitOpening | None = None
+    ) -> tuple[Message, bool]:
         """Store a message unless its client id or event id is stored; return the stored one.
         A new buyer message in a conversation that is blocked by then raises
-        ConversationBlocked, decided in the same transaction as the insert."""
+        ConversationBlocked, decided in the same transaction as the insert. With `wait`, a
+        new buyer message opens a wait for an answer, in the same transaction, when none is
+        open (core/response_time.py)."""
 
     async def get_message(self, message_id: MessageID) -> Message | None: ...
 
@@ -291,6 +303,116 @@ class WebhookOutbox(Protocol):
     async def defer_webhook(
         self, delivery_id: str, next_attempt_at: datetime, error: str
     ) -> None: ...
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    mail_id: str
+    sender: str
+    recipient: str
+    message: str
+    attempts: int
+
+
+class MailOutbox(Protocol):
+    """Mail waiting for the relay, oldest first; each is sent once or fails for good."""
+
+    async def due_mails(self, now: datetime, limit: int) -> list[OutgoingMail]: ...
+
+    async def next_mail_attempt(self) -> datetime | None:
+        """When the next unsent mail is due, or None when none waits."""
+
+    async def mark_mail_sent(self, mail_id: str, at: datetime) -> None: ...
+
+    async def defer_mail(self, mail_id: str, next_attempt_at: datetime, error: str) -> None: ...
+
+    async def fail_mail(self, mail_id: str, at: datetime, error: str) -> None:
+        """The relay refused it for good (a 5xx): kept with the reason, never retried."""
+
+
+@dataclass(frozen=True)
+class UnreadReplies:
+    """A conversation's seller messages the buyer has neither read nor been mailed, oldest
+    first (at most the last few); `last_seq` is the newest of them."""
+
+    conversation: Conversation
+    messages: list[Message]
+    last_seq: int
+
+
+class BuyerDigests(Protocol):
+    """The buyer's digest of unread replies, queued once per conversation and last message."""
+
+    async def unread_replies(self, written_before: datetime, limit: int) -> list[UnreadReplies]:
+        """Conversations (not blocked) with a seller message, not automatic, written before
+        `written_before` that the buyer has neither read nor been mailed."""
+
+    async def queue_digest(
+        self, conversation_id: ConversationID, last_seq: int, events: Sequence[Event]
+    ) -> bool:
+        """Mark the replies up to `last_seq` mailed and store the events (the mail) in one
+        transaction; False, storing nothing, when they were marked already."""
+
+
+@dataclass(frozen=True)
+class WaitOpening:
+    """What a buyer message's wait gets when it opens one: its reminders, by kind, due."""
+
+    reminders: tuple[tuple[str, datetime], ...] = ()
+
+
+@dataclass(frozen=True)
+class OpenWait:
+    wait_id: int
+    conversation_id: ConversationID
+    opened_at: datetime
+
+
+@dataclass(frozen=True)
+class WaitClosing:
+    """How a wait ends: by a member's reply (`replied`) or `!noreply` (`noreply`), with its
+    lengths."""
+
+    closed_at: datetime
+    outcome: str
+    closed_by: str
+    wall_seconds: float
+    working_seconds: float
+
+
+@dataclass(frozen=True)
+class DueReminder:
+    wait_id: int
+    kind: str
+    due_at: datetime
+    conversation: Conversation
+    opened_at: datetime
+
+
+class ResponseWaits(Protocol):
+    """Buyers waiting for a member's answer, and the reminders of those waits (the waits
+    open with the buyer message: `MessageRecords.add_message`)."""
+
+    async def open_wait(self, conversation_id: ConversationID) -> OpenWait | None: ...
+
+    async def close_wait(self, wait: OpenWait, closing: WaitClosing) -> bool:
+        """Close the wait unless it is closed already, clear the conversation's
+        `waiting_since` and drop the wait's pending reminders, in one transaction; False
+        when it was closed already."""
+
+    async def due_reminders(self, now: datetime, limit: int) -> list[DueReminder]:
+        """Reminders due by `now`, of open waits, neither done nor claimed within the lease
+        (`REMINDER_LEASE`), oldest first."""
+
+    async def claim_reminders(self, keys: Sequence[tuple[int, str]], at: datetime) -> set[int]:
+        """Claim these reminders (wait id, kind) for sending unless done or claimed within
+        the lease; the wait ids of those this call claimed, so two runs never both send."""
+
+    async def finish_reminders(self, keys: Sequence[tuple[int, str]], at: datetime) -> None:
+        """The claimed reminders were sent (or are said to nobody): done for good."""
+
+    async def release_reminders(self, keys: Sequence[tuple[int, str]]) -> None:
+        """Undo a claim whose notices could not be sent, for the next run."""
 
 
 class RoomDirectory(Protocol):
@@ -428,6 +550,18 @@ class AutomaticReplies(Protocol):
     async def mark_notice_posted(self, message_id: MessageID, event_id: EventID) -> None: ...
 
 
+class WaitRecords(Protocol):
+    """The waits the response-time figures are made of (`core/stats.py`), read back for a
+    period: those opened at or after `since`, and those still open."""
+
+    async def seller_waits_since(
+        self, site: SiteID, seller_id: SellerID, since: datetime
+    ) -> list[Wait]: ...
+
+    async def site_waits_since(self, site: SiteID, since: datetime) -> list[Wait]:
+        """The same for every seller of the site, in one query."""
+
+
 class Repository(
     Parties,
     ConversationRecords,
@@ -441,11 +575,17 @@ class Repository(
     FeedReader,
     TransactionLog,
     WebhookOutbox,
+    MailOutbox,
+    BuyerDigests,
     RoomDirectory,
     TranslationCache,
     TemplateRecords,
     FeedbackRecords,
     AutomaticReplies,
+    ReplyTokens,
+    Unsubscribes,
+    WaitRecords,
+    ResponseWaits,
     Protocol,
 ):
     """Every port of the store at once: what `store/` implements."""

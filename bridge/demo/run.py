@@ -29,6 +29,7 @@ import yaml
 
 from bridge.app import Bridge
 from bridge.config import Config, ConfigError, TranslationConfig, load_config, new_secret
+from bridge.demo.mail import MailSink
 from bridge.demo.shop import PRODUCTS, DemoShop
 from bridge.demo.synapse import EmbeddedSynapse, SynapseSettings, free_port
 from bridge.demo.webhooks import WebhookPrinter
@@ -39,6 +40,9 @@ SITE_NAME = "Demo Market"
 SELLER = "demo-shop"
 SELLER_NAME = "Kettle & Co."
 OWNER = "seller"
+# The demo seller's address: their mails land in <workdir>/mail/ as .eml files.
+SELLER_EMAIL = "owner@kettle.example"
+MAIL_FROM = "chat@demo-market.example"
 LIBRETRANSLATE_VARIABLE = "BAZAAR_DEMO_LIBRETRANSLATE"
 LIBRETRANSLATE_EXAMPLE = "http://127.0.0.1:5000"
 # What a work folder from before the site and the seller had names of their own called them.
@@ -65,6 +69,7 @@ def _demo_state(workdir: Path) -> dict[str, Any]:
             "shop_port": lambda: _port(29333),
             "webhook_secret": new_secret,
             "named": lambda: dict(OLD_NAMES),
+            "mail_port": lambda: _port(2526),
         }
         missing = [key for key in added if key not in state]
         for key in missing:
@@ -77,6 +82,7 @@ def _demo_state(workdir: Path) -> dict[str, Any]:
         "appservice_port": _port(29331),
         "web_port": _port(29332),
         "shop_port": _port(29333),
+        "mail_port": _port(2526),
         "as_token": new_secret(),
         "hs_token": new_secret(),
         "api_token": new_secret(),
@@ -141,6 +147,12 @@ def _write_config(
     }
     if libretranslate is not None:
         config["translation"] = {"provider": "libre", "url": libretranslate}
+    # The demo's own mail sink (bridge/demo/mail.py) stands in for a relay.
+    config["email"] = {
+        "smtp": {"host": "127.0.0.1", "port": state["mail_port"], "security": "none"},
+        "from": MAIL_FROM,
+        "buyer_delay_minutes": 1,
+    }
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -211,6 +223,8 @@ async def _run(
         )
     )
     await synapse.start()
+    mail = MailSink(workdir / "mail", state["mail_port"])
+    await mail.start()
     bridge = Bridge(config)
     shop = DemoShop(
         site=SITE,
@@ -235,6 +249,8 @@ async def _run(
                 {
                     "name": SELLER_NAME,
                     "language": "en",
+                    "email": SELLER_EMAIL,
+                    "email_copies": True,
                     "members": [{"user_id": owner, "role": "owner"}],
                     **DEMO_DESK,
                 },
@@ -252,7 +268,7 @@ async def _run(
                 "PUT",
                 f"{api}/buyers/anna",
                 state["api_token"],
-                {"name": "Anna", "language": "en"},
+                {"name": "Anna", "language": "en", "email": "anna@example.org"},
             )
         await shop.start()
         print(
@@ -268,6 +284,7 @@ async def _run(
                     translation=config.translation,
                     workdir=workdir,
                     named=state["named"],
+                    mail=mail.folder,
                 )
             ),
             flush=True,
@@ -281,6 +298,7 @@ async def _run(
         await shop.stop()
         with contextlib.suppress(Exception):
             await bridge.stop()
+        await mail.stop()
         await synapse.stop()
 
 
@@ -298,6 +316,7 @@ class Welcome:
     translation: TranslationConfig
     workdir: Path
     named: Mapping[str, str]
+    mail: Path
 
 
 def _features(translation: TranslationConfig) -> str:
@@ -375,9 +394,13 @@ Bazaar Bridge demo is running: the marketplace "{SITE_NAME}" and its seller "{SE
   Marketplace API   {about.api}
   API token         {about.api_token}
   Webhook receiver  {about.webhooks}
+  Mail folder       {about.mail}/   (each mail the bridge sends, as an .eml file)
 
 In this demo:
 {_features(about.translation)}
+  on   e-mail, through a local sink that keeps each mail in the mail folder above: the
+       seller ({SELLER_EMAIL}) hears of each new conversation and gets a copy of each
+       question; a reply the buyer leaves unread for a minute is mailed to them.
 
 Log in with Element or any Matrix client (homeserver {about.homeserver}) as the seller.
 Open the shop in a browser, sign in with any name and press "Ask a question" on a product

@@ -183,6 +183,8 @@ class MatrixRooms:
             await self.spaces.place_labels(
                 room_id, conversation.labels, seller, members, site_name, space
             )
+        if conversation.waiting_since is not None:
+            await self.spaces.place_unanswered(room_id, True, seller, members, site_name)
         return room_id
 
     async def _recover_room(self, conversation: Conversation, invite: Sequence[UserID]) -> RoomID:
@@ -301,6 +303,9 @@ class MatrixRooms:
         await self.spaces.place(room_id, conversation.state, space)
         await self.spaces.place_labels(
             room_id, conversation.labels, seller, members, site_name, space
+        )
+        await self.spaces.place_unanswered(
+            room_id, conversation.waiting_since is not None, seller, members, site_name
         )
         ghost = self._names.ghost(buyer.site, buyer.buyer_id)
         state = await self._gateway.full_state(room_id)

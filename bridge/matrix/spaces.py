@@ -24,6 +24,8 @@ SECTION_NAMES = {
     ConversationState.ARCHIVED: "Archived",
     ConversationState.BLOCKED: "Blocked",
 }
+# The section of the rooms whose buyer waits for an answer (core/response_time.py).
+UNANSWERED = "Unanswered"
 MANAGEMENT_TOPIC = "Talk to the Bazaar bot here: say !help for the commands."
 
 
@@ -101,6 +103,7 @@ class SellerSpaces:
         self._locks: dict[object, asyncio.Lock] = {}
         self._placed: dict[RoomID, ConversationState] = {}
         self._labels_placed: dict[RoomID, frozenset[str]] = {}
+        self._unanswered_placed: dict[RoomID, bool] = {}
         self._members: dict[RoomID, frozenset[Member]] = {}
 
     def _child_content(self, present: bool) -> dict[str, Any]:
@@ -261,6 +264,57 @@ class SellerSpaces:
                 await self._child(left, room_id, present=False)
             await self._memory.remember_label_placement(room_id, label, False)
         self._labels_placed[room_id] = wanted
+
+    async def place_unanswered(
+        self,
+        room_id: RoomID,
+        waiting: bool,
+        seller: Seller,
+        members: Sequence[Member],
+        site_name: str,
+    ) -> None:
+        """Put the room in the Unanswered section while its buyer waits for an answer, and
+        take it out after (the section is made when first needed). Where the room sits is
+        read from the section itself once per run, so a change missed before a restart is
+        repaired on the next sync."""
+        placed = self._unanswered_placed.get(room_id)
+        if placed == waiting:
+            return
+        space = await self._memory.seller_space(seller.site, seller.seller_id)
+        if space is None:
+            return
+        section = space.unanswered_id
+        if section is None:
+            if not waiting:
+                self._unanswered_placed[room_id] = False
+                return
+            section = await self._unanswered_section(seller, members, site_name)
+        if placed is None:
+            child = await self._gateway.room_state(section, "m.space.child", room_id)
+            placed = bool(child and child.get("via"))
+        if placed != waiting:
+            await self._child(section, room_id, present=waiting)
+        self._unanswered_placed[room_id] = waiting
+
+    async def _unanswered_section(
+        self, seller: Seller, members: Sequence[Member], site_name: str
+    ) -> RoomID:
+        key = (seller.site, seller.seller_id)
+        async with self._locks.setdefault((*key, UNANSWERED), asyncio.Lock()):
+            space = await self._memory.seller_space(*key)
+            if space is None:
+                raise MatrixRejected("BAZAAR_NO_ROOM", "the seller has no Space yet")
+            if space.unanswered_id is not None:
+                return space.unanswered_id
+            people = [member.user_id for member in members]
+            section = await self._room(
+                f"{UNANSWERED} · {seller.name} · {site_name}", people, space=True
+            )
+            await self._child(space.space_id, section, present=True)
+            await self._memory.remember_seller_space(*key, replace(space, unanswered_id=section))
+            self._members[section] = frozenset(members)
+            logger.info("Made the Unanswered section of %s/%s", *key)
+            return section
 
     async def _label_section(
         self,

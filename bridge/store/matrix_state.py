@@ -52,6 +52,7 @@ class MatrixStateStore(Sessions):
                     blocked_id=space.sections[ConversationState.BLOCKED],
                     management_id=space.management_id,
                     marketplace_id=space.marketplace_id,
+                    unanswered_id=space.unanswered_id,
                 )
             )
 

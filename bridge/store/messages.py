@@ -26,7 +26,7 @@ from bridge.core.models import (
     SenderKind,
     TranslationNote,
 )
-from bridge.core.storage import ConversationBlocked
+from bridge.core.storage import ConversationBlocked, WaitOpening
 from bridge.store.base import Sessions
 from bridge.store.records import (
     attachment_values,
@@ -39,6 +39,7 @@ from bridge.store.schema import (
     ConversationRow,
     MessageRow,
 )
+from bridge.store.waits import open_wait_in
 
 # Built once: these run for every message, and a statement object built per call costs
 # more than the SQL it sends.
@@ -77,7 +78,9 @@ def _rendering_values(
 class MessageStore(Sessions):
     # Messages
 
-    async def add_message(self, message: Message, events: Sequence[Event]) -> tuple[Message, bool]:
+    async def add_message(
+        self, message: Message, events: Sequence[Event], *, wait: WaitOpening | None = None
+    ) -> tuple[Message, bool]:
         # Insert first and let the unique keys (client id, event id) catch a repeat: the
         # first try is by far the common case.
         try:
@@ -116,6 +119,8 @@ class MessageStore(Sessions):
                 if cast(CursorResult[Any], touched).rowcount == 0:
                     # Rolled back with the insert: nothing of the message stays.
                     raise ConversationBlocked(message.conversation_id)
+                if wait is not None and message.sender == SenderKind.BUYER:
+                    await open_wait_in(session, message, wait)
                 await store_events(session, events)
             return message, True
         except IntegrityError:

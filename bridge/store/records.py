@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Row, bindparam, insert, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bridge.core.events import Event, WebhookEvent
+from bridge.core.events import Event, MailEvent, WebhookEvent
 from bridge.core.ids import (
     BuyerID,
     ConversationID,
@@ -43,6 +45,7 @@ from bridge.store.schema import (
     BuyerRow,
     ConversationRow,
     FeedRow,
+    MailRow,
     MessageRow,
     SellerSpaceRow,
     WebhookRow,
@@ -89,6 +92,7 @@ def to_conversation(
         blocked_by=blocked_by,
         labels=tuple(row.labels or ()),
         assignee=UserID(row.assignee) if row.assignee else None,
+        waiting_since=row.waiting_since,
     )
 
 
@@ -186,6 +190,7 @@ def to_seller_space(row: SellerSpaceRow) -> SellerSpace:
         },
         management_id=RoomID(row.management_id),
         marketplace_id=RoomID(row.marketplace_id) if row.marketplace_id else None,
+        unanswered_id=RoomID(row.unanswered_id) if row.unanswered_id else None,
     )
 
 
@@ -205,6 +210,27 @@ def _webhook_values(event: WebhookEvent, at: datetime) -> dict[str, Any]:
         "attempts": 0,
         "next_attempt_at": at,
     }
+
+
+async def store_mail(session: AsyncSession, event: MailEvent, at: datetime) -> None:
+    """Queue a mail unless its dedupe key is queued already: a repeat must not undo the
+    transaction it rides in (a buyer's message), so it is skipped, not refused."""
+    dialect = session.get_bind().dialect.name
+    values = {
+        "mail_id": "m" + secrets.token_hex(12),
+        "site": event.site,
+        "kind": event.kind,
+        "sender": event.sender,
+        "recipient": event.recipient,
+        "message": event.message,
+        "dedupe_key": event.dedupe_key,
+        "attempts": 0,
+        "next_attempt_at": at,
+        "created_at": at,
+    }
+    table = Base.metadata.tables[MailRow.__tablename__]
+    statement = postgresql_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+    await session.execute(statement.values(values).on_conflict_do_nothing())
 
 
 # Built once: they run for every message, both ways.
@@ -228,6 +254,9 @@ async def store_events(session: AsyncSession, events: Sequence[Event]) -> None:
     for event in events:
         if isinstance(event, WebhookEvent):
             await session.execute(_INSERT_WEBHOOK, _webhook_values(event, now))
+            continue
+        if isinstance(event, MailEvent):
+            await store_mail(session, event, now)
             continue
         seq = await session.scalar(
             _NEXT_FEED_SEQ, {"of_site": event.site, "of_buyer": event.buyer_id}

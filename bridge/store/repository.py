@@ -10,12 +10,16 @@ from bridge.store.automatic import AutomaticReplyStore
 from bridge.store.conversations import ConversationStore
 from bridge.store.feedback import FeedbackStore
 from bridge.store.label_sections import LabelSectionStore
+from bridge.store.mail_outbox import MailOutboxStore
+from bridge.store.mail_tokens import MailTokenStore
 from bridge.store.matrix_state import MatrixStateStore
 from bridge.store.messages import MessageStore
 from bridge.store.outbox import OutboxStore
 from bridge.store.parties import PartyStore
+from bridge.store.stats import WaitStatsStore
 from bridge.store.templates import TemplateStore
 from bridge.store.translations import TranslationStore
+from bridge.store.waits import WaitStore
 
 
 class SqlRepository(
@@ -29,6 +33,10 @@ class SqlRepository(
     TemplateStore,
     LabelSectionStore,
     AutomaticReplyStore,
+    MailTokenStore,
+    MailOutboxStore,
+    WaitStatsStore,
+    WaitStore,
 ):
     """Every store operation the bridge needs, on SQLite or PostgreSQL."""
 

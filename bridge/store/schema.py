@@ -446,4 +446,7 @@ class ReminderRow(Base):
     # half | last_hour
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     due_at: Mapped[datetime]
+    # Taken by a run that is sending it; a claim older than the lease (a run that died
+    # mid-send) is taken again, and the notice's key makes the homeserver drop a repeat.
+    claimed_at: Mapped[datetime | None]
     done_at: Mapped[datetime | None]

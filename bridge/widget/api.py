@@ -224,7 +224,7 @@ async def seller_state(request: web.Request) -> web.Response:
     buyer = await _buyer(request)
     widget = request.app[WIDGET]
     seller = await widget.desk.seller(buyer, SellerID(request.match_info["seller_id"]))
-    return web.json_response(widget.feedback.state_json(seller))
+    return web.json_response(await widget.feedback.state(seller))
 
 
 @routes.post(BASE + "/sellers/{seller_id}/feedback")

@@ -202,6 +202,11 @@ class FeedHub:
             feed.pending = True
             self._read(feed)
 
+    def has_stream(self, site: SiteID, buyer_id: BuyerID) -> bool:
+        """Whether the buyer has a stream open here now (they see replies as they come)."""
+        feed = self._feeds.get((site, buyer_id))
+        return feed is not None and bool(feed.streams)
+
     def _read(self, feed: _BuyerFeed) -> None:
         """Start the feed's reader unless it runs: a running one sees `pending` before it
         stops (no await lies between its last look and its end)."""

@@ -299,6 +299,8 @@ class Room:
     assignee: UserID | None = None
     # Whom each mentioning notice (also in `notices`) mentioned.
     mentioned: list[list[UserID]] = field(default_factory=list)
+    # Whether the last sync put the room in the Space's Unanswered section.
+    unanswered: bool = False
 
 
 class FakeHomeserver:
@@ -316,6 +318,9 @@ class FakeHomeserver:
         self.notice_answers: list[Exception] = []
         self.uploads: list[bytes] = []
         self.display_names: dict[UserID, str] = {}
+        # What the bot said in each seller's management room (`tell_seller`), by seller.
+        self.told: dict[SellerID, list[str]] = {}
+        self.tell_answers: list[Exception] = []
 
     def room(self, room_id: RoomID | None) -> Room:
         assert room_id is not None
@@ -388,6 +393,7 @@ class FakeHomeserver:
         room.state = conversation.state
         room.labels = conversation.labels
         room.assignee = conversation.assignee
+        room.unanswered = conversation.waiting_since is not None
 
     async def send_notice(self, room_id: RoomID, text: str, key: str | None = None) -> None:
         if self.notice_answers:
@@ -399,6 +405,18 @@ class FakeHomeserver:
     ) -> None:
         self.room(room_id).notices.append(text)
         self.room(room_id).mentioned.append(list(user_ids))
+
+    async def tell_seller(
+        self,
+        seller: Seller,
+        members: Sequence[Member],
+        site_name: str,
+        text: str,
+        key: str | None = None,
+    ) -> None:
+        if self.tell_answers:
+            raise self.tell_answers.pop(0)
+        self.told.setdefault(seller.seller_id, []).append(text)
 
     async def display_name(self, user_id: UserID) -> str | None:
         return self.display_names.get(user_id)

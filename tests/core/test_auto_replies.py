@@ -62,7 +62,9 @@ class AutoStore(FakeStore):
     ) -> Conversation | None:
         return self.conversations.get(conversation_id)
 
-    async def add_message(self, message: Message, events: Sequence[Event]) -> tuple[Message, bool]:
+    async def add_message(
+        self, message: Message, events: Sequence[Event], *, wait: object = None
+    ) -> tuple[Message, bool]:
         for stored in self.messages.values():
             if stored.client_id is not None and (stored.conversation_id, stored.client_id) == (
                 message.conversation_id,

@@ -11,6 +11,8 @@ import re
 import signal
 import sys
 from collections.abc import AsyncIterator
+from email import message_from_bytes
+from email.policy import default
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import pytest
 from tests.support.libretranslate import FakeLibreTranslate
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -220,6 +223,25 @@ async def test_demo_shows_a_seller_answering_a_buyer_with_webhooks(tmp_path: Pat
                 '"Hello! Is this kettle in stock?"'
             )
             await running.line(f"webhook ✓ message.status conv={conversation_id} sent")
+
+            # The seller's mails land in the printed folder: the new conversation, the copy.
+            folder = Path(field(printed, "Mail folder"))
+            assert folder == tmp_path / "demo" / "mail"
+
+            def read_subjects() -> list[str]:
+                return [
+                    str(message_from_bytes(path.read_bytes(), policy=default)["Subject"])
+                    for path in folder.glob("*.eml")
+                ]
+
+            async def subjects() -> list[str]:
+                found = await asyncio.to_thread(read_subjects)
+                return found if len(found) >= 2 else []
+
+            assert sorted(await eventually(subjects, what="two .eml files")) == [
+                "Anna wrote about Electric kettle 1.7 l",
+                "New conversation from Anna: Electric kettle 1.7 l",
+            ]
 
             # The demo's Synapse accepts invites for the seller, so the rooms are simply
             # there, named for the seller and the site apart.

@@ -93,6 +93,8 @@
       online: 'Online',
       away: 'Away',
       awayUntil: 'Away · replies from {time}',
+      within: 'usually replies within {n} min',
+      withinH: 'usually replies within {n} h',
       automatic: 'Automatic reply',
       chatOff: 'Leave the seller a message: they will get back to you.',
       contact: 'Your e-mail or phone (optional)',
@@ -157,6 +159,8 @@
       online: 'В сети',
       away: 'Нет на месте',
       awayUntil: 'Нет на месте · ответит с {time}',
+      within: 'обычно отвечает за {n} мин',
+      withinH: 'обычно отвечает за {n} ч',
       automatic: 'Автоматический ответ',
       chatOff: 'Оставьте продавцу сообщение: он свяжется с вами.',
       contact: 'Ваш e-mail или телефон (необязательно)',
@@ -1523,8 +1527,9 @@
 
     text() {
       const { t, locale } = this.chat;
-      const { open_now: open, next_open_at: at } = this.state;
-      return open ? t('online') : at ? t('awayUntil', { time: messageTime(new Date(at), locale) }) : t('away');
+      const { open_now: open, next_open_at: at, usually_replies_within_minutes: n } = this.state;
+      return (open ? t('online') : at ? t('awayUntil', { time: messageTime(new Date(at), locale) }) : t('away'))
+        + (n ? ` · ${n > 59 ? t('withinH', { n: n / 60 }) : t('within', { n })}` : '');
     }
 
     async send() {

@@ -101,6 +101,7 @@ def upgrade() -> None:
         ),
         sa.Column("kind", sa.String(16), primary_key=True),
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("done_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index("ix_response_reminders_due", "response_reminders", ["done_at", "due_at"])
