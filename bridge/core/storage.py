@@ -322,7 +322,8 @@ class MailOutbox(Protocol):
     async def next_mail_attempt(self) -> datetime | None:
         """When the next unsent mail is due, or None when none waits."""
 
-    async def mark_mail_sent(self, mail_id: str, at: datetime) -> None: ...
+    async def mark_mails_sent(self, mail_ids: Sequence[str], at: datetime) -> None:
+        """The relay took these mails: sent, in one write for a batch."""
 
     async def defer_mail(self, mail_id: str, next_attempt_at: datetime, error: str) -> None: ...
 

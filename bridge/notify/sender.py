@@ -118,34 +118,41 @@ class MailSender:
                 await self._relay_down(due, f"relay unreachable: {failure!r}")
                 return
             self._down_times = 0
+            sent: list[str] = []
             try:
                 for index, mail in enumerate(due):
                     try:
-                        await self._send(client, mail)
+                        if await self._send(client, mail):
+                            sent.append(mail.mail_id)
                     except RelayDown as down:
                         await self._relay_down(due[index:], str(down))
                         return
             finally:
+                # One write for the batch: a crash before it sends those again (at least
+                # once, as any mail accepted by the relay but not yet marked).
+                await self._outbox.mark_mails_sent(sent, datetime.now(UTC))
                 with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
                     await client.quit()
             if len(due) < BATCH:
                 return
 
-    async def _send(self, client: aiosmtplib.SMTP, mail: OutgoingMail) -> None:
+    async def _send(self, client: aiosmtplib.SMTP, mail: OutgoingMail) -> bool:
+        """Hand one mail to the relay: True when it took it; a refusal is recorded here,
+        and a relay gone away raises RelayDown."""
         try:
             await client.sendmail(mail.sender, [mail.recipient], mail.message.encode())
         except aiosmtplib.SMTPRecipientsRefused as refused:
             code = refused.recipients[0].code if refused.recipients else 550
             await self._refused(mail, code, str(refused))
-            return
+            return False
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError) as failure:
             raise RelayDown(repr(failure)) from failure
         except aiosmtplib.SMTPResponseException as response:
             await self._refused(mail, response.code, f"{response.code} {response.message}")
-            return
+            return False
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as failure:
             raise RelayDown(repr(failure)) from failure
-        await self._outbox.mark_mail_sent(mail.mail_id, datetime.now(UTC))
+        return True
 
     async def _refused(self, mail: OutgoingMail, code: int, error: str) -> None:
         if 500 <= code < 600:

@@ -49,8 +49,15 @@ class MailOutboxStore(Sessions):
                 .limit(1)
             )
 
-    async def mark_mail_sent(self, mail_id: str, at: datetime) -> None:
-        await self._update_mail(mail_id, sent_at=at, attempts=MailRow.attempts + 1)
+    async def mark_mails_sent(self, mail_ids: Sequence[str], at: datetime) -> None:
+        if not mail_ids:
+            return
+        async with self._writes.begin() as session:
+            await session.execute(
+                update(MailRow)
+                .where(MailRow.mail_id.in_(mail_ids))
+                .values(sent_at=at, attempts=MailRow.attempts + 1)
+            )
 
     async def defer_mail(self, mail_id: str, next_attempt_at: datetime, error: str) -> None:
         await self._update_mail(

@@ -3,7 +3,7 @@ alone, a relay that is down makes mail wait, STARTTLS with AUTH works."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -51,8 +51,9 @@ class MemoryOutbox:
     async def next_mail_attempt(self) -> datetime | None:
         return min((s.next_attempt_at for s in self._unsent()), default=None)
 
-    async def mark_mail_sent(self, mail_id: str, at: datetime) -> None:
-        self.mails[mail_id].sent_at = at
+    async def mark_mails_sent(self, mail_ids: Sequence[str], at: datetime) -> None:
+        for mail_id in mail_ids:
+            self.mails[mail_id].sent_at = at
 
     async def defer_mail(self, mail_id: str, next_attempt_at: datetime, error: str) -> None:
         stored = self.mails[mail_id]

@@ -47,6 +47,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_mail_outbox_due", "mail_outbox", ["sent_at", "failed_at", "next_attempt_at"]
     )
+    op.create_index("ix_mail_outbox_queue", "mail_outbox", ["sent_at", "failed_at", "seq"])
     op.create_table(
         "mail_reply_tokens",
         sa.Column("token", sa.String(64), primary_key=True),
@@ -115,6 +116,7 @@ def downgrade() -> None:
     op.drop_table("response_waits")
     op.drop_table("mail_unsubscribes")
     op.drop_table("mail_reply_tokens")
+    op.drop_index("ix_mail_outbox_queue", "mail_outbox")
     op.drop_index("ix_mail_outbox_due", "mail_outbox")
     op.drop_table("mail_outbox")
     with op.batch_alter_table("seller_spaces", schema=None) as batch_op:
