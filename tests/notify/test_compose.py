@@ -129,7 +129,11 @@ def test_the_digest_speaks_russian_to_a_russian_buyer_with_reply_to_and_unsubscr
     assert mail["List-Unsubscribe"] == "<https://bridge.example/mail/v1/unsubscribe/tok123>"
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     text = body(mail, "plain")
-    assert "Есть в наличии" in text and "Файлов: 2" in text
+    assert "Есть в наличии" in text
+    # Each picture as a link the mail's token opens, in the text and in the HTML.
+    links = [f"https://bridge.example/mail/v1/files/tok123/a{n}" for n in range(2)]
+    assert all(f"p.png: {link}" in text for link in links)
+    assert all(f'<a href="{link}">p.png</a>' in body(mail, "html") for link in links)
     assert "https://shop.example/p/1" in text
 
 
