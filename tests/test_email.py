@@ -95,6 +95,37 @@ async def seller_with_room(
     return dict(conversation)
 
 
+async def mailed_buyer(
+    runner: BridgeRunner,
+    sites: Sites,
+    marketplace: MarketplaceClient,
+    new_seller: NewSeller,
+    mailbox: Mailbox,
+    buyer_id: str,
+    name: str,
+    language: str,
+    address: str,
+) -> tuple[Bridge, SellerClient, BuyerClient, str, str]:
+    """A bridge that mails through `mailbox`, a seller's owner in the room of a conversation
+    with a buyer who has an address, and that buyer's widget client."""
+    mailbox.start()
+    with_email(runner, mailbox)
+    bridge = await runner.start()
+    assert bridge.digest is not None
+    owner = await new_seller("owner")
+    conversation = await seller_with_room(
+        marketplace,
+        owner,
+        buyer_id=buyer_id,
+        buyer={"name": name, "language": language, "email": address},
+    )
+    client = BuyerClient(
+        runner.config.web.public_url,
+        buyer_token(sites.widget_secret, SITE, buyer_id, name=name, lang=language),
+    )
+    return bridge, owner, client, conversation["room_id"], conversation["conversation_id"]
+
+
 async def mails_to(relay: Mailbox, address: str, count: int) -> list[Received]:
     async def arrived() -> list[Received]:
         found = relay.to(address)
@@ -188,22 +219,9 @@ async def test_the_buyer_gets_a_digest_of_unread_replies_only_with_no_stream_ope
     new_seller: NewSeller,
     mailbox: Mailbox,
 ) -> None:
-    mailbox.start()
-    with_email(runner, mailbox)
-    bridge = await runner.start()
-    assert bridge.digest is not None
-    owner = await new_seller("owner")
     ivan_mail = "ivan@example.org"
-    conversation = await seller_with_room(
-        marketplace,
-        owner,
-        buyer_id="ivan",
-        buyer={"name": "Иван", "language": "ru", "email": ivan_mail},
-    )
-    room_id, conversation_id = conversation["room_id"], conversation["conversation_id"]
-    ivan = BuyerClient(
-        runner.config.web.public_url,
-        buyer_token(sites.widget_secret, SITE, "ivan", name="Иван", lang="ru"),
+    bridge, owner, ivan, room_id, conversation_id = await mailed_buyer(
+        runner, sites, marketplace, new_seller, mailbox, "ivan", "Иван", "ru", ivan_mail
     )
     path = f"/conversations/{conversation_id}/messages"
     try:
@@ -345,21 +363,9 @@ async def test_the_digest_links_the_sellers_pictures_for_that_buyer_only(
     new_seller: NewSeller,
     mailbox: Mailbox,
 ) -> None:
-    mailbox.start()
-    with_email(runner, mailbox)
-    bridge = await runner.start()
-    assert bridge.digest is not None
-    owner = await new_seller("owner")
     olga_mail = "olga@example.org"
-    conversation = await seller_with_room(
-        marketplace,
-        owner,
-        buyer_id="olga",
-        buyer={"name": "Olga", "language": "en", "email": olga_mail},
-    )
-    room_id, conversation_id = conversation["room_id"], conversation["conversation_id"]
-    olga = BuyerClient(
-        runner.config.web.public_url, buyer_token(sites.widget_secret, SITE, "olga", name="Olga")
+    bridge, owner, olga, room_id, conversation_id = await mailed_buyer(
+        runner, sites, marketplace, new_seller, mailbox, "olga", "Olga", "en", olga_mail
     )
     picture = files.png(40, 30)
     try:

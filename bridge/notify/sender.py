@@ -20,6 +20,9 @@ from bridge.core.tasks import TaskKeeper
 logger = logging.getLogger(__name__)
 
 BATCH = 50
+# After a wake-up, how long to let more mail gather before opening a connection: a burst of
+# commits (a broadcast, a backlog) then goes over a few connections, not one per commit.
+GATHER_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class MailSender:
                     max(0.0, (self._down_until - datetime.now(UTC)).total_seconds())
                 )
                 self._down_until = None
+            await asyncio.sleep(GATHER_SECONDS)
             self._wakeup.clear()
             try:
                 await self._send_due()
