@@ -200,6 +200,7 @@ def _parse_site(raw: Any, index: int, require_tokens: bool, unknown: list[str]) 
         or None,
         allowed_origins=section.text_list("allowed_origins", []),
         admins=_matrix_ids(section, "admins"),
+        share_buyer_contact=section.flag("share_buyer_contact", False),
     )
     unknown += section.unknown()
     return site

@@ -159,6 +159,7 @@ class SiteConfig:
     webhook_secret: str | None
     allowed_origins: tuple[str, ...]
     admins: tuple[str, ...]
+    share_buyer_contact: bool = False
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from bridge.core.ids import ConversationID, EventID, RoomID, new_message_id
 from bridge.core.models import Buyer, Conversation, Message, MessageStatus, Seller, SenderKind
 from bridge.core.placeholders import Filling
 from bridge.core.ports import MatrixRejected
-from bridge.core.storage import AutomaticClaim, AutomaticReplies, AutoReplyMarks, Parties
+from bridge.core.seller_storage import AutomaticClaim, AutomaticReplies, AutoReplyMarks
+from bridge.core.storage import Parties
 from bridge.core.translation import Translations
 
 logger = logging.getLogger(__name__)

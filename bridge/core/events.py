@@ -205,6 +205,10 @@ class Announcer:
         """A member reported the conversation's buyer to the marketplace."""
         return self._webhook(conversation, "buyer.reported", {"report": report})
 
+    def order_updated(self, conversation: Conversation, order: dict[str, Any]) -> list[Event]:
+        """An order of the conversation is new or changed (`core/orders.py`)."""
+        return self._webhook(conversation, "order.updated", {"order": order})
+
     def typing(self, conversation: Conversation, typing: bool, sender_name: str) -> list[Event]:
         return [self._frame(conversation, "typing", {"typing": typing, "sender_name": sender_name})]
 

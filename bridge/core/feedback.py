@@ -15,7 +15,7 @@ from bridge.core.ids import SiteID, new_feedback_id
 from bridge.core.limits import RateLimiter
 from bridge.core.models import Buyer, Feedback, Role, Seller, Site
 from bridge.core.ports import HomeserverUnavailable, MatrixPort, MatrixRejected
-from bridge.core.storage import FeedbackRecords
+from bridge.core.seller_storage import FeedbackRecords
 from bridge.core.tasks import TaskKeeper
 from bridge.core.team import AnsweringRoles
 from bridge.core.validation import MAX_TEXT_CHARS, require_text

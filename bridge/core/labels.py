@@ -12,7 +12,7 @@ from bridge.core.events import Announcer
 from bridge.core.ids import ConversationID, UserID
 from bridge.core.models import Conversation, Seller
 from bridge.core.refusals import unknown_conversation
-from bridge.core.storage import ConversationTags
+from bridge.core.seller_storage import ConversationTags
 from bridge.core.team import AnsweringRoles
 from bridge.errors import BadRequest
 

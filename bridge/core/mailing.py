@@ -24,7 +24,8 @@ from typing import Protocol
 from bridge.core.events import MailEvent
 from bridge.core.ids import BuyerID, SiteID
 from bridge.core.models import Buyer, Conversation, Feedback, Message, Seller, Site
-from bridge.core.storage import BuyerDigests, Parties, ReplyTokens, Unsubscribes
+from bridge.core.seller_storage import BuyerDigests, ReplyTokens, Unsubscribes
+from bridge.core.storage import Parties
 
 logger = logging.getLogger(__name__)
 

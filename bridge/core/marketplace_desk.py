@@ -155,7 +155,14 @@ class MarketplaceDesk:
     async def put_buyer(self, buyer: Buyer) -> Buyer:
         self.site(buyer.site)
         self.check_buyer_id(buyer.site, buyer.buyer_id)
+        before = await self._store.get_buyer(buyer.site, buyer.buyer_id)
         stored = await self._store.put_buyer(buyer)
+        if before is not None and before != stored:
+            # The profile, the ghost's name and avatar follow into every room of the buyer.
+            rooms = await self._store.list_conversations(buyer.site, buyer_id=buyer.buyer_id)
+            for conversation in rooms:
+                if conversation.room_id is not None:
+                    self._courier.refresh_context(conversation.conversation_id)
         return stored
 
     async def seller(self, site_id: SiteID, seller_id: SellerID) -> Seller:

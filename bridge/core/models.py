@@ -95,6 +95,11 @@ class Buyer:
     name: str
     language: str | None = None
     email: str | None = None
+    phone: str | None = None
+    avatar_url: str | None = None
+    profile_url: str | None = None
+    # What the marketplace wants the seller to see (orders count, last order, address…).
+    summary: dict[str, Any] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)
@@ -265,6 +270,8 @@ class Site:
     language: str
     has_webhook: bool
     admins: tuple[UserID, ...] = ()
+    # The buyer's e-mail and phone go into the rooms only when the site says so.
+    share_buyer_contact: bool = False
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from typing import Protocol
 from bridge.core.commands import Command, RoomCall
 from bridge.core.ids import ConversationID, RoomID, SellerID, SiteID, UserID
 from bridge.core.models import Conversation, ConversationState, Member, Message, Seller, Site
-from bridge.core.storage import DueReminder, Parties, ResponseWaits, WaitClosing, WaitOpening
+from bridge.core.seller_storage import DueReminder, ResponseWaits, WaitClosing, WaitOpening
+from bridge.core.storage import Parties
 from bridge.core.team import AnsweringRoles
 
 logger = logging.getLogger(__name__)

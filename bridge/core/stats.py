@@ -21,7 +21,7 @@ from bridge.core.commands import BadCommand, Command, ManagementCall
 from bridge.core.hours import zone
 from bridge.core.ids import ConversationID, RoomID, SellerID, SiteID, UserID
 from bridge.core.models import Attachment, AttachmentKind, Seller
-from bridge.core.storage import WaitRecords
+from bridge.core.seller_storage import WaitRecords
 from bridge.errors import BadRequest, NotFound
 
 DEFAULT_DAYS = 30

@@ -23,7 +23,8 @@ from bridge.core.models import (
 )
 from bridge.core.placeholders import Filling
 from bridge.core.ports import HomeserverUnavailable, MatrixRejected
-from bridge.core.storage import Parties, TemplateRecords
+from bridge.core.seller_storage import TemplateRecords
+from bridge.core.storage import Parties
 from bridge.core.template_rules import (
     _position,
     check_name,

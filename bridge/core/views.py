@@ -141,4 +141,8 @@ def buyer_json(buyer: Buyer) -> dict[str, Any]:
         "name": buyer.name,
         "language": buyer.language,
         "email": buyer.email,
+        "phone": buyer.phone,
+        "avatar_url": buyer.avatar_url,
+        "profile_url": buyer.profile_url,
+        "summary": buyer.summary,
     }

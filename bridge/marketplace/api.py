@@ -16,10 +16,12 @@ from bridge.core.ids import BuyerID, ConversationID, MessageID, SellerID, SiteID
 from bridge.core.labels import parse_label
 from bridge.core.marketplace_desk import MarketplaceDesk
 from bridge.core.models import Buyer, ConversationState, Member, Seller, Side
+from bridge.core.profile import parse_phone, parse_summary
 from bridge.core.validation import (
     MAX_CLIENT_ID_CHARS,
     MAX_NAME_CHARS,
     optional_text,
+    optional_url,
     parse_context,
     require_id,
     require_language,
@@ -167,6 +169,10 @@ async def put_buyer(request: web.Request) -> web.Response:
         name=require_text(body.get("name"), "name", limit=MAX_NAME_CHARS),
         language=require_language(language, "language") if language is not None else None,
         email=_email(body.get("email")),
+        phone=parse_phone(body.get("phone")),
+        avatar_url=optional_url(body.get("avatar_url"), "avatar_url"),
+        profile_url=optional_url(body.get("profile_url"), "profile_url"),
+        summary=parse_summary(body.get("summary")),
     )
     return web.json_response(buyer_json(await request.app[CONVERSATIONS].put_buyer(buyer)))
 

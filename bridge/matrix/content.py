@@ -17,9 +17,12 @@ from bridge.core.models import (
     Conversation,
     Message,
 )
+from bridge.core.profile import shared_profile
 
 CONVERSATION_STATE = "io.bazaar.conversation"
 CONTEXT_STATE = "io.bazaar.context"
+BUYER_STATE = "io.bazaar.buyer"
+CARD_KEY = "io.bazaar.card"
 BRIDGE_STATE_TYPES = ("m.bridge", "uk.half-shot.bridge")
 MESSAGE_ID_KEY = "io.bazaar.message_id"
 
@@ -107,14 +110,16 @@ def _titled_by_kind(context: Context) -> bool:
     return kind.value in words or not words.isdisjoint(_KIND_WORDS.get(kind, ()))
 
 
-def room_topic(conversation: Conversation) -> str:
+def room_topic(conversation: Conversation, order_status: str | None = None) -> str:
+    """The room's topic; `order_status` is the status of the order the conversation is
+    about (`core/orders.py`), shown in place of the context's own."""
     context = conversation.context
     title = context.title
     parts = [title if _titled_by_kind(context) else f"{context.type.value.capitalize()}: {title}"]
     if context.price:
         parts.append(f"{context.price} {context.currency or ''}".strip())
-    if context.status:
-        parts.append(context.status)
+    if order_status or context.status:
+        parts.append(order_status or context.status or "")
     if context.url:
         parts.append(context.url)
     if context.from_buyer:
@@ -134,6 +139,18 @@ def conversation_state(conversation: Conversation) -> dict[str, Any]:
         "labels": list(conversation.labels),
         "assignee": conversation.assignee,
     }
+
+
+def buyer_state(buyer: Buyer, share_contact: bool) -> dict[str, Any]:
+    """The content of the room's `io.bazaar.buyer` state: what the site shares of the buyer
+    (e-mail and phone only with `share_buyer_contact`)."""
+    return shared_profile(buyer, share_contact)
+
+
+def buyer_card_content(card: str) -> dict[str, Any]:
+    """The bot's notice of the buyer's profile on first contact: plain text (nothing of the
+    marketplace's goes into HTML), marked so a client or test can tell it from the others."""
+    return {"msgtype": "m.notice", "body": card, CARD_KEY: "buyer"}
 
 
 def bridge_info(
@@ -161,6 +178,7 @@ def conversation_room_state(
     bridge_id: str,
     parent: dict[str, Any],
     avatar: str | None,
+    buyer: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The initial state of a new conversation room, all of it in its `createRoom`."""
     state_key = f"io.bazaar://{conversation.site}/{conversation.conversation_id}"
@@ -180,6 +198,8 @@ def conversation_room_state(
         },
         parent,
     ]
+    if buyer is not None:
+        initial_state.append({"type": BUYER_STATE, "state_key": "", "content": buyer})
     if avatar is not None:
         initial_state.append({"type": "m.room.avatar", "state_key": "", "content": {"url": avatar}})
     return initial_state

@@ -143,6 +143,10 @@ class MatrixGateway:
         method, path, data = nio.Api.profile_set_displayname("", user_id, name)
         await self.request(method, path, data, as_user=user_id)
 
+    async def set_avatar_url(self, user_id: UserID, mxc: str) -> None:
+        method, path, data = nio.Api.profile_set_avatar("", user_id, mxc)
+        await self.request(method, path, data, as_user=user_id)
+
     async def display_name(self, user_id: UserID) -> str | None:
         method, path = nio.Api.profile_get_displayname(user_id)
         try:

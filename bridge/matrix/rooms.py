@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from bridge.core.ids import EventID, MessageID, RoomID, SiteID, UserID
 from bridge.core.models import (
@@ -23,12 +23,16 @@ from bridge.core.models import (
     Side,
 )
 from bridge.core.ports import MatrixRejected
+from bridge.core.profile import profile_card
 from bridge.matrix.bot import Bot
 from bridge.matrix.content import (
+    BUYER_STATE,
     CONTEXT_STATE,
     CONVERSATION_STATE,
     MESSAGE_ID_KEY,
+    buyer_card_content,
     buyer_message_content,
+    buyer_state,
     conversation_room_state,
     file_content,
     room_name,
@@ -87,14 +91,19 @@ class MatrixRooms:
         *,
         bot_name: str,
         room_version: str | None,
+        shared_contacts: Collection[SiteID] = frozenset(),
     ) -> None:
         self._gateway = gateway
+        # The sites that let their sellers see the buyer's e-mail and phone.
+        self._shared_contacts = frozenset(shared_contacts)
         self.bot = Bot(gateway, names.bot, bot_name, room_version)
         self.spaces = SellerSpaces(gateway, self.bot, names, spaces, admins)
         self._images = images
         self._avatars: dict[str, str] = {}
         # Ghosts registered and named in this run: no store read before each message.
         self._ready_ghosts: dict[UserID, str] = {}
+        # The avatar URL each ghost was given in this run (after a restart, set once again).
+        self._ghost_avatars: dict[UserID, str] = {}
         self._names = names
         self._ghosts = ghosts
         self._bridge_id = bridge_id
@@ -115,8 +124,18 @@ class MatrixRooms:
 
     async def ensure_ghost(self, buyer: Buyer) -> UserID:
         ghost = self._names.ghost(buyer.site, buyer.buyer_id)
-        if self._ready_ghosts.get(ghost) == buyer.name:
-            return ghost
+        if self._ready_ghosts.get(ghost) != buyer.name:
+            await self._name_ghost(ghost, buyer)
+        if buyer.avatar_url is not None and self._ghost_avatars.get(ghost) != buyer.avatar_url:
+            # Fetched like a product image: size-limited, checked, uploaded once per URL.
+            # An image that can't be had is not tried again before the URL changes.
+            avatar = await self.avatar(buyer.avatar_url)
+            if avatar is not None:
+                await self._gateway.set_avatar_url(ghost, avatar)
+            self._ghost_avatars[ghost] = buyer.avatar_url
+        return ghost
+
+    async def _name_ghost(self, ghost: UserID, buyer: Buyer) -> None:
         known, name = await self._ghosts.ghost_display_name(ghost)
         if not known:
             await self._gateway.register_ghost(ghost[1:].split(":", 1)[0])
@@ -125,7 +144,9 @@ class MatrixRooms:
             await self._gateway.set_display_name(ghost, buyer.name)
             await self._ghosts.remember_ghost(ghost, buyer.name)
         self._ready_ghosts[ghost] = buyer.name
-        return ghost
+
+    def _buyer_state(self, buyer: Buyer) -> dict[str, Any]:
+        return buyer_state(buyer, buyer.site in self._shared_contacts)
 
     async def create_conversation_room(
         self,
@@ -152,6 +173,7 @@ class MatrixRooms:
             bridge_id=self._bridge_id,
             parent=self.spaces.parent_state(space),
             avatar=avatar,
+            buyer=self._buyer_state(buyer),
         )
         alias_localpart = self._names.room_alias_localpart(
             conversation.site, conversation.conversation_id
@@ -178,6 +200,15 @@ class MatrixRooms:
             # That attempt may have put it in a section already.
             new = False
         await self._gateway.join(room_id, ghost)
+        # The buyer's card on first contact; the transaction id keeps a retried creation
+        # from repeating it.
+        key = f"{conversation.site}/{conversation.conversation_id}".encode()
+        await self._gateway.send(
+            room_id,
+            "m.room.message",
+            buyer_card_content(profile_card(buyer, buyer.site in self._shared_contacts)),
+            txn_id=f"bazaar-card-{hashlib.sha256(key).hexdigest()[:32]}",
+        )
         await self.spaces.place(room_id, conversation.state, space, new=new)
         if conversation.labels:
             await self.spaces.place_labels(
@@ -280,6 +311,8 @@ class MatrixRooms:
             room_id, "m.room.name", {"name": room_name(buyer, conversation)}
         )
         await self._gateway.put_state(room_id, "m.room.topic", {"topic": room_topic(conversation)})
+        await self._gateway.put_state(room_id, BUYER_STATE, self._buyer_state(buyer))
+        await self.ensure_ghost(buyer)
         avatar = await self.avatar(conversation.context.image_url)
         if avatar is not None:
             await self._gateway.put_state(room_id, "m.room.avatar", {"url": avatar})

@@ -12,7 +12,8 @@ from typing import Protocol
 from aiohttp import web
 
 from bridge.core.attachments import AttachmentFiles, Download
-from bridge.core.storage import ConversationRecords, ReplyTokens
+from bridge.core.seller_storage import ReplyTokens
+from bridge.core.storage import ConversationRecords
 from bridge.errors import NotFound
 from bridge.http import file_response
 

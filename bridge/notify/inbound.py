@@ -32,7 +32,7 @@ from bridge.core.attachments import AttachmentFiles
 from bridge.core.ids import BuyerID, ConversationID, SiteID
 from bridge.core.marketplace_desk import MarketplaceDesk
 from bridge.core.models import Attachment, Buyer, Conversation, ConversationState
-from bridge.core.storage import ReplyTokens
+from bridge.core.seller_storage import ReplyTokens
 from bridge.core.validation import MAX_TEXT_CHARS
 from bridge.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
 from bridge.notify.inbound_mail import MailedReply, UnreadableMail, read_reply, sender_matches

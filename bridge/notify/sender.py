@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import aiosmtplib
 
 from bridge.config.sections import SmtpConfig
-from bridge.core.storage import MailOutbox, OutgoingMail
+from bridge.core.seller_storage import MailOutbox, OutgoingMail
 from bridge.core.tasks import TaskKeeper
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,8 @@ from typing import Protocol
 from aiohttp import web
 
 from bridge.core.models import Buyer
-from bridge.core.storage import Parties, ReplyTokens, Unsubscribes
+from bridge.core.seller_storage import ReplyTokens, Unsubscribes
+from bridge.core.storage import Parties
 from bridge.errors import NotFound
 
 BASE = "/mail/v1/unsubscribe"

@@ -12,7 +12,7 @@ from sqlalchemy.orm import aliased
 from bridge.core.events import EventsFor
 from bridge.core.ids import ConversationID, EventID, MessageID
 from bridge.core.models import Message, MessageStatus, SenderKind
-from bridge.core.storage import AutomaticClaim, AutoReplyMarks
+from bridge.core.seller_storage import AutomaticClaim, AutoReplyMarks
 from bridge.store.base import Sessions
 from bridge.store.records import store_events, to_message, translation_values
 from bridge.store.schema import ConversationRow, MessageRow

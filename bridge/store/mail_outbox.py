@@ -12,7 +12,7 @@ from sqlalchemy import CursorResult, and_, exists, select, update
 from bridge.core.events import Event
 from bridge.core.ids import ConversationID
 from bridge.core.models import ConversationState, SenderKind
-from bridge.core.storage import OutgoingMail, UnreadReplies
+from bridge.core.seller_storage import OutgoingMail, UnreadReplies
 from bridge.store.base import Sessions
 from bridge.store.records import store_events, to_conversation, to_message
 from bridge.store.schema import ConversationRow, MailRow, MessageRow

@@ -26,7 +26,8 @@ from bridge.core.models import (
     SenderKind,
     TranslationNote,
 )
-from bridge.core.storage import ConversationBlocked, WaitOpening
+from bridge.core.seller_storage import WaitOpening
+from bridge.core.storage import ConversationBlocked
 from bridge.store.base import Sessions
 from bridge.store.records import (
     attachment_values,

@@ -126,6 +126,10 @@ class PartyStore(Sessions):
                     name=buyer.name,
                     language=buyer.language,
                     email=buyer.email,
+                    phone=buyer.phone,
+                    avatar_url=buyer.avatar_url,
+                    profile_url=buyer.profile_url,
+                    summary=buyer.summary,
                     updated_at=utc_now(),
                 )
             )
@@ -153,6 +157,10 @@ class PartyStore(Sessions):
                 name=row.name,
                 language=row.language,
                 email=row.email,
+                phone=row.phone,
+                avatar_url=row.avatar_url,
+                profile_url=row.profile_url,
+                summary=row.summary,
             )
         self._remember_buyer(buyer)
         return buyer

@@ -13,7 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.core.ids import ConversationID
 from bridge.core.models import Message
-from bridge.core.storage import REMINDER_LEASE, DueReminder, OpenWait, WaitClosing, WaitOpening
+from bridge.core.seller_storage import (
+    REMINDER_LEASE,
+    DueReminder,
+    OpenWait,
+    WaitClosing,
+    WaitOpening,
+)
 from bridge.store.base import Sessions
 from bridge.store.conversations import WITH_BLOCKS, with_blocks
 from bridge.store.schema import ConversationRow, ReminderRow, WaitRow

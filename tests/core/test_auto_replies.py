@@ -27,7 +27,7 @@ from bridge.core.models import (
     Site,
 )
 from bridge.core.ports import HomeserverUnavailable
-from bridge.core.storage import AutomaticClaim, AutoReplyMarks
+from bridge.core.seller_storage import AutomaticClaim, AutoReplyMarks
 from bridge.core.tasks import TaskKeeper
 from bridge.core.team import AnsweringRoles
 from bridge.core.translation import Translations

@@ -11,7 +11,7 @@ from bridge.core.events import Event, MailEvent
 from bridge.core.ids import BuyerID, ConversationID, SellerID, SiteID, UserID
 from bridge.core.mailing import BUYER_DIGEST, BuyerDigest, Mailing
 from bridge.core.models import Buyer, Feedback, Member, Role, Seller
-from bridge.core.storage import UnreadReplies
+from bridge.core.seller_storage import UnreadReplies
 from bridge.notify.compose import MailComposer
 from tests.notify.test_compose import BUYER, NOW, SELLER, SITE, conversation, reply
 

@@ -23,7 +23,7 @@ from bridge.core.ports import HomeserverUnavailable
 from bridge.core.replies import SellerReplies
 from bridge.core.response_time import Reminders, ResponseTimes
 from bridge.core.room_events import RoomMessage
-from bridge.core.storage import (
+from bridge.core.seller_storage import (
     REMINDER_LEASE,
     DueReminder,
     OpenWait,

@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 
 from bridge.config.sections import SmtpConfig
-from bridge.core.storage import OutgoingMail
+from bridge.core.seller_storage import OutgoingMail
 from bridge.core.tasks import TaskKeeper
 from bridge.notify.sender import MailRetry, MailSender
 from tests.support.mailbox import Mailbox

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.core.events import FeedFrame
 from bridge.core.ids import EventID, MessageID, UserID, new_message_id
 from bridge.core.models import Conversation, Message, MessageStatus, SenderKind
-from bridge.core.storage import AutomaticClaim
+from bridge.core.seller_storage import AutomaticClaim
 from bridge.store.database import create_engine, migrate, sessions
 from bridge.store.repository import SqlRepository
 from tests.store.test_repository import NOW, SITE, buyer_message, seeded

@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bridge.core.ids import new_message_id
-from bridge.core.storage import REMINDER_LEASE, WaitClosing, WaitOpening
+from bridge.core.seller_storage import REMINDER_LEASE, WaitClosing, WaitOpening
 from bridge.store.repository import SqlRepository
 from bridge.store.schema import ReminderRow, WaitRow
 from tests.store.test_repository import NOW, buyer_message, engine, repository, seeded

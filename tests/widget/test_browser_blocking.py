@@ -40,7 +40,8 @@ class SellerRoom:
         return [
             m["content"]["body"]
             for m in self.shop.owner.messages(self.room_id)
-            if m["content"].get("msgtype") == "m.notice"
+            # The buyer's profile card on first contact is not one of the notices said here.
+            if m["content"].get("msgtype") == "m.notice" and "io.bazaar.card" not in m["content"]
         ]
 
     async def says(self, *texts: str) -> None:

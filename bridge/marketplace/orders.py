@@ -1,0 +1,43 @@
+"""The marketplace's API for a conversation's orders:
+`PUT /api/v1/sites/{site}/conversations/{id}/orders/{order_id}` and `GET .../orders`."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bridge.core.ids import ConversationID
+from bridge.core.orders import OrderDesk, order_json
+from bridge.http import read_json
+from bridge.marketplace.api import BASE, authenticated_site
+
+ORDERS = web.AppKey("orders", OrderDesk)
+
+routes = web.RouteTableDef()
+
+
+@routes.put(BASE + "/conversations/{conversation_id}/orders/{order_id}")
+async def put_order(request: web.Request) -> web.Response:
+    """Attach an order to the conversation or change it: 201 when new, else 200."""
+    site = authenticated_site(request)
+    body = await read_json(request)
+    order, created = await request.app[ORDERS].put(
+        site,
+        ConversationID(request.match_info["conversation_id"]),
+        request.match_info["order_id"],
+        body,
+    )
+    return web.json_response(order_json(order), status=201 if created else 200)
+
+
+@routes.get(BASE + "/conversations/{conversation_id}/orders")
+async def get_orders(request: web.Request) -> web.Response:
+    site = authenticated_site(request)
+    orders = await request.app[ORDERS].orders(
+        site, ConversationID(request.match_info["conversation_id"])
+    )
+    return web.json_response({"orders": [order_json(order) for order in orders]})
+
+
+def order_routes(app: web.Application, orders: OrderDesk) -> None:
+    app[ORDERS] = orders
+    app.add_routes(routes)

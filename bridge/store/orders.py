@@ -1,0 +1,180 @@
+"""Orders attached to conversations, each stored with its system message and events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from bridge.core.events import Event
+from bridge.core.ids import ConversationID, SiteID
+from bridge.core.models import Message, SenderKind
+from bridge.core.orders import ORDER_NOTICE_PREFIX, Order, OrderItem, OrderStatus
+from bridge.store.base import Sessions
+from bridge.store.records import store_events, to_message
+from bridge.store.schema import ConversationRow, MessageRow, OrderRow
+
+
+def _to_order(row: OrderRow) -> Order:
+    return Order(
+        site=SiteID(row.site),
+        conversation_id=ConversationID(row.conversation_id),
+        order_id=row.order_id,
+        status=OrderStatus(row.status),
+        total=row.total,
+        currency=row.currency,
+        url=row.url,
+        items=tuple(
+            OrderItem(item["title"], int(item["quantity"]), item["price"]) for item in row.items
+        ),
+        updated_at=row.updated_at,
+    )
+
+
+def _values(order: Order) -> dict[str, Any]:
+    return {
+        "status": order.status.value,
+        "total": order.total,
+        "currency": order.currency,
+        "url": order.url,
+        "items": [
+            {"title": item.title, "quantity": item.quantity, "price": item.price}
+            for item in order.items
+        ],
+        "updated_at": order.updated_at,
+    }
+
+
+class OrderStoreSql(Sessions):
+    async def get_order(self, conversation_id: ConversationID, order_id: str) -> Order | None:
+        async with self._reads() as session:
+            row = await session.get(OrderRow, (conversation_id, order_id))
+            return _to_order(row) if row is not None else None
+
+    async def list_orders(self, conversation_id: ConversationID) -> list[Order]:
+        async with self._reads() as session:
+            rows = await session.scalars(
+                select(OrderRow)
+                .where(OrderRow.conversation_id == conversation_id)
+                .order_by(OrderRow.created_at, OrderRow.order_id)
+            )
+            return [_to_order(row) for row in rows]
+
+    async def save_order(
+        self,
+        order: Order,
+        expected: OrderStatus | None,
+        notice: Message | None,
+        events: Sequence[Event],
+    ) -> bool:
+        try:
+            async with self._writes.begin() as session:
+                if expected is None:
+                    await session.execute(
+                        insert(OrderRow).values(
+                            conversation_id=order.conversation_id,
+                            order_id=order.order_id,
+                            site=order.site,
+                            created_at=order.updated_at,
+                            **_values(order),
+                        )
+                    )
+                else:
+                    done = await session.execute(
+                        update(OrderRow)
+                        .where(
+                            OrderRow.conversation_id == order.conversation_id,
+                            OrderRow.order_id == order.order_id,
+                            OrderRow.status == expected.value,
+                        )
+                        .values(**_values(order))
+                    )
+                    if cast(CursorResult[Any], done).rowcount == 0:
+                        return False
+                if notice is not None:
+                    session.add(
+                        MessageRow(
+                            message_id=notice.message_id,
+                            conversation_id=notice.conversation_id,
+                            sender=notice.sender.value,
+                            sender_name=notice.sender_name,
+                            sender_user_id=None,
+                            text=notice.text,
+                            html=None,
+                            lang=notice.lang,
+                            original_text=None,
+                            original_lang=None,
+                            status=notice.status.value,
+                            error=None,
+                            client_id=notice.client_id,
+                            event_id=None,
+                            attachments=[],
+                            translation=None,
+                            created_at=notice.created_at,
+                            edited_at=None,
+                            deleted_at=None,
+                            automatic=False,
+                        )
+                    )
+                    await session.execute(
+                        update(ConversationRow)
+                        .where(ConversationRow.conversation_id == notice.conversation_id)
+                        .values(last_message_at=notice.created_at)
+                    )
+                    await session.flush()
+                await store_events(session, events)
+            return True
+        except IntegrityError:
+            # Another write made the order (or its notice) first: the caller looks again.
+            return False
+
+    async def orders_owed_to_room(
+        self, conversation_id: ConversationID
+    ) -> tuple[list[Order], list[Message]]:
+        """The orders whose room state is behind, and the status notices the room has not
+        had (the orders' system messages without an event), oldest first."""
+        async with self._reads() as session:
+            rows = await session.scalars(
+                select(OrderRow)
+                .where(OrderRow.conversation_id == conversation_id, _state_owed())
+                .order_by(OrderRow.created_at, OrderRow.order_id)
+            )
+            orders = [_to_order(row) for row in rows]
+            notices = await session.scalars(
+                select(MessageRow)
+                .where(MessageRow.conversation_id == conversation_id, _notice_owed())
+                .order_by(MessageRow.seq)
+            )
+            return orders, [to_message(row) for row in notices]
+
+    async def mark_order_in_room(self, order: Order) -> None:
+        async with self._writes.begin() as session:
+            await session.execute(
+                update(OrderRow)
+                .where(
+                    OrderRow.conversation_id == order.conversation_id,
+                    OrderRow.order_id == order.order_id,
+                )
+                .values(room_synced_at=order.updated_at)
+            )
+
+    async def conversations_owing_orders(self) -> list[ConversationID]:
+        async with self._reads() as session:
+            owing = select(OrderRow.conversation_id).where(_state_owed())
+            noticing = select(MessageRow.conversation_id).where(_notice_owed())
+            found = await session.scalars(owing.union(noticing))
+            return [ConversationID(conversation_id) for conversation_id in found]
+
+
+def _state_owed() -> Any:
+    return or_(OrderRow.room_synced_at.is_(None), OrderRow.room_synced_at != OrderRow.updated_at)
+
+
+def _notice_owed() -> Any:
+    return and_(
+        MessageRow.sender == SenderKind.SYSTEM.value,
+        MessageRow.client_id.like(f"{ORDER_NOTICE_PREFIX}%"),
+        MessageRow.event_id.is_(None),
+    )
