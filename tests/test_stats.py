@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from bridge.app import Bridge
+from bridge.core.figures import Wait
 from bridge.core.ids import BuyerID, ConversationID, SellerID, SiteID, UserID
-from bridge.core.stats import Wait
 from tests.conftest import SITE, BridgeRunner, Sites
 from tests.support.buyer import BuyerClient, buyer_token
 from tests.support.journeys import two_conversations

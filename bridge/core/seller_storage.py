@@ -31,7 +31,7 @@ from bridge.core.models import (
 )
 
 if TYPE_CHECKING:
-    from bridge.core.stats import Wait
+    from bridge.core.figures import Wait
 
 
 # How long a run that claimed a reminder has to send it before another run takes it again;

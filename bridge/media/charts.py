@@ -8,7 +8,8 @@ import math
 
 from PIL import Image, ImageDraw, ImageFont
 
-from bridge.core.stats import Chart, ResponseFigures
+from bridge.core.figures import ResponseFigures
+from bridge.core.stats import Chart
 
 WIDTH, HEIGHT = 800, 400
 LEFT, RIGHT, TOP, BOTTOM = 72, 72, 56, 56

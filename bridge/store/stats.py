@@ -7,8 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import or_, select
 
+from bridge.core.figures import Wait
 from bridge.core.ids import ConversationID, SellerID, SiteID, UserID
-from bridge.core.stats import Wait
 from bridge.store.base import Sessions
 from bridge.store.schema import WaitRow
 

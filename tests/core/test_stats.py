@@ -10,23 +10,25 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from bridge.core.commands import BadCommand, ManagementCall
+from bridge.core.figures import (
+    ResponseFigures,
+    Wait,
+    friendly_minutes,
+    median,
+    nearest_rank,
+    response_figures,
+    usually_replies_within_minutes,
+)
 from bridge.core.ids import ConversationID, RoomID, SellerID, SiteID, UserID
 from bridge.core.models import Attachment, Member, Seller
 from bridge.core.stats import (
     Chart,
-    ResponseFigures,
     ResponseStats,
-    Wait,
     duration_text,
     figures_notice,
-    friendly_minutes,
-    median,
-    nearest_rank,
     parse_days,
     query_days,
-    response_figures,
     share_text,
-    usually_replies_within_minutes,
 )
 from bridge.errors import BadRequest, NotFound
 

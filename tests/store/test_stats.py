@@ -12,9 +12,9 @@ import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge.core.figures import Wait
 from bridge.core.ids import BuyerID, SellerID, SiteID, UserID
 from bridge.core.models import Seller
-from bridge.core.stats import Wait
 from bridge.store.database import create_engine, migrate, sessions
 from bridge.store.repository import SqlRepository
 from tests.store.test_repository import NOW, SITE

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from bridge.core.figures import Wait
 from bridge.core.ids import BuyerID, ConversationID, SellerID, SiteID, new_conversation_id
 from bridge.core.models import Buyer, Context, ContextType, Conversation, ConversationState
-from bridge.core.stats import Wait
 from bridge.store.repository import SqlRepository
 from bridge.store.schema import WaitRow
 

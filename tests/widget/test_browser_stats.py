@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from playwright.async_api import Browser, expect
 
+from bridge.core.figures import Wait
 from bridge.core.ids import BuyerID, SellerID, SiteID, UserID
-from bridge.core.stats import Wait
 from tests.conftest import SITE, BridgeRunner
 from tests.support.browser import SELLER, Shop
 from tests.support.waits import add_waits, stored_conversation
