@@ -71,6 +71,15 @@ class SellerClient:
     def messages(self, room_id: str) -> list[dict[str, Any]]:
         return [e for e in self.events.get(room_id, []) if e.get("type") == "m.room.message"]
 
+    def conversation(self, room_id: str) -> list[str]:
+        """The bodies of what was said in a conversation room, leaving out the bot's card of
+        the buyer's profile that opens every room."""
+        return [
+            m["content"].get("body", "")
+            for m in self.messages(room_id)
+            if "io.bazaar.card" not in m["content"]
+        ]
+
     async def state(self, room_id: str, event_type: str, state_key: str = "") -> dict[str, Any]:
         response = await self.client.room_get_state_event(room_id, event_type, state_key)
         assert isinstance(response, nio.RoomGetStateEventResponse), response

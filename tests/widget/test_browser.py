@@ -244,9 +244,7 @@ async def test_a_message_that_failed_is_sent_once_on_retry(browser: Browser, sho
     await widget.launcher.click()
     await expect(widget.bubble("How fine does it grind?")).to_be_visible()
     assert await widget.bubbles() == ["How fine does it grind?"]
-    assert [m["content"]["body"] for m in shop.owner.messages(room_id)] == [
-        "How fine does it grind?"
-    ]
+    assert shop.owner.conversation(room_id) == ["How fine does it grind?"]
     await page.context.close()
 
 
@@ -347,7 +345,7 @@ async def test_a_buyer_blocks_the_seller_after_confirming_and_unblocks(
     )
     # What the seller saw: the question, their reply, the bot's word on the block and on
     # the unblock, and the buyer's next question.
-    assert [m["content"]["body"] for m in shop.owner.messages(room_id)] == [
+    assert shop.owner.conversation(room_id) == [
         "Is it loud when it boils?",
         "Call me, I'll tell you all about it.",
         "The buyer has blocked this conversation: messages can't be sent.",

@@ -161,7 +161,7 @@ async def test_a_photo_waits_in_the_composer_and_goes_with_its_caption(
     event = await shop.question(room_id, caption)
     assert event["content"]["msgtype"] == "m.image"
     assert event["content"]["filename"] == "lid.jpg"
-    assert [m["content"]["body"] for m in shop.owner.messages(room_id)] == [caption]
+    assert shop.owner.conversation(room_id) == [caption]
     await widget.screenshot("widget-composer-sent.png")
     await page.context.close()
 
