@@ -27,17 +27,12 @@ from bridge.core.models import Buyer, Conversation, Message, MessageStatus, Sell
 from bridge.core.placeholders import Filling
 from bridge.core.ports import MatrixRejected
 from bridge.core.seller_storage import AutomaticClaim, AutomaticReplies, AutoReplyMarks
-from bridge.core.storage import Parties
 from bridge.core.translation import Translations
 
 logger = logging.getLogger(__name__)
 
 # A member who replied this recently is in the conversation: no away reply then.
 RECENT_REPLY = timedelta(minutes=5)
-
-
-class AutoRepliesStore(Parties, AutomaticReplies, Protocol):
-    """The store as automatic messages use it."""
 
 
 class NoticeBoard(Protocol):
@@ -111,7 +106,7 @@ def notice_text(message: Message) -> str:
 class AutoReplies:
     def __init__(
         self,
-        store: AutoRepliesStore,
+        store: AutomaticReplies,
         matrix: NoticeBoard,
         announcer: Announcer,
         translations: Translations,
@@ -127,11 +122,10 @@ class AutoReplies:
         self._nothing_owed: set[ConversationID] = set()
 
     async def answer(
-        self, conversation: Conversation, buyer: Buyer, said: Message
+        self, conversation: Conversation, seller: Seller | None, buyer: Buyer, said: Message
     ) -> list[Message]:
-        """Store what a buyer's new message calls for (the caller wakes the courier and the
-        deliverers when the list is not empty)."""
-        seller = await self._store.get_seller(conversation.site, conversation.seller_id)
+        """Store what a buyer's new message calls for, with the seller as the caller read it
+        (the caller wakes the courier and the deliverers when the list is not empty)."""
         if seller is None or not answers_automatically(seller):
             return []  # most sellers: no further reads on a buyer's message
         now = self._clock()

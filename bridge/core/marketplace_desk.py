@@ -295,7 +295,7 @@ class MarketplaceDesk:
             if attachment is None
             else (replace(attachment, attachment_id=attachment_id(message_id, 1)),),
         )
-        # For the seller's copy by mail (`email_copies`); a cached read.
+        # For the seller's copy by mail (`email_copies`) and the automatic replies.
         seller = await self._store.get_seller(conversation.site, conversation.seller_id)
         try:
             message, created = await self._store.add_message(
@@ -322,18 +322,18 @@ class MarketplaceDesk:
             self._announcer.published(conversation)
             self._courier.wake(conversation_id)
         if created:
-            await self._answer_automatically(conversation, buyer, message)
+            await self._answer_automatically(conversation, seller, buyer, message)
         return message, created
 
     async def _answer_automatically(
-        self, conversation: Conversation, buyer: Buyer, message: Message
+        self, conversation: Conversation, seller: Seller | None, buyer: Buyer, message: Message
     ) -> None:
         """The greeting and away reply a new buyer message calls for. The buyer's message is
         stored whatever happens here: a failure is logged, never the buyer's error."""
         if self._auto_replies is None:
             return
         try:
-            answered = await self._auto_replies.answer(conversation, buyer, message)
+            answered = await self._auto_replies.answer(conversation, seller, buyer, message)
         except Exception:
             logger.exception("No automatic reply to %s", message.message_id)
             return
