@@ -23,6 +23,7 @@ from bridge.core.auto_replies import AutoReplies
 from bridge.core.blocking import Blocking
 from bridge.core.broadcast import Broadcasts
 from bridge.core.buyer_desk import BuyerDesk
+from bridge.core.cards import BuyerCards
 from bridge.core.commands import SellerCommands
 from bridge.core.delivery import Backoff, Courier
 from bridge.core.desk_commands import DeskCommands
@@ -34,6 +35,7 @@ from bridge.core.limits import Rate, RateLimiter, UploadSlots
 from bridge.core.mailing import BuyerDigest, Mailing
 from bridge.core.marketplace_desk import MarketplaceDesk
 from bridge.core.models import Buyer, Conversation, Site
+from bridge.core.offers import OfferDesk, OfferRoom
 from bridge.core.orders import OrderDesk, OrderRoom
 from bridge.core.ports import HomeserverUnavailable, MatrixRejected, TranslationProvider
 from bridge.core.profile import ProfileCommand
@@ -47,6 +49,7 @@ from bridge.core.translation import Translations
 from bridge.http import BODY_TIMEOUT, errors_middleware, protocol_logger
 from bridge.marketplace.api import marketplace_routes
 from bridge.marketplace.labels import label_routes
+from bridge.marketplace.offers import offer_routes
 from bridge.marketplace.orders import order_routes
 from bridge.marketplace.stats import stats_routes
 from bridge.marketplace.templates import template_routes
@@ -251,9 +254,10 @@ class Bridge:
 
     async def _after_delivery(self, conversation: Conversation) -> None:
         """What follows the buyer messages into a room: automatic replies' notices, then
-        the orders' state and notices."""
+        the orders' and offers' state and notices."""
         await self.auto_replies.post_notices(conversation)
         await self.order_room.post(conversation)
+        await self.offer_room.post(conversation)
 
     def _build_core(self, announcer: Announcer) -> BuyerDesk:
         """The domain's services: delivery, blocking, the archive, both desks."""
@@ -297,10 +301,11 @@ class Bridge:
             auto_replies=self.auto_replies,
             response_times=self.response_times,
         )
-        self.order_room = OrderRoom(
-            self.repository, MatrixOrders(self.gateway, self.rooms), self.courier.wake
-        )
+        matrix_orders = MatrixOrders(self.gateway, self.rooms)
+        self.order_room = OrderRoom(self.repository, matrix_orders, self.courier.wake)
         self.orders = OrderDesk(self.repository, announcer, self.courier.wake)
+        self.offer_room = OfferRoom(self.repository, matrix_orders, self.courier.wake)
+        self.offers = OfferDesk(self.repository, announcer, self.courier.wake)
         self.marks = SellerMarks(
             self.repository, announcer, self.answering, self.courier.refresh_members
         )
@@ -350,6 +355,7 @@ class Bridge:
                 ).commands(),
                 self.response_times.command(),
                 ProfileCommand(self.repository, self._sites).command(),
+                self.offers.command(),
             ],
             management_commands=[
                 *self.templates.management_commands,
@@ -401,6 +407,7 @@ class Bridge:
                 },
                 config.media.max_upload_bytes,
                 self.feedback,
+                BuyerCards(self.repository),
             ),
         )
         marketplace_routes(
@@ -413,6 +420,7 @@ class Bridge:
         template_routes(web_app, self.templates)
         label_routes(web_app, self.marks)
         order_routes(web_app, self.orders)
+        offer_routes(web_app, self.offers)
         stats_routes(web_app, self.stats)
         unsubscribe_routes(web_app, MailChoices(self.repository))
         mailed_file_routes(web_app, MailedFiles(self.repository, self.files))
@@ -456,6 +464,7 @@ class Bridge:
         await self.transactions.resume()
         await self.courier.resume()
         await self.order_room.resume()
+        await self.offer_room.resume()
 
     async def _greet_homeserver(self) -> None:
         """Ping the homeserver until it answers, then name the bot.

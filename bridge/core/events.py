@@ -206,8 +206,28 @@ class Announcer:
         return self._webhook(conversation, "buyer.reported", {"report": report})
 
     def order_updated(self, conversation: Conversation, order: dict[str, Any]) -> list[Event]:
-        """An order of the conversation is new or changed (`core/orders.py`)."""
-        return self._webhook(conversation, "order.updated", {"order": order})
+        """An order of the conversation is new or changed (`core/orders.py`): the
+        marketplace hears of it and the buyer's widget redraws its card."""
+        payload = {"order": order}
+        return [
+            *self._webhook(conversation, "order.updated", payload),
+            self._frame(conversation, "order.updated", payload),
+        ]
+
+    def offer_created(self, conversation: Conversation, offer: dict[str, Any]) -> list[Event]:
+        """A member made an offer (`core/offers.py`): the marketplace answers it; the
+        buyer sees it only once it is open."""
+        return self._webhook(conversation, "offer.created", {"offer": offer})
+
+    def offer_updated(
+        self, conversation: Conversation, offer: dict[str, Any], buyer_view: dict[str, Any]
+    ) -> list[Event]:
+        """The marketplace opened or ended an offer: it hears of its own change as
+        `offer.updated`, and the buyer's widget draws the card."""
+        return [
+            *self._webhook(conversation, "offer.updated", {"offer": offer}),
+            self._frame(conversation, "offer.updated", {"offer": buyer_view}),
+        ]
 
     def typing(self, conversation: Conversation, typing: bool, sender_name: str) -> list[Event]:
         return [self._frame(conversation, "typing", {"typing": typing, "sender_name": sender_name})]
@@ -227,6 +247,9 @@ class Announcer:
                 )
             )
         return events
+
+    def takes_webhooks(self, site: SiteID) -> bool:
+        return self._sites[site].has_webhook
 
     def site_published(self, site: SiteID) -> None:
         """Wake the site's webhook deliverer once a change about no conversation is committed."""

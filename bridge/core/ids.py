@@ -30,6 +30,10 @@ def new_message_id() -> MessageID:
     return MessageID(_sortable_id("m"))
 
 
+def new_offer_id() -> str:
+    return _sortable_id("o")
+
+
 def new_feedback_id() -> str:
     return _sortable_id("f")
 

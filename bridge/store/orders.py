@@ -13,8 +13,8 @@ from bridge.core.ids import ConversationID, SiteID
 from bridge.core.models import Message, SenderKind
 from bridge.core.orders import ORDER_NOTICE_PREFIX, Order, OrderItem, OrderStatus
 from bridge.store.base import Sessions
-from bridge.store.records import store_events, to_message
-from bridge.store.schema import ConversationRow, MessageRow, OrderRow
+from bridge.store.records import add_system_message, store_events, to_message
+from bridge.store.schema import MessageRow, OrderRow
 
 
 def _to_order(row: OrderRow) -> Order:
@@ -94,36 +94,7 @@ class OrderStoreSql(Sessions):
                     if cast(CursorResult[Any], done).rowcount == 0:
                         return False
                 if notice is not None:
-                    session.add(
-                        MessageRow(
-                            message_id=notice.message_id,
-                            conversation_id=notice.conversation_id,
-                            sender=notice.sender.value,
-                            sender_name=notice.sender_name,
-                            sender_user_id=None,
-                            text=notice.text,
-                            html=None,
-                            lang=notice.lang,
-                            original_text=None,
-                            original_lang=None,
-                            status=notice.status.value,
-                            error=None,
-                            client_id=notice.client_id,
-                            event_id=None,
-                            attachments=[],
-                            translation=None,
-                            created_at=notice.created_at,
-                            edited_at=None,
-                            deleted_at=None,
-                            automatic=False,
-                        )
-                    )
-                    await session.execute(
-                        update(ConversationRow)
-                        .where(ConversationRow.conversation_id == notice.conversation_id)
-                        .values(last_message_at=notice.created_at)
-                    )
-                    await session.flush()
+                    await add_system_message(session, notice)
                 await store_events(session, events)
             return True
         except IntegrityError:

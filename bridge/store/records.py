@@ -275,3 +275,38 @@ async def store_events(session: AsyncSession, events: Sequence[Event]) -> None:
                 "created_at": now,
             },
         )
+
+
+async def add_system_message(session: AsyncSession, notice: Message) -> None:
+    """A system message (an order's or offer's news for the buyer), in the caller's
+    transaction; the conversation's last message moves to it."""
+    session.add(
+        MessageRow(
+            message_id=notice.message_id,
+            conversation_id=notice.conversation_id,
+            sender=notice.sender.value,
+            sender_name=notice.sender_name,
+            sender_user_id=None,
+            text=notice.text,
+            html=None,
+            lang=notice.lang,
+            original_text=None,
+            original_lang=None,
+            status=notice.status.value,
+            error=None,
+            client_id=notice.client_id,
+            event_id=None,
+            attachments=[],
+            translation=None,
+            created_at=notice.created_at,
+            edited_at=None,
+            deleted_at=None,
+            automatic=False,
+        )
+    )
+    await session.execute(
+        update(ConversationRow)
+        .where(ConversationRow.conversation_id == notice.conversation_id)
+        .values(last_message_at=notice.created_at)
+    )
+    await session.flush()

@@ -14,6 +14,7 @@ from bridge.store.mail_outbox import MailOutboxStore
 from bridge.store.mail_tokens import MailTokenStore
 from bridge.store.matrix_state import MatrixStateStore
 from bridge.store.messages import MessageStore
+from bridge.store.offers import OfferStoreSql
 from bridge.store.orders import OrderStoreSql
 from bridge.store.outbox import OutboxStore
 from bridge.store.parties import PartyStore
@@ -39,6 +40,7 @@ class SqlRepository(
     WaitStatsStore,
     WaitStore,
     OrderStoreSql,
+    OfferStoreSql,
 ):
     """Every store operation the bridge needs, on SQLite or PostgreSQL."""
 

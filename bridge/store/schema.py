@@ -482,3 +482,29 @@ class OrderRow(Base):
     updated_at: Mapped[datetime]
     # The `updated_at` the room's `io.bazaar.order` state shows; NULL or older: owed.
     room_synced_at: Mapped[datetime | None]
+
+
+class OfferRow(Base):
+    """An offer a member made in a conversation room (`core/offers.py`)."""
+
+    __tablename__ = "offers"
+
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.conversation_id", ondelete="CASCADE"), primary_key=True
+    )
+    offer_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(500))
+    quantity: Mapped[int]
+    price: Mapped[str] = mapped_column(String(32))
+    currency: Mapped[str] = mapped_column(String(3))
+    product_id: Mapped[str | None] = mapped_column(String(200))
+    image_url: Mapped[str | None] = mapped_column(String(2000))
+    checkout_url: Mapped[str | None] = mapped_column(String(2000))
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    # The status the room was last told (its notice and `io.bazaar.offer` state); NULL or
+    # another status: owed.
+    room_status: Mapped[str | None] = mapped_column(String(16))

@@ -13,6 +13,7 @@ import jwt
 from aiohttp import web
 
 from bridge.core.buyer_desk import BuyerConversation, BuyerDesk, unread_total
+from bridge.core.cards import BuyerCards
 from bridge.core.feedback import FeedbackDesk
 from bridge.core.ids import BuyerID, ConversationID, MessageID, SellerID, SiteID
 from bridge.core.models import Buyer
@@ -55,6 +56,7 @@ class WidgetContext:
     sites: Mapping[SiteID, WidgetSite]
     max_upload_bytes: int
     feedback: FeedbackDesk
+    cards: BuyerCards
 
     @property
     def any_origin(self) -> frozenset[str]:
@@ -180,6 +182,15 @@ async def post_message(request: web.Request) -> web.Response:
             buyer, conversation_id, require_text(body.get("text"), "text"), client_id
         )
     return web.json_response(message_json(message), status=201 if created else 200)
+
+
+@routes.get(BASE + "/conversations/{conversation_id}/cards")
+async def cards(request: web.Request) -> web.Response:
+    """The conversation's open and ended offers and its orders (`core/cards.py`)."""
+    buyer = await _buyer(request)
+    widget = request.app[WIDGET]
+    found = await widget.cards.cards(buyer, ConversationID(request.match_info["conversation_id"]))
+    return web.json_response(found)
 
 
 @routes.get(BASE + "/conversations/{conversation_id}/attachments/{attachment_id}")

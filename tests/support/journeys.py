@@ -21,10 +21,14 @@ async def open_conversation(
     seller_id: str = "acme",
     buyer_id: str = "Anna_K",
     staff: SellerClient | None = None,
+    manager: SellerClient | None = None,
 ) -> dict[str, Any]:
+    """`staff` is a member in a role that doesn't answer; `manager` one who does."""
     members = [{"user_id": owner.user_id, "role": "owner"}]
     if staff is not None:
         members.append({"user_id": staff.user_id, "role": "staff"})
+    if manager is not None:
+        members.append({"user_id": manager.user_id, "role": "manager"})
     await marketplace.ok(
         "PUT", f"/sellers/{seller_id}", {"name": "ACME", "language": "en", "members": members}
     )
