@@ -127,6 +127,19 @@ async def test_order_status_changes_reach_both_sides_once(
         }
         topic = (await owner.state(room_id, "m.room.topic"))["topic"]
         assert topic == "Order A-1001 · shipped"
+        # A new context for the same order keeps the order's status in the topic.
+        await marketplace.ok(
+            "PUT",
+            f"/conversations/{conversation_id}/context",
+            {"type": "order", "id": "A-1001", "title": "Order A-1001, 2 items"},
+        )
+
+        async def topic_is(expected: str) -> bool:
+            return bool((await owner.state(room_id, "m.room.topic"))["topic"] == expected)
+
+        await owner.wait_until_async(
+            lambda: topic_is("Order A-1001, 2 items · shipped"), what="the new topic"
+        )
 
         listed = await anna.ok("GET", f"/conversations/{conversation_id}/messages")
         system = [m["text"] for m in listed["messages"] if m["sender"] == "system"]

@@ -20,6 +20,7 @@ from bridge.core.ids import (
 )
 from bridge.core.models import (
     Context,
+    ContextType,
     Conversation,
     ConversationState,
     MessageStatus,
@@ -37,6 +38,7 @@ from bridge.store.schema import (
     BlockRow,
     ConversationRow,
     MessageRow,
+    OrderRow,
 )
 
 
@@ -234,6 +236,17 @@ class ConversationStore(Sessions):
                 .where(ConversationRow.conversation_id == conversation_id)
                 .values(context=context.to_json())
             )
+            if context.type == ContextType.ORDER:
+                # The courier rebuilds the topic from the context alone: the order it is
+                # about owes the room its status again (`core/orders.OrderRoom`).
+                await session.execute(
+                    update(OrderRow)
+                    .where(
+                        OrderRow.conversation_id == conversation_id,
+                        OrderRow.order_id == context.id,
+                    )
+                    .values(room_synced_at=None)
+                )
 
     async def set_translation_enabled(self, conversation_id: ConversationID, enabled: bool) -> None:
         async with self._writes.begin() as session:
