@@ -25,6 +25,7 @@ from bridge.core.broadcast import Broadcasts
 from bridge.core.buyer_desk import BuyerDesk
 from bridge.core.cards import BuyerCards
 from bridge.core.commands import SellerCommands
+from bridge.core.contact_policy import ContactGuard, ContactScreen, Policy
 from bridge.core.delivery import Backoff, Courier
 from bridge.core.desk_commands import DeskCommands
 from bridge.core.events import Announcer
@@ -287,6 +288,17 @@ class Bridge:
         self.reminders = Reminders(
             self.repository, self.rooms, self.answering, self._sites, target_hours
         )
+        self.contact_guard = ContactGuard(
+            ContactScreen(
+                {
+                    SiteID(site.id): (Policy(site.contact_policy), site.phone_region)
+                    for site in config.sites
+                }
+            ),
+            self.repository,
+            announcer,
+            self.courier.wake,
+        )
         self.conversations = MarketplaceDesk(
             self.repository,
             self.rooms,
@@ -300,6 +312,7 @@ class Bridge:
             detector=self.detector,
             auto_replies=self.auto_replies,
             response_times=self.response_times,
+            contact_guard=self.contact_guard,
         )
         matrix_orders = MatrixOrders(self.gateway, self.rooms)
         self.order_room = OrderRoom(self.repository, matrix_orders, self.courier.wake)
@@ -373,6 +386,7 @@ class Bridge:
             commands,
             self.translations,
             response_times=self.response_times,
+            contact_guard=self.contact_guard,
         )
         self.templates.reply_through(replies)
         self.broadcasts = Broadcasts(self.repository, self.rooms, self._sites, self.answering)

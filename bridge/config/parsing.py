@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
 import yaml
 
 from bridge.config.parts import (
@@ -201,6 +202,8 @@ def _parse_site(raw: Any, index: int, require_tokens: bool, unknown: list[str]) 
         allowed_origins=section.text_list("allowed_origins", []),
         admins=_matrix_ids(section, "admins"),
         share_buyer_contact=section.flag("share_buyer_contact", False),
+        contact_policy=_contact_policy(section),
+        phone_region=_phone_region(section),
     )
     unknown += section.unknown()
     return site
@@ -265,3 +268,19 @@ def write_missing_tokens(path: Path) -> bool:
         with path.open("w", encoding="utf-8") as stream:
             editor.dump(document, stream)
     return changed
+
+
+def _contact_policy(section: Section) -> str:
+    policy = section.text("contact_policy", "off")
+    if policy not in ("off", "warn", "mask"):
+        raise ConfigError(f"{section.key}.contact_policy", "must be off, warn or mask")
+    return policy
+
+
+def _phone_region(section: Section) -> str | None:
+    region = section.optional_text("phone_region")
+    if region is None:
+        return None
+    if region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(f"{section.key}.phone_region", "must be a region code such as KZ or DE")
+    return region.upper()

@@ -160,6 +160,11 @@ class SiteConfig:
     allowed_origins: tuple[str, ...]
     admins: tuple[str, ...]
     share_buyer_contact: bool = False
+    # off | warn | mask: contact and payment details before an order (core/contact_policy.py).
+    contact_policy: str = "off"
+    # ISO 3166 region of phone numbers written without a country code ("KZ"); none: only
+    # international numbers are recognised.
+    phone_region: str | None = None
 
 
 @dataclass(frozen=True)

@@ -214,6 +214,10 @@ class Announcer:
             self._frame(conversation, "order.updated", payload),
         ]
 
+    def message_flagged(self, conversation: Conversation, flagged: dict[str, Any]) -> list[Event]:
+        """A message held contact or payment details before an order (`core/contact_policy.py`)."""
+        return self._webhook(conversation, "message.flagged", {"flagged": flagged})
+
     def offer_created(self, conversation: Conversation, offer: dict[str, Any]) -> list[Event]:
         """A member made an offer (`core/offers.py`): the marketplace answers it; the
         buyer sees it only once it is open."""

@@ -11,6 +11,7 @@ from typing import Protocol
 from bridge.core.archive import Archive
 from bridge.core.auto_replies import AutoReplies
 from bridge.core.blocking import Blocking
+from bridge.core.contact_policy import ContactGuard, Guarded
 from bridge.core.delivery import Courier
 from bridge.core.events import Announcer
 from bridge.core.ids import (
@@ -97,8 +98,10 @@ class MarketplaceDesk:
         detector: LanguageDetector | None = None,
         auto_replies: AutoReplies | None = None,
         response_times: ResponseTimes | None = None,
+        contact_guard: ContactGuard | None = None,
     ) -> None:
         self._store = store
+        self._contact_guard = contact_guard
         self._matrix = matrix
         self._courier = courier
         self._sites = sites
@@ -295,15 +298,25 @@ class MarketplaceDesk:
             if attachment is None
             else (replace(attachment, attachment_id=attachment_id(message_id, 1)),),
         )
+        guarded = Guarded(draft)
+        if self._contact_guard is not None:
+            guarded = await self._contact_guard.guard(
+                conversation, Side.BUYER, draft, buyer.language or draft.lang
+            )
+            draft = guarded.message
         # For the seller's copy by mail (`email_copies`) and the automatic replies.
         seller = await self._store.get_seller(conversation.site, conversation.seller_id)
         try:
             message, created = await self._store.add_message(
                 draft,
-                self._announcer.buyer_message_created(conversation, seller, buyer, draft),
+                [
+                    *self._announcer.buyer_message_created(conversation, seller, buyer, draft),
+                    *guarded.events,
+                ],
                 wait=self._response_times.opening(draft.created_at)
                 if self._response_times
                 else None,
+                notices=guarded.notices,
             )
         except ConversationBlocked:
             raise blocked() from None

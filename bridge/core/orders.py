@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from bridge.core.contact_policy import POLICY_NOTICE_PREFIX
+from bridge.core.contact_policy import room_notice_text as policy_room_text
 from bridge.core.events import Announcer, Event
 from bridge.core.ids import ConversationID, EventID, MessageID, RoomID, SiteID, new_message_id
 from bridge.core.models import Buyer, Conversation, Message, MessageStatus, SenderKind
@@ -297,7 +299,10 @@ def notice_key(order_id: str, status: OrderStatus) -> str:
 
 
 def room_notice_text(message: Message) -> str | None:
-    """The room's notice for an order's status message ("Order A-1001: paid")."""
+    """The room's notice for a system message it owes: an order's status ("Order A-1001:
+    paid") or the contact policy's warning."""
+    if (message.client_id or "").startswith(POLICY_NOTICE_PREFIX):
+        return policy_room_text(message)
     parts = (message.client_id or "").split("-", 2)
     if len(parts) != 3:
         return None
@@ -333,7 +338,8 @@ class OrderRoom:
 
     What the room still owes is in the store, not in memory: an order whose
     `room_synced_at` is behind its `updated_at` owes its state, and an order's status
-    message without an event id owes its notice (the same way automatic replies owe
+    message (or a contact policy warning, which rides along) without an event id owes its
+    notice (the same way automatic replies owe
     theirs). The courier calls `post` after each round of deliveries and retries it while
     the homeserver is away; `resume` wakes the courier for whatever a restart left. Each
     notice's key makes the homeserver drop a repeat of a send whose answer was lost, so a

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from bridge.core.archive import Archive
 from bridge.core.commands import SellerCommands, is_command
+from bridge.core.contact_policy import ContactGuard, Guarded
 from bridge.core.events import Announcer
 from bridge.core.ids import (
     ConversationID,
@@ -28,6 +29,7 @@ from bridge.core.models import (
     MessageStatus,
     Seller,
     SenderKind,
+    Side,
 )
 from bridge.core.ports import MatrixPort
 from bridge.core.response_time import ResponseTimes
@@ -68,8 +70,10 @@ class SellerReplies:
         commands: SellerCommands,
         translations: Translations,
         response_times: ResponseTimes | None = None,
+        contact_guard: ContactGuard | None = None,
     ) -> None:
         self._store = store
+        self._contact_guard = contact_guard
         self._matrix = matrix
         self._answering = answering
         self._announcer = announcer
@@ -176,12 +180,22 @@ class SellerReplies:
             ),
             translation=rendering.note,
         )
+        guarded = Guarded(message)
+        if self._contact_guard is not None and self._contact_guard.applies(conversation):
+            guarded = await self._contact_guard.guard(
+                conversation, Side.SELLER, message, await self.buyer_language(conversation)
+            )
+            message = guarded.message
         stored, created = await self._store.add_message(
-            message, self._announcer.message_created(conversation, message)
+            message,
+            [*self._announcer.message_created(conversation, message), *guarded.events],
+            notices=guarded.notices,
         )
         if created:
             await self._archive.reactivate(conversation)
             self._announcer.published(conversation)
+            if self._contact_guard is not None:
+                self._contact_guard.stored(conversation, guarded)
         if self._response_times is not None:
             # A repeat too: the wait's close may not have lived through a crash.
             await self._response_times.member_replied(conversation, seller, member, stored, created)

@@ -182,13 +182,19 @@ class MessageRecords(Protocol):
     """Messages as both sides and the marketplace read them."""
 
     async def add_message(
-        self, message: Message, events: Sequence[Event], *, wait: WaitOpening | None = None
+        self,
+        message: Message,
+        events: Sequence[Event],
+        *,
+        wait: WaitOpening | None = None,
+        notices: Sequence[Message] = (),
     ) -> tuple[Message, bool]:
         """Store a message unless its client id or event id is stored; return the stored one.
         A new buyer message in a conversation that is blocked by then raises
         ConversationBlocked, decided in the same transaction as the insert. With `wait`, a
         new buyer message opens a wait for an answer, in the same transaction, when none is
-        open (core/response_time.py)."""
+        open (core/response_time.py). `notices` are system messages stored after it, in the
+        same transaction (the contact policy's)."""
 
     async def get_message(self, message_id: MessageID) -> Message | None: ...
 

@@ -30,6 +30,7 @@ from bridge.core.seller_storage import WaitOpening
 from bridge.core.storage import ConversationBlocked
 from bridge.store.base import Sessions
 from bridge.store.records import (
+    add_system_message,
     attachment_values,
     store_events,
     to_message,
@@ -80,7 +81,12 @@ class MessageStore(Sessions):
     # Messages
 
     async def add_message(
-        self, message: Message, events: Sequence[Event], *, wait: WaitOpening | None = None
+        self,
+        message: Message,
+        events: Sequence[Event],
+        *,
+        wait: WaitOpening | None = None,
+        notices: Sequence[Message] = (),
     ) -> tuple[Message, bool]:
         # Insert first and let the unique keys (client id, event id) catch a repeat: the
         # first try is by far the common case.
@@ -122,6 +128,8 @@ class MessageStore(Sessions):
                     raise ConversationBlocked(message.conversation_id)
                 if wait is not None and message.sender == SenderKind.BUYER:
                     await open_wait_in(session, message, wait)
+                for notice in notices:
+                    await add_system_message(session, notice)
                 await store_events(session, events)
             return message, True
         except IntegrityError:

@@ -8,6 +8,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from bridge.core.contact_policy import POLICY_NOTICE_PREFIX
 from bridge.core.events import Event
 from bridge.core.ids import ConversationID, SiteID
 from bridge.core.models import Message, SenderKind
@@ -52,6 +53,15 @@ class OrderStoreSql(Sessions):
         async with self._reads() as session:
             row = await session.get(OrderRow, (conversation_id, order_id))
             return _to_order(row) if row is not None else None
+
+    async def has_orders(self, conversation_id: ConversationID) -> bool:
+        async with self._reads() as session:
+            found = await session.scalar(
+                select(OrderRow.order_id)
+                .where(OrderRow.conversation_id == conversation_id)
+                .limit(1)
+            )
+            return found is not None
 
     async def list_orders(self, conversation_id: ConversationID) -> list[Order]:
         async with self._reads() as session:
@@ -144,8 +154,13 @@ def _state_owed() -> Any:
 
 
 def _notice_owed() -> Any:
+    """System messages the room owes a notice for: orders' statuses and the contact
+    policy's warnings."""
     return and_(
         MessageRow.sender == SenderKind.SYSTEM.value,
-        MessageRow.client_id.like(f"{ORDER_NOTICE_PREFIX}%"),
+        or_(
+            MessageRow.client_id.like(f"{ORDER_NOTICE_PREFIX}%"),
+            MessageRow.client_id.like(f"{POLICY_NOTICE_PREFIX}%"),
+        ),
         MessageRow.event_id.is_(None),
     )
