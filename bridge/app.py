@@ -69,6 +69,9 @@ from bridge.notify.files import MailedFiles, mailed_file_routes
 from bridge.notify.inbound import InboundListener, MailReplies
 from bridge.notify.sender import MailRetry, MailSender
 from bridge.notify.unsubscribe import MailChoices, unsubscribe_routes
+from bridge.pane.access import PaneDesk, PaneSessions, membership_in
+from bridge.pane.api import PaneContext, pane_routes
+from bridge.pane.openid import OpenIdCheck
 from bridge.store.database import create_engine, create_read_engine, migrate, sessions
 from bridge.store.repository import SqlRepository
 from bridge.translation.detection import LinguaDetector
@@ -176,6 +179,8 @@ class Bridge:
             config.appservice.bot_username,
         )
         self.gateway = MatrixGateway(config.homeserver.address, config.appservice.as_token, http)
+        # The context pane's OpenID tokens are checked with the same homeserver.
+        self.openid = OpenIdCheck(config.homeserver.address, config.homeserver.domain, http)
         # Uploads and product images share its limit on images decoded at once.
         self.media = MediaLibrary(config.media)
         self.rooms = MatrixRooms(
@@ -191,6 +196,7 @@ class Bridge:
             shared_contacts=[
                 site_id for site_id, site in self._sites.items() if site.share_buyer_contact
             ],
+            pane_url=config.web.public_url,
         )
 
     def _build_announcer(self, http: aiohttp.ClientSession) -> Announcer:
@@ -436,6 +442,22 @@ class Bridge:
         order_routes(web_app, self.orders)
         offer_routes(web_app, self.offers)
         stats_routes(web_app, self.stats)
+        self.pane_sessions = PaneSessions()
+        pane_routes(
+            web_app,
+            PaneContext(
+                PaneDesk(
+                    self.repository,
+                    membership_in(self.gateway),
+                    self.rooms.display_name,
+                    self.answering,
+                    self._sites,
+                    self.templates,
+                ),
+                self.pane_sessions,
+                self.openid,
+            ),
+        )
         unsubscribe_routes(web_app, MailChoices(self.repository))
         mailed_file_routes(web_app, MailedFiles(self.repository, self.files))
         homeserver_app = appservice_app(
@@ -517,6 +539,12 @@ class Bridge:
         await runner.setup()
         self._runners.append(runner)
         await web.TCPSite(runner, host, port).start()
+
+    @property
+    def served_apps(self) -> tuple[web.Application, ...]:
+        """The applications serving now, the appservice's first (their routes, for tests
+        and tools)."""
+        return tuple(runner.app for runner in self._runners)
 
     async def stop(self) -> None:
         if self._inbound is not None:

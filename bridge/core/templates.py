@@ -262,13 +262,17 @@ class TemplateDesk:
         await self._store.delete_template(site, seller_id, name)
         return f"Deleted template “{name}”."
 
-    async def _send_command(self, call: RoomCall) -> str | None:
-        conversation, seller = call.conversation, call.seller
-        visible = [
+    async def visible(self, seller: Seller) -> list[Template]:
+        """The templates `!t` lists (and the context pane shows), in order."""
+        return [
             t
             for t in ordered(await self._store.list_templates(seller.site, seller.seller_id))
             if t.visible
         ]
+
+    async def _send_command(self, call: RoomCall) -> str | None:
+        conversation, seller = call.conversation, call.seller
+        visible = await self.visible(seller)
         if not call.args:
             return room_listing(visible)
         template = pick(visible, call.args)
@@ -277,7 +281,14 @@ class TemplateDesk:
             return f"There is no template “{shown}”.\n{room_listing(visible)}"
         if conversation.state == ConversationState.BLOCKED:
             return "This conversation is blocked: nothing was sent."
-        return await self.send(conversation, seller, call.member, template, call)
+        return await self.send(
+            conversation,
+            seller,
+            call.member,
+            template,
+            # The command's event: a repeat of the same transaction sends nothing twice.
+            client_id=f"template:{call.event_id}" if call.event_id else None,
+        )
 
     async def send(
         self,
@@ -285,7 +296,8 @@ class TemplateDesk:
         seller: Seller,
         member: Member,
         template: Template,
-        call: RoomCall,
+        *,
+        client_id: str | None = None,
     ) -> str | None:
         """The template, filled, as the member's reply; the room sees what was sent."""
         if self._replies is None:
@@ -304,8 +316,7 @@ class TemplateDesk:
             text,
             sent_at=self._now(),
             attachments=() if attachment is None else (attachment,),
-            # The command's event: a repeat of the same transaction sends nothing twice.
-            client_id=f"template:{call.event_id}" if call.event_id else None,
+            client_id=client_id,
         )
         if not created:
             return None

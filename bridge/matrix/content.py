@@ -25,6 +25,11 @@ BUYER_STATE = "io.bazaar.buyer"
 CARD_KEY = "io.bazaar.card"
 BRIDGE_STATE_TYPES = ("m.bridge", "uk.half-shot.bridge")
 MESSAGE_ID_KEY = "io.bazaar.message_id"
+# The context pane: an Element room widget (docs/context-pane.md), pinned to the right.
+WIDGETS_STATE = "im.vector.modular.widgets"
+WIDGET_LAYOUT_STATE = "io.element.widgets.layout"
+PANE_WIDGET_ID = "bazaar_pane"
+PANE_PATH = "/matrix-widget/v1/"
 
 
 def buyer_message_content(message: Message) -> dict[str, Any]:
@@ -169,6 +174,28 @@ def bridge_info(
     }
 
 
+def pane_widget_state(public_url: str, bot: UserID) -> list[dict[str, Any]]:
+    """The context pane as room state: the widget (Element fills `$matrix_room_id` and
+    `$matrix_user_id`, then adds `widgetId` and `parentUrl`) and the layout that pins it to
+    the right panel."""
+    url = f"{public_url.rstrip('/')}{PANE_PATH}?room_id=$matrix_room_id&user_id=$matrix_user_id"
+    widget = {
+        "type": "m.custom",
+        "url": url,
+        "name": "Conversation",
+        "data": {},
+        # Element starts the widget API handshake when the page has loaded.
+        "waitForIframeLoad": True,
+        "creatorUserId": bot,
+        "id": PANE_WIDGET_ID,
+    }
+    layout = {"widgets": {PANE_WIDGET_ID: {"container": "right"}}}
+    return [
+        {"type": WIDGETS_STATE, "state_key": PANE_WIDGET_ID, "content": widget},
+        {"type": WIDGET_LAYOUT_STATE, "state_key": "", "content": layout},
+    ]
+
+
 def conversation_room_state(
     conversation: Conversation,
     site_name: str,
@@ -179,8 +206,10 @@ def conversation_room_state(
     parent: dict[str, Any],
     avatar: str | None,
     buyer: dict[str, Any] | None = None,
+    pane: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The initial state of a new conversation room, all of it in its `createRoom`."""
+    """The initial state of a new conversation room, all of it in its `createRoom`; `pane`
+    is the context pane's widget state (`pane_widget_state`)."""
     state_key = f"io.bazaar://{conversation.site}/{conversation.conversation_id}"
     info = bridge_info(conversation, site_name, name, bot=bot, bridge_id=bridge_id)
     initial_state: list[dict[str, Any]] = [
@@ -202,4 +231,5 @@ def conversation_room_state(
         initial_state.append({"type": BUYER_STATE, "state_key": "", "content": buyer})
     if avatar is not None:
         initial_state.append({"type": "m.room.avatar", "state_key": "", "content": {"url": avatar}})
+    initial_state.extend(pane or ())
     return initial_state

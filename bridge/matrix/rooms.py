@@ -30,11 +30,14 @@ from bridge.matrix.content import (
     CONTEXT_STATE,
     CONVERSATION_STATE,
     MESSAGE_ID_KEY,
+    PANE_WIDGET_ID,
+    WIDGETS_STATE,
     buyer_card_content,
     buyer_message_content,
     buyer_state,
     conversation_room_state,
     file_content,
+    pane_widget_state,
     room_name,
     room_topic,
 )
@@ -92,8 +95,11 @@ class MatrixRooms:
         bot_name: str,
         room_version: str | None,
         shared_contacts: Collection[SiteID] = frozenset(),
+        pane_url: str | None = None,
     ) -> None:
         self._gateway = gateway
+        # The bridge's public address, where the context pane is served; None: no pane.
+        self._pane = pane_widget_state(pane_url, names.bot) if pane_url is not None else []
         # The sites that let their sellers see the buyer's e-mail and phone.
         self._shared_contacts = frozenset(shared_contacts)
         self.bot = Bot(gateway, names.bot, bot_name, room_version)
@@ -174,6 +180,7 @@ class MatrixRooms:
             parent=self.spaces.parent_state(space),
             avatar=avatar,
             buyer=self._buyer_state(buyer),
+            pane=self._pane,
         )
         alias_localpart = self._names.room_alias_localpart(
             conversation.site, conversation.conversation_id
@@ -343,6 +350,7 @@ class MatrixRooms:
         ghost = self._names.ghost(buyer.site, buyer.buyer_id)
         state = await self._gateway.full_state(room_id)
         changes = room_changes(state, conversation, members, ghost, self._names.bot, blocked_by)
+        await self._add_pane(room_id, state)
         if changes.power_levels is not None:
             await self._gateway.put_state(room_id, "m.room.power_levels", changes.power_levels)
         if changes.conversation_state is not None:
@@ -352,6 +360,23 @@ class MatrixRooms:
             await tolerant(self._gateway.kick(room_id, user_id, "Not a member of this shop's chat"))
         for user_id in changes.invite:
             await tolerant(self.bot.invite(room_id, user_id))
+
+    async def _add_pane(self, room_id: RoomID, state: Sequence[dict[str, Any]]) -> None:
+        """Give a room made before the context pane existed (or whose widget was emptied)
+        its widget: the state was read anyway, so a room that has it costs nothing more."""
+        if not self._pane or any(
+            event.get("type") == WIDGETS_STATE
+            and event.get("state_key") == PANE_WIDGET_ID
+            and (event.get("content") or {}).get("url")
+            for event in state
+        ):
+            return
+        for event in self._pane:
+            await tolerant(
+                self._gateway.put_state(
+                    room_id, event["type"], event["content"], event["state_key"]
+                )
+            )
 
     async def send_notice(self, room_id: RoomID, text: str, key: str | None = None) -> None:
         await self.send_tracked_notice(room_id, text, key)

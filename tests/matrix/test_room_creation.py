@@ -173,6 +173,9 @@ async def test_the_room_opens_on_its_whole_state_then_only_the_people(
             "io.bazaar.buyer",
             "m.bridge",
             "uk.half-shot.bridge",
+            # The context pane and its place in Element's right panel.
+            "im.vector.modular.widgets",
+            "io.element.widgets.layout",
             "m.space.parent",
         ]
     )

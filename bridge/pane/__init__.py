@@ -1,0 +1,1 @@
+"""The context pane: an Element room widget beside each conversation room, served by the bridge."""
