@@ -87,6 +87,8 @@ logger = logging.getLogger("bench.roles")
 
 SELLER_A = "seller-a"
 PROBE_SELLER = "seller-probe"
+# The probe's p99 while bulk work runs, at most this many times its unloaded p99.
+PROBE_GOAL = 2.0
 BUYERS = 10
 PROBE_IDLE = 5
 PROBE_GAP = 0.5
@@ -959,11 +961,18 @@ def _per_room(rooms: Counter[int]) -> str:
     return ", ".join(f"{count} rooms × {n}" for n, count in sorted(rooms.items()))
 
 
+def _p99(latencies: Sequence[float]) -> float:
+    """The 99th percentile (nearest rank): with fewer than 100 messages, the slowest."""
+    ordered = sorted(latencies)
+    return ordered[max(0, -(-99 * len(ordered) // 100) - 1)]
+
+
 def _latencies(latencies: Sequence[float]) -> str:
     if not latencies:
         return "none sent"
     return (
-        f"median {statistics.median(latencies):6.2f} s, max {max(latencies):6.2f} s"
+        f"median {statistics.median(latencies):6.2f} s, p99 {_p99(latencies):6.2f} s,"
+        f" max {max(latencies):6.2f} s"
         f"  ({len(latencies)} message{'' if len(latencies) == 1 else 's'})"
     )
 
@@ -1099,6 +1108,11 @@ def report(
     during += [(b.name, b.probe) for b in baselines]
     for name, latencies in during:
         print(f"    {'during ' + name:<26} {_latencies(latencies)}")
+    if idle:
+        print(f"  probe p99 during / unloaded (goal ≤ {PROBE_GOAL:.1f}, issue 14's fair queues):")
+        for name, latencies in during:
+            if latencies:
+                print(f"    {name:<29} {_p99(latencies) / _p99(idle):6.2f}")
 
 
 def parse_options(argv: Sequence[str] | None = None) -> tuple[Options, bool]:

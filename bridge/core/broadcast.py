@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 
 from bridge.core.ids import SiteID
+from bridge.core.lanes import bulk_work
 from bridge.core.models import Site
 from bridge.core.ports import HomeserverUnavailable, MatrixPort, MatrixRejected
 from bridge.core.room_events import RoomMessage, SiteRoom
@@ -50,6 +51,10 @@ class Broadcasts:
             await self._matrix.send_notice(room_id, ADMIN_HELP)
 
     async def broadcast(self, site: Site, text: str, key: str) -> int:
+        with bulk_work():  # every seller's room: what a buyer waits for goes first
+            return await self._to_every_seller(site, text, key)
+
+    async def _to_every_seller(self, site: Site, text: str, key: str) -> int:
         sent = 0
         for seller in await self._parties.list_sellers(site.site_id):
             members = self._answering.members(seller)

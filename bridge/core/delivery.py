@@ -11,6 +11,7 @@ the courier looks in the room before it sends such a message again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -19,6 +20,7 @@ from typing import Protocol, TypeVar
 
 from bridge.core.events import Announcer
 from bridge.core.ids import ConversationID, EventID, MessageID, SiteID
+from bridge.core.lanes import bulk_work
 from bridge.core.models import Attachment, Buyer, Conversation, Message, Site
 from bridge.core.ports import (
     HomeserverUnavailable,
@@ -171,7 +173,10 @@ class Courier:
             await self._retrying(partial(self._push_context, conversation_id))
         if conversation_id in self._stale_members:
             self._stale_members.discard(conversation_id)
-            await self._retrying(partial(self._push_members, conversation))
+            # A role change or a block reaches every room of a seller: bulk work, which a
+            # live message to anyone else goes ahead of.
+            with bulk_work():
+                await self._retrying(partial(self._push_members, conversation))
             if conversation_id not in self._stale_members:  # no newer change came meanwhile
                 await self._store.mark_members_stale([conversation_id], False)
         pending = await self._store.pending_messages(conversation_id)
@@ -182,26 +187,30 @@ class Courier:
         buyer = await self._store.get_buyer(conversation.site, conversation.buyer_id)
         if buyer is None:
             raise LookupError(f"{conversation_id} lost its buyer")
-        if conversation_id in self._resumed:
+        # What a restart found waiting is a backlog: messages written since go first.
+        backlog = conversation_id in self._resumed
+        if backlog:
             pending = await self._not_yet_in_room(conversation, buyer, pending)
             self._resumed.discard(conversation_id)
         reader = await self._translated_for(conversation)
         recording: asyncio.Task[None] | None = None
+        lane = bulk_work() if backlog else contextlib.nullcontext()
         try:
-            for message in pending:
-                outcome: EventID | _Undeliverable
-                try:
-                    ready = await self._retrying(
-                        partial(self._prepare, conversation, buyer, message, reader)
-                    )
-                    outcome = await self._send(conversation, buyer, ready)
-                except _Undeliverable as refusal:
-                    outcome = refusal
-                # Sends stay one at a time, which keeps the room's order; the store records
-                # the previous message while this one travels.
-                if recording is not None:
-                    await recording
-                recording = asyncio.create_task(self._record(conversation, message, outcome))
+            with lane:
+                for message in pending:
+                    outcome: EventID | _Undeliverable
+                    try:
+                        ready = await self._retrying(
+                            partial(self._prepare, conversation, buyer, message, reader)
+                        )
+                        outcome = await self._send(conversation, buyer, ready)
+                    except _Undeliverable as refusal:
+                        outcome = refusal
+                    # Sends stay one at a time, which keeps the room's order; the store records
+                    # the previous message while this one travels.
+                    if recording is not None:
+                        await recording
+                    recording = asyncio.create_task(self._record(conversation, message, outcome))
         finally:
             if recording is not None:
                 await recording

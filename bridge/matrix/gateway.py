@@ -21,6 +21,7 @@ import aiohttp
 import nio
 
 from bridge.core.ids import EventID, RoomID, UserID
+from bridge.core.lanes import Lanes
 from bridge.core.ports import HomeserverUnavailable, MatrixRejected
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ class MatrixGateway:
         self._session = session
         # Requests made, by method: for logs and benchmarks of how much work a change costs.
         self.requests: Counter[str] = Counter()
+        # Live requests go ahead of bulk ones (`core/lanes.py`).
+        self.lanes = Lanes()
 
     async def request(
         self,
@@ -100,9 +103,12 @@ class MatrixGateway:
         if data is not None:
             headers["Content-Type"] = content_type
         try:
-            async with self._session.request(
-                method, url, data=data, headers=headers, timeout=REQUEST_TIMEOUT
-            ) as response:
+            async with (
+                self.lanes.turn(),
+                self._session.request(
+                    method, url, data=data, headers=headers, timeout=REQUEST_TIMEOUT
+                ) as response,
+            ):
                 status = response.status
                 text = await response.text()
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:

@@ -63,7 +63,12 @@ class AutoStore(FakeStore):
         return self.conversations.get(conversation_id)
 
     async def add_message(
-        self, message: Message, events: Sequence[Event], *, wait: object = None
+        self,
+        message: Message,
+        events: Sequence[Event],
+        *,
+        wait: object = None,
+        notices: Sequence[Message] = (),
     ) -> tuple[Message, bool]:
         for stored in self.messages.values():
             if stored.client_id is not None and (stored.conversation_id, stored.client_id) == (

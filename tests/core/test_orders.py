@@ -200,7 +200,8 @@ async def test_each_status_change_is_told_once_and_a_repeat_is_nothing() -> None
         "message.created",
     ]
     frames = [e.type for e in store.events if isinstance(e, FeedFrame)]
-    assert frames == ["message.created", "message.created"]
+    # The widget redraws the order's card and shows the buyer's system message.
+    assert frames == ["order.updated", "message.created", "order.updated", "message.created"]
     assert woken == [ConversationID("c1")] * 2
 
 

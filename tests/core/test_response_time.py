@@ -68,7 +68,12 @@ class WaitingStore(AutoStore):
         self.claims: dict[tuple[int, str], datetime] = {}
 
     async def add_message(
-        self, message: Message, events: Sequence[Event], *, wait: object = None
+        self,
+        message: Message,
+        events: Sequence[Event],
+        *,
+        wait: object = None,
+        notices: Sequence[Message] = (),
     ) -> tuple[Message, bool]:
         for earlier in self.messages.values():
             if message.event_id is not None and earlier.event_id == message.event_id:
