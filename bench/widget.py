@@ -2,9 +2,10 @@
 
 Three figures, each next to a baseline measured in the same run and printed as a ratio:
 
-1. **Size**: raw and `gzip -9` bytes of `bridge/widget/static/widget.js`, against the goal
-   (≤ 25,000 bytes gzipped, issue 11); and the bytes the bridge actually puts on the
-   wire for it when a browser asks with `Accept-Encoding: gzip`.
+1. **Size**: raw and `gzip -9` bytes of `bridge/widget/static/widget.js` on disk, of the
+   lightly minified copy the bridge serves (`bridge/widget/minify.py`), and the bytes the
+   bridge actually puts on the wire when a browser asks with `Accept-Encoding: gzip`; the
+   goal (≤ 25,000 bytes gzipped, issue 11) is for those served bytes.
 2. **Idle connections**: the bridge runs as its own process (`python -m bridge run -c …`,
    SQLite in the temp dir unless `--database`). N idle `GET /widget/v1/stream` WebSockets,
    N/4 buyers × 4 tabs, are opened and held; its VmRSS (from /proc) before, with them open,
@@ -76,6 +77,7 @@ from bridge.config import Config, parse_config
 from bridge.core.ids import BuyerID, SiteID
 from bridge.core.models import Buyer
 from bridge.demo.synapse import EmbeddedSynapse, free_port
+from bridge.widget.minify import minify_script
 from bridge.widget.tokens import issue_buyer_token
 
 logger = logging.getLogger("bench.widget")
@@ -266,6 +268,8 @@ def raise_fd_limit(connections: int) -> None:
 class SizeResult:
     raw: int
     gzipped: int
+    minified: int
+    minified_gzipped: int
     served: int
     served_encoding: str
 
@@ -273,6 +277,7 @@ class SizeResult:
 async def measure_size(session: aiohttp.ClientSession, public_url: str) -> SizeResult:
     raw = WIDGET_JS.read_bytes()
     gzipped = gzip.compress(raw, compresslevel=9, mtime=0)
+    minified = minify_script(raw.decode()).encode()
     async with session.get(
         f"{public_url}/widget/widget.js",
         headers={"Accept-Encoding": "gzip, deflate, br"},
@@ -282,7 +287,14 @@ async def measure_size(session: aiohttp.ClientSession, public_url: str) -> SizeR
             raise BenchError(f"GET /widget/widget.js: HTTP {response.status}")
         wire = await response.read()
         encoding = response.headers.get("Content-Encoding", "none")
-    return SizeResult(len(raw), len(gzipped), len(wire), encoding)
+    return SizeResult(
+        len(raw),
+        len(gzipped),
+        len(minified),
+        len(gzip.compress(minified, compresslevel=9, mtime=0)),
+        len(wire),
+        encoding,
+    )
 
 
 # --- 2. idle connections ---------------------------------------------------------------
@@ -725,18 +737,19 @@ def report(
     print("  bridge        `python -m bridge run`, a process of its own")
     print()
     print(f"1. Widget size: {WIDGET_JS.relative_to(REPO)}")
-    print(f"  raw                       {size.raw:>8,} bytes")
+    print(f"  on disk, raw              {size.raw:>8,} bytes")
     share = size.gzipped / size.raw
-    print(f"  gzip -9                   {size.gzipped:>8,} bytes   {share:.0%} of raw")
-    print(
-        f"  ratio gzip -9 / goal      {size.gzipped / GOAL_GZIP_BYTES:>8.2f}"
-        f"         (goal ≤ 1.00; the goal is {GOAL_GZIP_BYTES:,} bytes)"
-    )
+    print(f"  on disk, gzip -9          {size.gzipped:>8,} bytes   {share:.0%} of raw")
+    print(f"  minified, raw             {size.minified:>8,} bytes   (as the bridge serves it)")
+    print(f"  minified, gzip -9         {size.minified_gzipped:>8,} bytes")
     print(
         f"  served by the bridge      {size.served:>8,} bytes   to a client accepting gzip"
         f" (Content-Encoding: {size.served_encoding})"
     )
-    print(f"  ratio served / gzip -9    {size.served / size.gzipped:>8.2f}")
+    print(
+        f"  ratio served / goal       {size.served / GOAL_GZIP_BYTES:>8.2f}"
+        f"         (goal ≤ 1.00; the goal is {GOAL_GZIP_BYTES:,} bytes)"
+    )
     if idle is not None:
         floor, streams, buyers = idle
         print()

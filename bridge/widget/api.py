@@ -34,6 +34,7 @@ from bridge.http import (
     read_json,
     read_upload,
 )
+from bridge.widget.minify import minify_script
 from bridge.widget.stream import FeedHub, stream_feed
 from bridge.widget.tokens import verify_buyer_token
 
@@ -287,11 +288,12 @@ _static_cache: dict[Path, StaticFile] = {}
 
 
 def _static(path: Path) -> StaticFile:
-    """The file and its gzip, made once per version of the file."""
+    """The file as served (lightly minified, `minify.py`) and its gzip, made once per
+    version of the file; the ETag is of the bytes served."""
     mtime = path.stat().st_mtime
     cached = _static_cache.get(path)
     if cached is None or cached.mtime != mtime:
-        raw = path.read_bytes()
+        raw = minify_script(path.read_text(encoding="utf-8")).encode()
         cached = StaticFile(
             mtime, raw, gzip.compress(raw, 9, mtime=0), f'"{hashlib.sha256(raw).hexdigest()[:20]}"'
         )

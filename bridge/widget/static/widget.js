@@ -100,6 +100,18 @@
       contact: 'Your e-mail or phone (optional)',
       thanks: 'Thank you! The seller has your message.',
       unread: { one: '{n} unread message', other: '{n} unread messages' },
+      order: 'Order {id}',
+      orderLink: 'See it in your orders',
+      buy: 'Buy',
+      placed: 'Placed',
+      paid: 'Paid',
+      shipped: 'Shipped',
+      delivered: 'Delivered',
+      cancelled: 'Cancelled',
+      open: 'Open',
+      accepted: 'Accepted',
+      expired: 'Expired',
+      withdrawn: 'Withdrawn',
     },
     ru: {
       ask: 'Задать вопрос',
@@ -171,6 +183,18 @@
         many: '{n} непрочитанных сообщений',
         other: '{n} непрочитанного сообщения',
       },
+      order: 'Заказ {id}',
+      orderLink: 'Открыть в ваших заказах',
+      buy: 'Купить',
+      placed: 'Оформлен',
+      paid: 'Оплачен',
+      shipped: 'Отправлен',
+      delivered: 'Доставлен',
+      cancelled: 'Отменён',
+      open: 'Действует',
+      accepted: 'Принято',
+      expired: 'Истекло',
+      withdrawn: 'Отозвано',
     },
   };
 
@@ -277,17 +301,32 @@
     return date.toLocaleString(locale, options);
   }
 
-  /** The shop's sign-in page (`login_url`), http(s) only: an attribute must not run script. */
-  function loginUrl(value) {
-    if (!value) return null;
+  /** A link or picture from the shop or the marketplace, http(s) only: an attribute must
+   *  not run script. */
+  function httpUrl(value) {
     try {
       const url = new URL(value, document.baseURI);
       if (url.protocol === 'https:' || url.protocol === 'http:') return url.href;
     } catch {
       // not a URL
     }
-    console.warn('bazaar-chat: login_url is not an http(s) URL');
     return null;
+  }
+
+  /** The shop's sign-in page (`login_url`). */
+  function loginUrl(value) {
+    const url = value ? httpUrl(value) : null;
+    if (value && !url) console.warn('bazaar-chat: login_url is not an http(s) URL');
+    return url;
+  }
+
+  /** An amount (a decimal string) in its currency, as the buyer writes money. */
+  function money(amount, currency, locale) {
+    try {
+      return new Intl.NumberFormat(locale, { style: 'currency', currency }).format(Number(amount));
+    } catch {
+      return `${amount} ${currency}`; // a code Intl doesn't know
+    }
   }
 
   function sameContext(a, b) {
@@ -1503,6 +1542,96 @@
     }
   }
 
+  /** The conversation's orders and offers as cards above its messages: the order it is
+   *  about first. A frame replaces the card with its id; an older answer never a newer card. */
+  class Cards extends Part {
+    reset() {
+      this.byConv = new Map(); // conversation id → Map: 'o'/'f' + id → card
+    }
+
+    of(id) {
+      if (!this.byConv.has(id)) this.byConv.set(id, new Map());
+      return this.byConv.get(id);
+    }
+
+    async load(id) {
+      this.of(id);
+      try {
+        const answer = await this.chat.api.call('GET', path('conversations', id, 'cards'));
+        for (const order of answer.orders || []) this.put(id, 'o', order);
+        for (const offer of answer.offers || []) this.put(id, 'f', offer);
+      } catch (error) {
+        // The cards add to the conversation; without them it still works.
+        if (error.status === 401) this.chat.signedOut();
+        return;
+      }
+      this.chat.render();
+    }
+
+    put(id, kind, card) {
+      if (!card) return;
+      const cards = this.of(id);
+      const key = kind + (kind === 'o' ? card.order_id : card.offer_id);
+      const old = cards.get(key);
+      if (!old || !(old.updated_at > card.updated_at)) cards.set(key, { ...card, kind });
+      this.chat.render();
+    }
+
+    render(id, conv) {
+      const first = (card) => card.kind === 'o' && sameContext(conv && conv.context, { type: 'order', id: card.order_id });
+      const cards = [...this.of(id).values()].sort((a, b) => first(b) - first(a));
+      this.chat.ui.cards.hidden = !cards.length;
+      reconcile(this.chat.ui.cards, cards.map((card) => this.node(card)));
+    }
+
+    node(card) {
+      const key = card.kind + (card.order_id || card.offer_id);
+      const signature = JSON.stringify(card);
+      const cached = this.nodes.get(key);
+      if (cached && cached.signature === signature) return cached.node;
+      const node = card.kind === 'o' ? this.order(card) : this.offer(card);
+      this.nodes.set(key, { signature, node });
+      return node;
+    }
+
+    link(href, text, cls) {
+      const url = httpUrl(href);
+      return url ? h('a', { class: cls, href: url, target: '_blank', rel: 'noopener noreferrer' }, text) : null;
+    }
+
+    head(title, status) {
+      return h('p', { class: 'ct' }, h('span', {}, title), h('span', { class: 'st' }, this.chat.t(status)));
+    }
+
+    order(o) {
+      const { t, locale } = this.chat;
+      const title = t('order', { id: o.order_id });
+      return h('section', { class: 'card', 'aria-label': title }, h('div', { class: 'cb' },
+        this.head(title, o.status),
+        h('ul', {}, (o.items || []).map((item) =>
+          h('li', {}, `${item.title} · ${item.quantity} × ${money(item.price, o.currency, locale)}`))),
+        h('p', { class: 'sum' }, money(o.total, o.currency, locale)),
+        this.link(o.url, t('orderLink'))));
+    }
+
+    offer(f) {
+      const { t, locale } = this.chat;
+      const image = httpUrl(f.image_url);
+      return h('section', { class: 'card', 'aria-label': f.title },
+        image ? h('img', { src: image, alt: '', referrerpolicy: 'no-referrer' }) : null,
+        h('div', { class: 'cb' },
+          this.head(f.title, f.status),
+          h('p', {}, `${f.quantity} × ${money(f.price, f.currency, locale)}`),
+          h('p', { class: 'sum' }, money(f.total, f.currency, locale)),
+          f.status === 'open' ? this.link(f.checkout_url, t('buy'), 'buy') : null));
+    }
+
+    build() {
+      this.chat.ui.cards = h('div', { class: 'cards', hidden: true });
+      return [this.chat.ui.cards];
+    }
+  }
+
   /** The page's seller: online or away, and, while their chat is off, the feedback form
    *  in the composer's place (in conversations with them). */
   class SellerState extends Part {
@@ -1584,6 +1713,7 @@
       this.attachments = new Attachments(this);
       this.blocking = new Blocking(this);
       this.sellerState = new SellerState(this);
+      this.cards = new Cards(this);
       this.onVisibility = () => this.visibilityChanged();
       this.onOnline = () => this.stream && this.stream.nudge();
       this.onFocus = () => this.stream && this.stream.wake();
@@ -1647,6 +1777,7 @@
       this.attachments.reset();
       this.composer.reset();
       this.sellerState.reset();
+      this.cards.reset();
 
       this.build();
       if (!this.signedIn) return this.render();
@@ -1717,7 +1848,10 @@
       if (resumed && this.stream.seq == null) {
         // We never saw a frame, so there is no seq to resume from: ask the server.
         this.conversations.load();
-        if (this.current && this.current !== DRAFT) this.thread.loadNewer(this.current);
+        if (this.current && this.current !== DRAFT) {
+          this.thread.loadNewer(this.current);
+          this.cards.load(this.current);
+        }
       }
       if (this.offline) {
         this.offline = false;
@@ -1735,6 +1869,10 @@
           return this.thread.applyTyping(id, frame);
         case 'conversation.updated':
           return this.conversations.apply(frame.conversation);
+        case 'order.updated':
+          return this.cards.put(id, 'o', frame.order);
+        case 'offer.updated':
+          return this.cards.put(id, 'f', frame.offer);
         default:
           return undefined;
       }
@@ -1790,6 +1928,7 @@
       this.menuOpen = false;
       this.confirming = false;
       if (id && id !== DRAFT && !this.threadOf(id).loaded) this.thread.loadLatest(id);
+      if (id && id !== DRAFT && !this.cards.byConv.has(id)) this.cards.load(id);
       this.render({ scroll: 'bottom' });
       this.thread.markRead();
     }
@@ -1990,6 +2129,7 @@
       this.attachments.drop();
       this.thread.nodes = new Map();
       this.conversations.nodes = new Map();
+      this.cards.nodes = new Map();
       let content;
       if (name === 'signin') {
         // "Sign in" links to login_url, else is words the shop may replace with a slot:
@@ -2003,7 +2143,7 @@
       } else if (name === 'list') {
         content = this.conversations.build();
       } else {
-        content = [...this.thread.build(), ...this.composer.build(), ...this.blocking.build(),
+        content = [...this.cards.build(), ...this.thread.build(), ...this.composer.build(), ...this.blocking.build(),
           ...this.sellerState.build()];
       }
       ui.body.replaceChildren(...[content].flat());
@@ -2035,6 +2175,7 @@
       // Only the buyer's own block is theirs to lift; the seller's stays the seller's.
       ui.unblock.hidden = !byBuyer;
 
+      this.cards.render(id, conv);
       this.thread.render(id, conv, scroll);
     }
 
@@ -2151,6 +2292,17 @@ svg{width:20px;height:20px;flex:none;fill:none;stroke:currentColor;stroke-width:
 .viewer .name{flex:1;margin:0;font-weight:600;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .frame{flex:1;min-height:0;display:flex;align-items:center;justify-content:center;padding:12px;color:#fff}
 .frame img{max-width:100%;max-height:100%;object-fit:contain}
+.cards{flex:none;max-height:45%;overflow-y:auto;padding:8px 12px 0;display:flex;flex-direction:column;gap:8px}
+.card{display:flex;gap:10px;padding:8px 10px;border:1px solid #d1d5db;border-radius:10px;background:#f9fafb;font-size:14px}
+.card img{width:56px;height:56px;border-radius:6px;object-fit:cover;flex:none;background:#e5e7eb}
+.cb{flex:1;min-width:0;overflow-wrap:anywhere}
+.card p,.card ul{margin:0}
+.card ul{padding-left:18px;color:#374151}
+.ct{display:flex;justify-content:space-between;gap:8px;font-weight:600}
+.st{flex:none;padding:0 8px;border-radius:999px;background:#e0e7ff;color:#1e3a8a;font-size:12px;line-height:20px}
+.sum{font-weight:700}
+.card a{color:#1d4ed8;font-weight:600}
+.card .buy{display:inline-block;margin-top:4px;padding:4px 14px;border-radius:8px;background:#1d4ed8;color:#fff;text-decoration:none}
 .dropping::after{content:attr(data-drop);position:absolute;inset:8px;z-index:3;display:flex;align-items:center;justify-content:center;padding:16px;border:3px dashed #1d4ed8;border-radius:10px;background:rgba(239,246,255,.94);color:#1e3a8a;font-weight:600;text-align:center;pointer-events:none}
 `;
 
