@@ -112,6 +112,7 @@ def sites_of(config: Config) -> dict[SiteID, Site]:
             has_webhook=site.webhook_url is not None,
             admins=tuple(UserID(admin) for admin in site.admins),
             share_buyer_contact=site.share_buyer_contact,
+            currency=site.currency,
         )
         for site in config.sites
     }
@@ -324,7 +325,7 @@ class Bridge:
         self.order_room = OrderRoom(self.repository, matrix_orders, self.courier.wake)
         self.orders = OrderDesk(self.repository, announcer, self.courier.wake)
         self.offer_room = OfferRoom(self.repository, matrix_orders, self.courier.wake)
-        self.offers = OfferDesk(self.repository, announcer, self.courier.wake)
+        self.offers = OfferDesk(self.repository, announcer, self.courier.wake, self._sites)
         self.marks = SellerMarks(
             self.repository, announcer, self.answering, self.courier.refresh_members
         )

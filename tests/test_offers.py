@@ -5,12 +5,13 @@ each status change is told in the room once; bad commands and answers change not
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.conftest import BridgeRunner, Sites
+from tests.conftest import SITE, BridgeRunner, Sites
 from tests.support.journeys import anna_in, open_conversation
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
@@ -244,3 +245,47 @@ async def test_offer_commands_that_cant_be_done_say_why(
 
     assert webhooks.of_type("offer.created") == []
     assert (await marketplace.ok("GET", f"/conversations/{conversation_id}/offers"))["offers"] == []
+
+
+async def test_the_sites_currency_serves_where_the_context_names_none(
+    runner: BridgeRunner,
+    marketplace: MarketplaceClient,
+    webhooks: WebhookReceiver,
+    new_seller: NewSeller,
+) -> None:
+    runner.config = replace(
+        runner.config,
+        sites=tuple(
+            replace(site, currency="KZT") if site.id == SITE else site
+            for site in runner.config.sites
+        ),
+    )
+    await runner.start()
+    owner = await new_seller("owner")
+    await marketplace.ok(
+        "PUT",
+        "/sellers/acme",
+        {"name": "ACME", "members": [{"user_id": owner.user_id, "role": "owner"}]},
+    )
+    await marketplace.ok("PUT", "/buyers/Bob", {"name": "Bob"})
+    general = await marketplace.ok(
+        "POST",
+        "/conversations",
+        {
+            "seller_id": "acme",
+            "buyer_id": "Bob",
+            "context": {"type": "general", "id": "g", "title": "Hi"},
+        },
+    )
+    room_id = general["room_id"]
+    await owner.wait_until(lambda: room_id in owner.invites, what="the invite")
+    await owner.accept_invite(room_id)
+    await owner.send_text(room_id, "!offer 2 4500")
+    (created,) = await webhooks.wait_for("offer.created")
+    offer = created["offer"]
+    assert (offer["quantity"], offer["price"], offer["currency"], offer["total"]) == (
+        2,
+        "4500",
+        "KZT",
+        "9000",
+    )

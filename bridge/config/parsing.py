@@ -204,6 +204,7 @@ def _parse_site(raw: Any, index: int, require_tokens: bool, unknown: list[str]) 
         share_buyer_contact=section.flag("share_buyer_contact", False),
         contact_policy=_contact_policy(section),
         phone_region=_phone_region(section),
+        currency=_currency(section),
     )
     unknown += section.unknown()
     return site
@@ -275,6 +276,13 @@ def _contact_policy(section: Section) -> str:
     if policy not in ("off", "warn", "mask"):
         raise ConfigError(f"{section.key}.contact_policy", "must be off, warn or mask")
     return policy
+
+
+def _currency(section: Section) -> str | None:
+    currency = section.optional_text("currency")
+    if currency is not None and not re.fullmatch(r"[A-Z]{3}", currency):
+        raise ConfigError(f"{section.key}.currency", "must be an ISO 4217 code such as EUR")
+    return currency
 
 
 def _phone_region(section: Section) -> str | None:

@@ -165,6 +165,8 @@ class SiteConfig:
     # ISO 3166 region of phone numbers written without a country code ("KZ"); none: only
     # international numbers are recognised.
     phone_region: str | None = None
+    # The currency of the shop's prices (ISO 4217), for `!offer` where the context has none.
+    currency: str | None = None
 
 
 @dataclass(frozen=True)

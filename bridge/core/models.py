@@ -272,6 +272,8 @@ class Site:
     admins: tuple[UserID, ...] = ()
     # The buyer's e-mail and phone go into the rooms only when the site says so.
     share_buyer_contact: bool = False
+    # The currency of the shop's prices, where a conversation's context names none.
+    currency: str | None = None
 
 
 @dataclass(frozen=True)

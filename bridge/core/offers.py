@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -37,6 +37,7 @@ from bridge.core.models import (
     Message,
     MessageStatus,
     SenderKind,
+    Site,
 )
 from bridge.core.ports import MatrixRejected
 from bridge.core.refusals import unknown_conversation
@@ -257,16 +258,22 @@ class OfferDesk:
         store: OfferStore,
         announcer: Announcer,
         room_owed: Callable[[ConversationID], None],
+        sites: Mapping[SiteID, Site],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._announcer = announcer
+        self._sites = sites
         # Wakes the courier, which tells the room (`OfferRoom.post`).
         self._room_owed = room_owed
         self._clock = clock
 
     def command(self) -> Command[RoomCall]:
         return Command("offer", OFFER_HELP, self._offer_command)
+
+    def _currency(self, conversation: Conversation) -> str | None:
+        site = self._sites.get(conversation.site)
+        return site.currency if site is not None else None
 
     async def _offer_command(self, call: RoomCall) -> str:
         conversation = call.conversation
@@ -282,7 +289,9 @@ class OfferDesk:
             raise BadCommand(
                 "This conversation's product has no price: say it, e.g. !offer 1 39.90"
             )
-        currency = currency or (context.currency if product else None)
+        currency = (
+            currency or (context.currency if product else None) or self._currency(conversation)
+        )
         if currency is None or not _CURRENCY.match(currency):
             raise BadCommand("Say the currency too, e.g. !offer 1 39.90 EUR")
         now = self._clock()
