@@ -30,6 +30,7 @@ import yaml
 from bridge.app import Bridge
 from bridge.config import Config, ConfigError, TranslationConfig, load_config, new_secret
 from bridge.demo.mail import MailSink
+from bridge.demo.marketplace import MarketplaceAPI
 from bridge.demo.shop import PRODUCTS, DemoShop
 from bridge.demo.synapse import EmbeddedSynapse, SynapseSettings, free_port
 from bridge.demo.webhooks import WebhookPrinter
@@ -205,14 +206,15 @@ async def run_demo(workdir: Path, environ: Mapping[str, str] | None = None) -> N
     webhooks = WebhookPrinter(state["webhook_secret"])
     await webhooks.start()
     try:
-        await _run(workdir, state, webhooks.url, libretranslate)
+        await _run(workdir, state, webhooks, libretranslate)
     finally:
         await webhooks.stop()
 
 
 async def _run(
-    workdir: Path, state: dict[str, Any], webhook_url: str, libretranslate: str | None
+    workdir: Path, state: dict[str, Any], webhooks: WebhookPrinter, libretranslate: str | None
 ) -> None:
+    webhook_url = webhooks.url
     config, registration_path = prepare_demo(workdir, state, webhook_url, libretranslate)
     synapse = EmbeddedSynapse(
         SynapseSettings(
@@ -233,6 +235,8 @@ async def _run(
         widget_secret=state["widget_secret"],
         bridge_url=config.web.public_url,
         port=state["shop_port"],
+        api=MarketplaceAPI(f"{config.web.public_url}/api/v1/sites/{SITE}", state["api_token"]),
+        orders_file=workdir / "orders.json",
     )
     try:
         owner = await synapse.register_user(
@@ -271,6 +275,8 @@ async def _run(
                 {"name": "Anna", "language": "en", "email": "anna@example.org"},
             )
         await shop.start()
+        if shop.checkout is not None:
+            webhooks.listen("offer.created", shop.checkout.offer_created)
         print(
             welcome(
                 Welcome(
@@ -410,6 +416,9 @@ page: the question arrives in the seller's client, in a room of the Space
 The seller's desk is set up: a greeting, working hours (Mon–Fri 08:00–20:00 and Sat
 10:00–14:00 UTC; outside them the away reply answers) and canned replies: say !t in the
 conversation room to list them, !t 1 or !t delivery to send one, !help for the rest.
+
+To sell: in the seller's room type !offer (or !offer 3 19.90); the shop opens it and the
+widget shows a Buy button. Open it, press "Place order", then "Mark paid" and "Mark shipped".
 
 Or, without a browser, be the marketplace's backend: paste these lines into bash or zsh,
 in order. They start a conversation for the buyer "anna", keep its id and ask a question:

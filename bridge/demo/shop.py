@@ -15,12 +15,15 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
 from bridge.core.ids import BuyerID, SiteID
 from bridge.core.models import Buyer
+from bridge.demo.checkout import Checkout
+from bridge.demo.marketplace import MarketplaceAPI
 from bridge.widget.tokens import issue_buyer_token
 
 BUYER_COOKIE = "bazaar_demo_buyer"
@@ -173,6 +176,8 @@ class DemoShop:
         port: int,
         host: str = "127.0.0.1",
         seller_name: str | None = None,
+        api: MarketplaceAPI | None = None,
+        orders_file: Path | None = None,
     ) -> None:
         self.site = site
         self.seller = seller
@@ -184,6 +189,23 @@ class DemoShop:
         self.url = f"http://{host}:{port}"
         self._images = {product.id: product_png(product.colour) for product in PRODUCTS}
         self._runner: web.AppRunner | None = None
+        # With the marketplace API, the shop answers offers and sells through its checkout.
+        self.checkout = (
+            None
+            if api is None
+            else Checkout(
+                shop_url=self.url,
+                api=api,
+                page=self._page,
+                say=lambda line: print(line, flush=True),
+                image_url=self.image_url,
+                orders_file=orders_file,
+            )
+        )
+
+    def image_url(self, product_id: str) -> str | None:
+        known = any(product.id == product_id for product in PRODUCTS)
+        return f"{self.url}/img/{product_id}.png" if known else None
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -193,6 +215,8 @@ class DemoShop:
         app.router.add_get("/login", self.login)
         app.router.add_get("/logout", self.logout)
         app.router.add_get("/lang/{lang}", self.set_language)
+        if self.checkout is not None:
+            self.checkout.routes(app)
         return app
 
     async def start(self) -> None:
@@ -201,6 +225,8 @@ class DemoShop:
         await web.TCPSite(self._runner, self.host, self.port).start()
 
     async def stop(self) -> None:
+        if self.checkout is not None:
+            await self.checkout.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -93,7 +93,13 @@ class WebhookPrinter:
         self.url = ""
         self._say = say
         self._seen: dict[str, None] = {}
+        self._listeners: dict[str, list[Callable[[Mapping[str, Any]], None]]] = {}
         self._runner: web.AppRunner | None = None
+
+    def listen(self, kind: str, listener: Callable[[Mapping[str, Any]], None]) -> None:
+        """`listener` gets each checked, new event of `kind`; it must return at once (start
+        slow work in the background) so the webhook is acknowledged promptly."""
+        self._listeners.setdefault(kind, []).append(listener)
 
     async def start(self) -> None:
         app = web.Application()
@@ -132,4 +138,6 @@ class WebhookPrinter:
             if len(self._seen) > REMEMBERED:
                 del self._seen[next(iter(self._seen))]
             self._say(describe(event))
+            for listener in self._listeners.get(str(event.get("type")), []):
+                listener(event)
         return web.Response(status=204)
