@@ -11,7 +11,8 @@ from typing import Any
 import nio
 import pytest
 
-from tests.conftest import SITE, BridgeRunner, product
+from tests.conftest import SITE, BridgeRunner, Sites, product
+from tests.support.buyer import BuyerClient, buyer_token
 from tests.support.journeys import GHOST
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
@@ -194,3 +195,25 @@ async def test_the_ghost_shows_the_buyer_avatar_and_follows_its_change(
         await eventually(shows_second, what="the ghost's new avatar")
     finally:
         await shop.stop()
+
+
+async def test_signing_in_from_the_widget_keeps_the_profile(
+    runner: BridgeRunner, marketplace: MarketplaceClient, new_seller: NewSeller, sites: Sites
+) -> None:
+    await runner.start()
+    owner = await new_seller("owner")
+    room_id = (await profiled_room(marketplace, owner))["room_id"]
+    # The widget's token names the buyer differently: the sign-in stores the new name.
+    token = buyer_token(sites.widget_secret, SITE, "anna", name="Anna Karenina")
+    buyer = BuyerClient(runner.config.web.public_url, token)
+    try:
+        await buyer.ok("GET", "/conversations")
+    finally:
+        await buyer.close()
+
+    async def renamed() -> dict[str, Any] | None:
+        state = await owner.state(room_id, "io.bazaar.buyer")
+        return state if state.get("name") == "Anna Karenina" else None
+
+    state = await eventually(renamed, what="the new name in the room")
+    assert (state["profile_url"], state["summary"]) == (PROFILE["profile_url"], PROFILE["summary"])

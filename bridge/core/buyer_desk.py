@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from bridge.core.attachments import AttachmentFiles, Download
@@ -88,13 +88,17 @@ class BuyerDesk:
                 f"The buyer token's 'sub' can't be used: {error.error}", error.errcode
             ) from None
         stored = await self._store.get_buyer(claimed.site, claimed.buyer_id)
-        buyer = Buyer(
-            claimed.site,
-            claimed.buyer_id,
-            claimed.name or (stored.name if stored else DEFAULT_BUYER_NAME),
-            claimed.language or (stored.language if stored else None),
-            stored.email if stored else None,
-        )
+        if stored is None:
+            buyer = Buyer(
+                claimed.site, claimed.buyer_id, claimed.name or DEFAULT_BUYER_NAME, claimed.language
+            )
+        else:
+            # The profile the marketplace sent (e-mail, phone, avatar, summary) stays.
+            buyer = replace(
+                stored,
+                name=claimed.name or stored.name,
+                language=claimed.language or stored.language,
+            )
         if stored != buyer:
             await self._conversations.put_buyer(buyer)
         self._known[key] = buyer
