@@ -28,6 +28,7 @@ from bridge.core.commands import SellerCommands
 from bridge.core.contact_policy import ContactGuard, ContactScreen, Policy
 from bridge.core.delivery import Backoff, Courier
 from bridge.core.desk_commands import DeskCommands
+from bridge.core.erasure import BuyerErasure, BuyerExport
 from bridge.core.events import Announcer
 from bridge.core.feedback import FeedbackDesk
 from bridge.core.ids import SiteID, UserID
@@ -49,6 +50,7 @@ from bridge.core.templates import TemplateDesk
 from bridge.core.translation import Translations
 from bridge.http import BODY_TIMEOUT, errors_middleware, protocol_logger
 from bridge.marketplace.api import marketplace_routes
+from bridge.marketplace.erasure import erasure_routes
 from bridge.marketplace.labels import label_routes
 from bridge.marketplace.offers import offer_routes
 from bridge.marketplace.orders import order_routes
@@ -56,6 +58,7 @@ from bridge.marketplace.stats import stats_routes
 from bridge.marketplace.templates import template_routes
 from bridge.marketplace.webhooks import RetryPolicy, WebhookDispatcher, WebhookTarget
 from bridge.matrix.appservice import appservice_app
+from bridge.matrix.erasure import MatrixErasure
 from bridge.matrix.gateway import MatrixGateway
 from bridge.matrix.identifiers import MatrixNames
 from bridge.matrix.orders import MatrixOrders
@@ -442,6 +445,14 @@ class Bridge:
         label_routes(web_app, self.marks)
         order_routes(web_app, self.orders)
         offer_routes(web_app, self.offers)
+        self.erasure = BuyerErasure(
+            self.repository,
+            MatrixErasure(self.gateway, self.rooms, self.names),
+            self.media,
+            self.tasks.spawn,
+            self.tuning.delivery_backoff.delay,
+        )
+        erasure_routes(web_app, self.erasure, BuyerExport(self.repository, self.media))
         stats_routes(web_app, self.stats)
         self.pane_sessions = PaneSessions()
         pane_routes(
@@ -502,6 +513,7 @@ class Bridge:
         await self.courier.resume()
         await self.order_room.resume()
         await self.offer_room.resume()
+        await self.erasure.resume()
 
     async def _greet_homeserver(self) -> None:
         """Ping the homeserver until it answers, then name the bot.

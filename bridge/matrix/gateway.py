@@ -362,6 +362,12 @@ class MatrixGateway:
         end = answer.get("end")
         return events, end if isinstance(end, str) and end else None
 
+    async def redact(self, room_id: RoomID, event_id: EventID, reason: str, txn_id: str) -> EventID:
+        """Redact an event as the bot; the same `txn_id` again is not a second redaction."""
+        method, path, data = nio.Api.room_redact("", room_id, event_id, txn_id, reason=reason)
+        answer = await self.request(method, path, data)
+        return EventID(str(answer.get("event_id", "")))
+
     async def read_receipt(self, room_id: RoomID, event_id: EventID, as_user: UserID) -> None:
         # Unthreaded (no thread_id), so every client counts it for the whole room.
         method, path, _ = nio.Api.update_receipt_marker("", room_id, event_id)

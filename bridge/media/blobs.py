@@ -43,6 +43,11 @@ class MediaStore:
         except FileNotFoundError:
             return None
 
+    async def forget(self, sha256: str) -> None:
+        """Delete the blob (an erased buyer's file); one already gone is fine."""
+        target = self._target(sha256)
+        await asyncio.to_thread(target.unlink, missing_ok=True)
+
     def _target(self, sha256: str) -> Path:
         if not _SHA256.fullmatch(sha256):
             raise ValueError(f"not a SHA-256 in lower-case hex: {sha256[:80]!r}")

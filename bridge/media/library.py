@@ -82,6 +82,12 @@ class MediaLibrary:
         except ValueError:  # not a sha256 at all
             return None
 
+    async def forget(self, sha256: str) -> None:
+        try:
+            await self._store.forget(sha256)
+        except ValueError:  # not a sha256 at all: nothing of ours
+            return
+
     def content_type(self, data: bytes) -> str | None:
         found = sniff_content_type(data)
         return found if found in ALLOWED_TYPES else None

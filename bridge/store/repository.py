@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bridge.store.automatic import AutomaticReplyStore
 from bridge.store.conversations import ConversationStore
+from bridge.store.erasure import ErasureStoreSql
 from bridge.store.feedback import FeedbackStore
 from bridge.store.label_sections import LabelSectionStore
 from bridge.store.mail_outbox import MailOutboxStore
@@ -41,6 +42,7 @@ class SqlRepository(
     WaitStore,
     OrderStoreSql,
     OfferStoreSql,
+    ErasureStoreSql,
 ):
     """Every store operation the bridge needs, on SQLite or PostgreSQL."""
 

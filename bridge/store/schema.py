@@ -508,3 +508,23 @@ class OfferRow(Base):
     # The status the room was last told (its notice and `io.bazaar.offer` state); NULL or
     # another status: owed.
     room_status: Mapped[str | None] = mapped_column(String(16))
+
+
+class ErasureRow(Base):
+    """A buyer's erasure (`core/erasure.py`): the database part is done when the row is
+    written; what Matrix still owes (redactions, the rooms' profile) is listed here until
+    a worker has done it, so a restart finishes it."""
+
+    __tablename__ = "buyer_erasures"
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    buyer_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    requested_at: Mapped[datetime]
+    # [[room_id, event_id], ...]: the buyer's events the bot still has to redact.
+    redactions: Mapped[list[Any]]
+    # The conversations whose rooms still show the buyer's name and profile.
+    conversations: Mapped[list[Any]]
+    # The sha256 of the buyer's files, deleted from the media store unless still in use.
+    files: Mapped[list[Any]]
+    finished_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
