@@ -11,6 +11,7 @@ import logging
 import ssl
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 import aiohttp
 from aiohttp import web
@@ -72,10 +73,13 @@ from bridge.notify.files import MailedFiles, mailed_file_routes
 from bridge.notify.inbound import InboundListener, MailReplies
 from bridge.notify.sender import MailRetry, MailSender
 from bridge.notify.unsubscribe import MailChoices, unsubscribe_routes
+from bridge.operations.health import Readiness, operations_routes
+from bridge.operations.metrics import PrometheusMeter
 from bridge.pane.access import PaneDesk, PaneSessions, membership_in
 from bridge.pane.api import PaneContext, pane_routes
 from bridge.pane.openid import OpenIdCheck
 from bridge.store.database import create_engine, create_read_engine, migrate, sessions
+from bridge.store.depths import database_answers, queue_depths
 from bridge.store.repository import SqlRepository
 from bridge.translation.detection import LinguaDetector
 from bridge.translation.providers import DeepTranslatorProvider, make_provider
@@ -135,6 +139,8 @@ class Bridge:
         self._engine: AsyncEngine | None = None
         self._read_engine: AsyncEngine | None = None
         self._sites: dict[SiteID, Site] = {}
+        # A registry per bridge: several bridges in one process count apart.
+        self.meter = PrometheusMeter()
 
     async def start(self) -> None:
         try:
@@ -211,7 +217,7 @@ class Bridge:
             if site.webhook_url and site.webhook_secret
         }
         self.webhooks = WebhookDispatcher(
-            self.repository, targets, http, self.tasks, self.tuning.webhook_retry
+            self.repository, targets, http, self.tasks, self.tuning.webhook_retry, self.meter
         )
         self.feed = FeedHub(self.repository, self.tasks, self.config.web.max_streams_per_buyer)
         return Announcer(self._sites, self.webhooks.wake, self.feed.notify, self._build_mail())
@@ -261,6 +267,7 @@ class Bridge:
             self.repository,
             self.detector,
             pause_after_failure=self.tuning.translation_pause,
+            meter=self.meter,
         )
 
     async def _after_delivery(self, conversation: Conversation) -> None:
@@ -286,6 +293,7 @@ class Bridge:
             self.media,
             self.tuning.delivery_backoff,
             after_delivery=self._after_delivery,
+            meter=self.meter,
         )
         self.blocking = Blocking(self.repository, self.rooms, self.courier, announcer)
         self.archive = Archive(
@@ -397,6 +405,7 @@ class Bridge:
             self.translations,
             response_times=self.response_times,
             contact_guard=self.contact_guard,
+            meter=self.meter,
         )
         self.templates.reply_through(replies)
         self.broadcasts = Broadcasts(self.repository, self.rooms, self._sites, self.answering)
@@ -408,6 +417,7 @@ class Bridge:
             self.repository,
             self.broadcasts,
             self.tasks,
+            self.meter,
         )
 
     def _build_web_apps(self, desk: BuyerDesk) -> tuple[web.Application, web.Application]:
@@ -472,6 +482,7 @@ class Bridge:
         )
         unsubscribe_routes(web_app, MailChoices(self.repository))
         mailed_file_routes(web_app, MailedFiles(self.repository, self.files))
+        self._build_operations(web_app)
         homeserver_app = appservice_app(
             config.appservice.hs_token,
             self.transactions,
@@ -481,6 +492,16 @@ class Bridge:
         )
         homeserver_app[BODY_TIMEOUT] = config.web.body_timeout_seconds
         return web_app, homeserver_app
+
+    def _build_operations(self, web_app: web.Application) -> None:
+        """`/metrics` and the health checks on the web port."""
+        assert self._read_engine is not None and self._http is not None
+        reads = sessions(self._read_engine)
+        self.meter.watch(partial(queue_depths, reads), lambda: self.feed.open_streams)
+        readiness = Readiness(
+            partial(database_answers, reads), self.config.homeserver.address, self._http
+        )
+        operations_routes(web_app, self.meter, readiness)
 
     async def _serve_all(self, web_app: web.Application, homeserver_app: web.Application) -> None:
         config = self.config

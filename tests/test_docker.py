@@ -291,17 +291,22 @@ def test_the_install_ships_every_data_file_the_package_holds() -> None:
     assert sorted(str(path.relative_to(package)) for path in data - shipped) == []
 
 
-async def test_the_healthcheck_asks_the_appservice_port_and_needs_an_answer() -> None:
+async def test_the_healthcheck_asks_the_web_port_for_liveness_and_needs_a_2xx() -> None:
     healthchecks = instruction("HEALTHCHECK")
     assert len(healthchecks) == 1
     _, _, command = healthchecks[0].partition(" CMD ")
     argv = exec_form(command)
     assert argv[:2] == ["python", "-c"]
-    port = int(re.findall(r"HTTPConnection\('127\.0\.0\.1', (\d+)", argv[2])[0])
-    assert port == bridge_config().appservice.port
+    found = re.findall(r"'http://127\.0\.0\.1:(\d+)(/[^']*)'", argv[2])
+    assert len(found) == 1, argv[2]
+    port, path = int(found[0][0]), found[0][1]
+    assert port == bridge_config().web.port
+    assert path == "/health/live"
+    user = instruction("USER")[-1]
+    assert user not in {"root", "0"}, "the healthcheck runs as the image's user"
 
     async def check(test_port: int) -> int:
-        code = argv[2].replace(f"'127.0.0.1', {port},", f"'127.0.0.1', {test_port},")
+        code = argv[2].replace(f"127.0.0.1:{port}/", f"127.0.0.1:{test_port}/")
         assert code != argv[2]
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -313,18 +318,24 @@ async def test_the_healthcheck_asks_the_appservice_port_and_needs_an_answer() ->
         async with asyncio.timeout(30):
             return await process.wait()
 
-    async def refuse(request: web.Request) -> web.Response:
-        return web.json_response({"errcode": "M_UNAUTHORIZED"}, status=401)
+    answers = {"status": 200}
+
+    async def health(request: web.Request) -> web.Response:
+        if request.path != path:
+            return web.json_response({"errcode": "M_NOT_FOUND"}, status=404)
+        return web.json_response({"status": "ok"}, status=answers["status"])
 
     app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", refuse)
+    app.router.add_route("*", "/{tail:.*}", health)
     runner = web.AppRunner(app)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         listening = runner.addresses[0][1]
-        assert await check(listening) == 0, "an HTTP answer, even 401, means alive"
+        assert await check(listening) == 0, "200 from /health/live means alive"
+        answers["status"] = 503
+        assert await check(listening) != 0, "an error status means unhealthy"
     finally:
         await runner.cleanup()
     assert await check(free_port()) != 0, "nothing listening means unhealthy"

@@ -15,12 +15,14 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from functools import partial
 from typing import Protocol, TypeVar
 
 from bridge.core.events import Announcer
 from bridge.core.ids import ConversationID, EventID, MessageID, SiteID
 from bridge.core.lanes import bulk_work
+from bridge.core.metrics import NO_METER, Direction, Meter
 from bridge.core.models import Attachment, Buyer, Conversation, Message, Site
 from bridge.core.ports import (
     HomeserverUnavailable,
@@ -74,8 +76,10 @@ class Courier:
         backoff: Backoff = Backoff(),
         provision_timeout: float = 15.0,
         after_delivery: Callable[[Conversation], Awaitable[None]] | None = None,
+        meter: Meter = NO_METER,
     ) -> None:
         self._store = store
+        self._meter = meter
         self._matrix = matrix
         self._sites = sites
         self._answering = answering
@@ -440,6 +444,9 @@ class Courier:
         if isinstance(outcome, _Undeliverable):
             logger.warning("Message %s failed: %s", message.message_id, outcome.reason)
             await self._store.mark_failed(message.message_id, outcome.reason, status_event)
+            self._meter.message_failed(Direction.BUYER_TO_SELLER)
         else:
             await self._store.mark_delivered(message.message_id, outcome, status_event)
+            waited = datetime.now(UTC) - message.created_at
+            self._meter.message_sent(Direction.BUYER_TO_SELLER, waited.total_seconds())
         self._announcer.published(conversation)

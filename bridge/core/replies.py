@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -20,6 +21,7 @@ from bridge.core.ids import (
     attachment_id,
     new_message_id,
 )
+from bridge.core.metrics import NO_METER, Direction, Meter
 from bridge.core.models import (
     Attachment,
     Conversation,
@@ -71,8 +73,10 @@ class SellerReplies:
         translations: Translations,
         response_times: ResponseTimes | None = None,
         contact_guard: ContactGuard | None = None,
+        meter: Meter = NO_METER,
     ) -> None:
         self._store = store
+        self._meter = meter
         self._contact_guard = contact_guard
         self._matrix = matrix
         self._answering = answering
@@ -156,6 +160,7 @@ class SellerReplies:
         """A member's words to the buyer, typed or from a template: in the buyer's language,
         stored as the seller's message under the member's name, and announced. A repeat of
         the same event or client id is stored once (False)."""
+        received = time.monotonic()
         name = await self._matrix.display_name(member.user_id) or member.user_id
         message_id = new_message_id()
         rendering = await self._render(conversation, seller, text)
@@ -192,6 +197,7 @@ class SellerReplies:
             notices=guarded.notices,
         )
         if created:
+            self._meter.message_sent(Direction.SELLER_TO_BUYER, time.monotonic() - received)
             await self._archive.reactivate(conversation)
             self._announcer.published(conversation)
             if self._contact_guard is not None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bridge.core.metrics import NO_METER, Meter
 from bridge.core.models import Original, TranslationNote
 from bridge.core.ports import (
     LanguageDetector,
@@ -56,8 +57,10 @@ class Translations:
         *,
         pause_after_failure: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        meter: Meter = NO_METER,
     ) -> None:
         self._provider = provider
+        self._meter = meter
         self._cache = cache
         self._detector = detector
         # After a failure the provider is left alone for a while: a provider that is down
@@ -96,14 +99,17 @@ class Translations:
         untranslated = Rendering(text, None, TranslationNote(source, target, name, failed=True))
         if translated is not None:
             self.cache_hits += 1
+            self._meter.translation_cached()
         elif self._clock() < self._paused_until:
             return untranslated
         else:
             self.provider_calls += 1
+            self._meter.translation_asked()
             try:
                 translated = await self._provider.translate(text, source, target)
             except TranslationUnavailable as error:
                 self._paused_until = self._clock() + self._pause
+                self._meter.translation_failed()
                 logger.warning(
                     "Delivering a message untranslated: %s could not translate %s→%s (%s); "
                     "not asking it again for %.0f s",

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 
 from bridge.core.ids import SiteID
+from bridge.core.metrics import NO_METER, Meter
 from bridge.core.storage import OutgoingWebhook, WebhookOutbox
 from bridge.core.tasks import TaskKeeper
 
@@ -50,8 +51,10 @@ class WebhookDispatcher:
         session: aiohttp.ClientSession,
         tasks: TaskKeeper,
         retry: RetryPolicy = RetryPolicy(),
+        meter: Meter = NO_METER,
     ) -> None:
         self._outbox = outbox
+        self._meter = meter
         self._targets = targets
         self._session = session
         self._tasks = tasks
@@ -111,10 +114,12 @@ class WebhookDispatcher:
                     await self._outbox.mark_webhook_delivered(
                         webhook.delivery_id, datetime.now(UTC)
                     )
+                    self._meter.webhook_posted(True)
                     return True
                 error = f"HTTP {response.status}"
         except (aiohttp.ClientError, TimeoutError) as failure:
             error = repr(failure)
+        self._meter.webhook_posted(False)
         delay = self._retry.delay(webhook.attempts)
         logger.warning(
             "Webhook %s to %s failed (%s); retry in %.0fs",

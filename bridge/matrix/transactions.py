@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from bridge.core.broadcast import Broadcasts
+from bridge.core.metrics import NO_METER, Meter
 from bridge.core.models import Conversation
 from bridge.core.replies import SellerReplies
 from bridge.core.room_events import (
@@ -44,8 +45,10 @@ class TransactionProcessor:
         directory: RoomDirectory,
         broadcasts: Broadcasts,
         tasks: TaskKeeper,
+        meter: Meter = NO_METER,
     ) -> None:
         self._broadcasts = broadcasts
+        self._meter = meter
         self._log = log
         self._replies = replies
         self._rooms = rooms
@@ -63,6 +66,7 @@ class TransactionProcessor:
         Echoes of what the bridge itself sent are dropped first: most transactions are
         nothing else, and they need neither storing nor applying.
         """
+        self._meter.transaction_received(len(events))
         events = [event for event in events if not self._is_echo(event)]
         if events and await self._log.store_transaction(txn_id, events):
             self._enqueue(StoredTransaction(txn_id, events))

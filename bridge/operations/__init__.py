@@ -1,0 +1,1 @@
+"""What the operator sees of a running bridge: Prometheus metrics and health checks."""
