@@ -89,6 +89,35 @@ def test_defaults_fill_every_optional_key() -> None:
             "sites[shop].webhook_secret",
         ),
         (minimal(sites=[{"id": "shop", "api_token": TOKEN, "widget_secret": TOKEN}] * 2), "sites"),
+        (
+            minimal(
+                sites=[
+                    {
+                        "id": "shop",
+                        "api_token": TOKEN,
+                        "widget_secret": TOKEN,
+                        "contact_policy": "hide",
+                    }
+                ]
+            ),
+            "sites[shop].contact_policy",
+        ),
+        (
+            minimal(
+                sites=[
+                    {"id": "shop", "api_token": TOKEN, "widget_secret": TOKEN, "phone_region": "XX"}
+                ]
+            ),
+            "sites[shop].phone_region",
+        ),
+        (
+            minimal(
+                sites=[
+                    {"id": "shop", "api_token": TOKEN, "widget_secret": TOKEN, "currency": "euro"}
+                ]
+            ),
+            "sites[shop].currency",
+        ),
         (["not", "a", "mapping"], "(top level)"),
     ],
 )
@@ -131,6 +160,16 @@ def test_keys_the_bridge_does_not_know_are_named() -> None:
     config = parse_config(raw, {})
     assert config.unknown_keys == ("replicas", "web.body_timeout", "sites[shop].colour")
     assert parse_config(minimal(), {}).unknown_keys == ()
+
+
+def test_a_bare_off_is_the_contact_policy_off() -> None:
+    # YAML 1.1 reads `contact_policy: off` as false.
+    raw = yaml.safe_load(
+        f"sites: [{{id: shop, api_token: {TOKEN}, widget_secret: {TOKEN}, contact_policy: off}}]"
+    )
+    assert raw["sites"][0]["contact_policy"] is False
+    config = parse_config(minimal(sites=raw["sites"]), {})
+    assert config.sites[0].contact_policy == "off"
 
 
 def test_every_key_of_the_sample_is_known() -> None:

@@ -272,6 +272,9 @@ def write_missing_tokens(path: Path) -> bool:
 
 
 def _contact_policy(section: Section) -> str:
+    # YAML reads a bare `off` as false: that is what the operator meant.
+    if section.get("contact_policy") is False:
+        return "off"
     policy = section.text("contact_policy", "off")
     if policy not in ("off", "warn", "mask"):
         raise ConfigError(f"{section.key}.contact_policy", "must be off, warn or mask")
