@@ -21,7 +21,8 @@ from bridge.errors import BadRequest
 from bridge.media.file_types import GIF, JPEG, PNG, WEBP, sniff_image_type
 
 # A truncated image is refused, never padded with grey. This is Pillow's default, but it is a
-# process-wide switch and the check below depends on it, so it is pinned here.
+# process-wide switch that any library may flip on import (Synapse's does), and the checks
+# below depend on it: it is pinned here and again before each image is opened.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 # Pillow's own guard against decompression bombs warns at one size and raises at twice it.
 # Every image here is measured against the configured limits as soon as it is opened
@@ -154,6 +155,7 @@ def _too_many_pixels(most: int | None = None) -> BadRequest:
 def _opened(data: bytes, formats: list[str], limits: ImageLimits) -> Iterator[Image.Image]:
     """The image, opened lazily (Pillow reads only its header) and refused unless its shape
     is within `limits`: nothing is decoded before that."""
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     with Image.open(io.BytesIO(data), formats=formats) as image:
         limits.check(image.width, image.height)
         yield image

@@ -4,6 +4,7 @@ a reason the buyer can read."""
 from __future__ import annotations
 
 import pytest
+from PIL import ImageFile
 
 from bridge.errors import BadRequest, TooLarge
 from bridge.media.uploads import prepare_upload
@@ -51,6 +52,16 @@ def test_disguised_broken_and_empty_files_are_refused(data: bytes, name: str, er
     assert refused.value.error[0].isupper()
     assert refused.value.error.endswith(".")
     assert "PIL" not in refused.value.error
+
+
+def test_a_cut_image_is_refused_after_a_library_lets_pillow_load_cut_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Importing Synapse in the same process does this.
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    with pytest.raises(BadRequest) as refused:
+        prepare_upload(files.truncated_jpeg(), "cut.jpg", max_bytes=LIMIT)
+    assert refused.value.errcode == "BAZAAR_BROKEN_IMAGE"
 
 
 def test_a_file_over_the_limit_is_too_large() -> None:
