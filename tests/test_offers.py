@@ -45,6 +45,25 @@ async def team_in_room(
     return owner, manager, conversation
 
 
+async def general_room_of(marketplace: MarketplaceClient, owner: SellerClient) -> str:
+    """A conversation with Bob about nothing in particular (no price, no currency), with the
+    owner in its room."""
+    await marketplace.ok("PUT", "/buyers/Bob", {"name": "Bob"})
+    general = await marketplace.ok(
+        "POST",
+        "/conversations",
+        {
+            "seller_id": "acme",
+            "buyer_id": "Bob",
+            "context": {"type": "general", "id": "g", "title": "Hi"},
+        },
+    )
+    room_id = str(general["room_id"])
+    await owner.wait_until(lambda: room_id in owner.invites, what="the invite")
+    await owner.accept_invite(room_id)
+    return room_id
+
+
 async def test_a_managers_offer_reaches_the_marketplace_and_its_answer_both_sides(
     runner: BridgeRunner,
     marketplace: MarketplaceClient,
@@ -214,19 +233,7 @@ async def test_offer_commands_that_cant_be_done_say_why(
         "Say at most a quantity, a price and a currency, e.g. !offer 3 39.90 EUR",
     )
 
-    await marketplace.ok("PUT", "/buyers/Bob", {"name": "Bob"})
-    general = await marketplace.ok(
-        "POST",
-        "/conversations",
-        {
-            "seller_id": "acme",
-            "buyer_id": "Bob",
-            "context": {"type": "general", "id": "g", "title": "Hi"},
-        },
-    )
-    general_room = general["room_id"]
-    await owner.wait_until(lambda: general_room in owner.invites, what="the second invite")
-    await owner.accept_invite(general_room)
+    general_room = await general_room_of(marketplace, owner)
     await owner.send_text(general_room, "!offer 2")
     await owner.wait_until(
         lambda: any("has no price" in n for n in notices(owner, general_room)), what="no price"
@@ -267,19 +274,7 @@ async def test_the_sites_currency_serves_where_the_context_names_none(
         "/sellers/acme",
         {"name": "ACME", "members": [{"user_id": owner.user_id, "role": "owner"}]},
     )
-    await marketplace.ok("PUT", "/buyers/Bob", {"name": "Bob"})
-    general = await marketplace.ok(
-        "POST",
-        "/conversations",
-        {
-            "seller_id": "acme",
-            "buyer_id": "Bob",
-            "context": {"type": "general", "id": "g", "title": "Hi"},
-        },
-    )
-    room_id = general["room_id"]
-    await owner.wait_until(lambda: room_id in owner.invites, what="the invite")
-    await owner.accept_invite(room_id)
+    room_id = await general_room_of(marketplace, owner)
     await owner.send_text(room_id, "!offer 2 4500")
     (created,) = await webhooks.wait_for("offer.created")
     offer = created["offer"]
