@@ -280,23 +280,6 @@ def file_response(download: Download) -> web.Response:
     )
 
 
-# Larger than any count or sequence number the bridge hands out, and within a BIGINT.
-MAX_QUERY_DIGITS = 18
-
-
-def query_number(request: web.Request, name: str, default: int) -> int:
-    """A whole number from the query string: ASCII digits only (`int()` would take '٣'
-    and choke on '²'), and few enough to fit every column it is compared with."""
-    text = request.query.get(name, "")
-    if text == "":
-        return default
-    if not (text.isascii() and text.isdigit()) or len(text) > MAX_QUERY_DIGITS:
-        raise BadRequest(
-            f"'{name}' must be a whole number of at most {MAX_QUERY_DIGITS} digits (0–9)"
-        )
-    return int(text)
-
-
 def bearer_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")

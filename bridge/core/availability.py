@@ -8,10 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+
+from typing_extensions import TypedDict
 
 from bridge.core.models import Seller
 from bridge.core.views import timestamp
+
+
+class AvailabilityView(TypedDict):
+    """Whether the seller answers now, and if not, from when (UTC, or null: no hours)."""
+
+    open_now: bool
+    next_open_at: str | None
 
 
 @dataclass(frozen=True)
@@ -31,7 +39,7 @@ def availability(seller: Seller, at: datetime) -> Availability:
     return Availability(open_now=False, next_open_at=hours.next_open(at))
 
 
-def availability_json(seller: Seller, at: datetime) -> dict[str, Any]:
+def availability_json(seller: Seller, at: datetime) -> AvailabilityView:
     """`{"open_now": bool, "next_open_at": ISO time in UTC ("…Z") or null}`; the widget
     shows the time in the buyer's own zone."""
     state = availability(seller, at)

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from typing_extensions import TypedDict
+
 from bridge.core.attachments import AttachmentFiles, Download
 from bridge.core.events import Announcer
 from bridge.core.ids import BuyerID, ConversationID, MessageID, SellerID, SiteID
@@ -37,6 +39,16 @@ DEFAULT_BUYER_NAME = "Buyer"
 
 class BuyerDeskStore(Parties, ConversationRecords, MessageRecords, FeedWriter, Protocol):
     """The store as the buyer's desk uses it."""
+
+
+class MarkedRead(TypedDict):
+    """The seller's messages are read up to the one given; what the buyer still has unread."""
+
+    unread: int
+
+
+class TypingSent(TypedDict):
+    """The typing signal is passed on (an empty object)."""
 
 
 @dataclass(frozen=True)

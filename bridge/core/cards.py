@@ -7,13 +7,23 @@ about first.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
+
+from typing_extensions import TypedDict
 
 from bridge.core.ids import ConversationID, SiteID
 from bridge.core.models import Buyer, ContextType, Conversation
-from bridge.core.offers import Offer, OfferStatus, buyer_offer_json
-from bridge.core.orders import Order, order_json
+from bridge.core.offers import BuyerOfferView, Offer, OfferStatus, buyer_offer_json
+from bridge.core.orders import Order, OrderView, order_json
 from bridge.core.refusals import unknown_conversation
+
+
+class ConversationCards(TypedDict):
+    """The cards the widget draws: every order (the one the conversation is about first)
+    and the offers the marketplace opened, ended ones too."""
+
+    orders: list[OrderView]
+    offers: list[BuyerOfferView]
 
 
 class CardStore(Protocol):
@@ -30,7 +40,7 @@ class BuyerCards:
     def __init__(self, store: CardStore) -> None:
         self._store = store
 
-    async def cards(self, buyer: Buyer, conversation_id: ConversationID) -> dict[str, Any]:
+    async def cards(self, buyer: Buyer, conversation_id: ConversationID) -> ConversationCards:
         conversation = await self._store.get_conversation(buyer.site, conversation_id)
         if conversation is None or conversation.buyer_id != buyer.buyer_id:
             raise unknown_conversation(conversation_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bridge.core.ids import BuyerID, ConversationID, SiteID
 from bridge.core.models import Buyer, Conversation, Feedback, Message, Seller, Site
@@ -18,6 +18,11 @@ from bridge.core.views import (
     feedback_json,
     message_json,
 )
+
+if TYPE_CHECKING:
+    # Only for the annotations: orders and offers announce through this module.
+    from bridge.core.offers import BuyerOfferView, OfferView
+    from bridge.core.orders import OrderView
 
 
 @dataclass(frozen=True)
@@ -205,7 +210,7 @@ class Announcer:
         """A member reported the conversation's buyer to the marketplace."""
         return self._webhook(conversation, "buyer.reported", {"report": report})
 
-    def order_updated(self, conversation: Conversation, order: dict[str, Any]) -> list[Event]:
+    def order_updated(self, conversation: Conversation, order: OrderView) -> list[Event]:
         """An order of the conversation is new or changed (`core/orders.py`): the
         marketplace hears of it and the buyer's widget redraws its card."""
         payload = {"order": order}
@@ -218,13 +223,13 @@ class Announcer:
         """A message held contact or payment details before an order (`core/contact_policy.py`)."""
         return self._webhook(conversation, "message.flagged", {"flagged": flagged})
 
-    def offer_created(self, conversation: Conversation, offer: dict[str, Any]) -> list[Event]:
+    def offer_created(self, conversation: Conversation, offer: OfferView) -> list[Event]:
         """A member made an offer (`core/offers.py`): the marketplace answers it; the
         buyer sees it only once it is open."""
         return self._webhook(conversation, "offer.created", {"offer": offer})
 
     def offer_updated(
-        self, conversation: Conversation, offer: dict[str, Any], buyer_view: dict[str, Any]
+        self, conversation: Conversation, offer: OfferView, buyer_view: BuyerOfferView
     ) -> list[Event]:
         """The marketplace opened or ended an offer: it hears of its own change as
         `offer.updated`, and the buyer's widget draws the card."""

@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
+
+from typing_extensions import TypedDict
 
 from bridge.core.availability import availability_json
 from bridge.core.commands import BadCommand, Command, ManagementCall
 from bridge.core.events import Announcer
-from bridge.core.ids import SiteID, new_feedback_id
+from bridge.core.ids import SellerID, SiteID, new_feedback_id
 from bridge.core.limits import RateLimiter
 from bridge.core.models import Buyer, Feedback, Role, Seller, Site
 from bridge.core.ports import HomeserverUnavailable, MatrixPort, MatrixRejected
@@ -40,6 +42,24 @@ class FeedbackOutlet(Protocol):
     with the form (`Announcer.feedback_created`), so it can be neither lost nor doubled."""
 
     async def feedback_left(self, seller: Seller, feedback: Feedback) -> None: ...
+
+
+class SellerStateView(TypedDict):
+    """What the widget shows before the buyer writes: open or away, chat on or off."""
+
+    seller_id: SellerID
+    name: str
+    chat_enabled: bool
+    open_now: bool
+    next_open_at: str | None
+    # The seller's usual reply time, rounded up to a friendly step; null until measured.
+    usually_replies_within_minutes: int | None
+
+
+class FeedbackLeft(TypedDict):
+    """The feedback form is stored; the seller's management room is told."""
+
+    feedback_id: str
 
 
 def _contact(value: object) -> str | None:
@@ -84,7 +104,7 @@ class FeedbackDesk:
 
     def state_json(
         self, seller: Seller, replies_within_minutes: int | None = None
-    ) -> dict[str, Any]:
+    ) -> SellerStateView:
         """What the widget shows before the buyer writes (`GET /widget/v1/sellers/{id}`)."""
         return {
             "seller_id": seller.seller_id,
@@ -94,7 +114,7 @@ class FeedbackDesk:
             "usually_replies_within_minutes": replies_within_minutes,
         }
 
-    async def state(self, seller: Seller) -> dict[str, Any]:
+    async def state(self, seller: Seller) -> SellerStateView:
         """`state_json` with the seller's usual reply time, when it is measured."""
         within = (
             await self._reply_speed.usually_replies_within(seller)

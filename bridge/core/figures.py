@@ -15,7 +15,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+
+from typing_extensions import TypedDict
 
 from bridge.core.hours import zone
 from bridge.core.ids import ConversationID, SellerID, SiteID, UserID
@@ -64,6 +65,79 @@ def _share(hits: int, total: int) -> float | None:
     return hits / total if total else None
 
 
+class DurationsView(TypedDict):
+    """How long a set of waits took, in seconds; null over no waits."""
+
+    count: int
+    median_seconds: float | None
+    p90_seconds: float | None
+
+
+class WaitCountsView(TypedDict):
+    """The waits opened in the period, by how they ended."""
+
+    replied: int
+    noreply: int
+    open: int
+
+
+class WithinTargetView(TypedDict):
+    """The share (0 to 1) of replied waits answered within the target; null over none."""
+
+    wall_clock: float | None
+    working_hours: float | None
+
+
+class LateWaitsView(TypedDict):
+    """Waits replied after the target, and those still open and already past it."""
+
+    total: int
+    replied: int
+    open: int
+
+
+class MemberFiguresView(TypedDict):
+    """One member's replies in the period and their median reply time."""
+
+    user_id: UserID
+    replies: int
+    median_seconds: float | None
+
+
+class DayFiguresView(TypedDict):
+    """One day of the chart (the seller's local day the waits opened on)."""
+
+    date: str
+    replies: int
+    median_seconds: float | None
+    within_target: float | None
+
+
+class ResponseFiguresView(TypedDict):
+    """A seller's response times over the days asked for."""
+
+    seller_id: SellerID
+    days: int
+    since: str
+    until: str
+    target_hours: float
+    conversations: int
+    waits: WaitCountsView
+    first_response: DurationsView
+    reply: DurationsView
+    within_target: WithinTargetView
+    late: LateWaitsView
+    members: list[MemberFiguresView]
+    per_day: list[DayFiguresView]
+
+
+class SiteFigures(TypedDict):
+    """Every seller's response times over the same days, to rank them."""
+
+    days: int
+    sellers: list[ResponseFiguresView]
+
+
 @dataclass(frozen=True)
 class Durations:
     """How long a set of waits took, in seconds: nearest-rank median and 90th percentile."""
@@ -76,7 +150,7 @@ class Durations:
     def of(cls, seconds: Sequence[float]) -> Durations:
         return cls(len(seconds), median(seconds), nearest_rank(seconds, 90))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> DurationsView:
         return {
             "count": self.count,
             "median_seconds": self.median_seconds,
@@ -135,7 +209,7 @@ class ResponseFigures:
     def late(self) -> int:
         return self.late_replied + self.late_open
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> ResponseFiguresView:
         """The API's shape: durations in seconds, shares from 0 to 1, null over no waits."""
         return {
             "seller_id": self.seller_id,

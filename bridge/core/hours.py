@@ -21,6 +21,10 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_RANGES_PER_DAY = 6
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$|^24:00$")
 
+# The published shape: each open day ("mon"…"sun") to its ["HH:MM", "HH:MM"] ranges, sorted;
+# a closed day is left out.
+WeeklyHoursView = dict[str, list[list[str]]]
+
 
 def _minutes(clock: str) -> int:
     hours, minutes = clock.split(":")
@@ -95,7 +99,7 @@ class WeeklyHours:
             days.append(tuple(parsed))
         return cls(tuple(days))
 
-    def to_json(self) -> dict[str, list[list[str]]]:
+    def to_json(self) -> WeeklyHoursView:
         return {
             DAYS[index]: [[_clock(start), _clock(end)] for start, end in ranges]
             for index, ranges in enumerate(self.days)

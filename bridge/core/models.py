@@ -5,7 +5,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, NotRequired
+
+from typing_extensions import TypedDict
 
 from bridge.core.hours import WeeklyHours, WorkingHours
 from bridge.core.ids import (
@@ -32,16 +34,27 @@ class ConversationState(enum.StrEnum):
     BLOCKED = "blocked"
 
 
+# Each enum's values as the JSON answers spell them (tests/core/test_views_shapes.py keeps
+# them equal to the enums).
+ConversationStateValue = Literal["active", "archived", "blocked"]
+
+
 class ContextType(enum.StrEnum):
     PRODUCT = "product"
     ORDER = "order"
     GENERAL = "general"
 
 
+ContextTypeValue = Literal["product", "order", "general"]
+
+
 class SenderKind(enum.StrEnum):
     BUYER = "buyer"
     SELLER = "seller"
     SYSTEM = "system"
+
+
+SenderValue = Literal["buyer", "seller", "system"]
 
 
 class Side(enum.StrEnum):
@@ -51,11 +64,17 @@ class Side(enum.StrEnum):
     SELLER = "seller"
 
 
+SideValue = Literal["buyer", "seller"]
+
+
 class MessageStatus(enum.StrEnum):
     PENDING = "pending"
     SENT = "sent"
     READ = "read"
     FAILED = "failed"
+
+
+MessageStatusValue = Literal["pending", "sent", "read", "failed"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,21 @@ class Buyer:
     summary: dict[str, Any] | None = field(default=None, hash=False)
 
 
+class ContextView(TypedDict):
+    """What a conversation is about; a detail the marketplace did not give is left out."""
+
+    type: ContextTypeValue
+    id: str
+    title: str
+    url: NotRequired[str]
+    image_url: NotRequired[str]
+    price: NotRequired[str]
+    currency: NotRequired[str]
+    status: NotRequired[str]
+    # Present, and "buyer", when the buyer's widget gave the context.
+    supplied_by: NotRequired[Literal["buyer"]]
+
+
 @dataclass(frozen=True)
 class Context:
     """What a conversation is about: a product, an order, or nothing in particular."""
@@ -117,8 +151,8 @@ class Context:
     # Given by the buyer's widget, not by the marketplace: the seller is told so.
     from_buyer: bool = False
 
-    def to_json(self) -> dict[str, Any]:
-        raw: dict[str, Any] = {"type": self.type.value, "id": self.id, "title": self.title}
+    def to_json(self) -> ContextView:
+        raw: ContextView = {"type": self.type.value, "id": self.id, "title": self.title}
         for key in ("url", "image_url", "price", "currency", "status"):
             value = getattr(self, key)
             if value is not None:
@@ -166,6 +200,9 @@ class Original:
 class AttachmentKind(enum.StrEnum):
     IMAGE = "image"  # shown inline
     FILE = "file"  # offered as a download
+
+
+AttachmentKindValue = Literal["image", "file"]
 
 
 @dataclass(frozen=True)

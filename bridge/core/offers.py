@@ -16,7 +16,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+from typing_extensions import TypedDict
 
 from bridge.core.commands import BadCommand, Command, RoomCall
 from bridge.core.events import Announcer, Event
@@ -39,9 +41,9 @@ from bridge.core.models import (
     SenderKind,
     Site,
 )
+from bridge.core.orders import CURRENCY, DECIMAL
 from bridge.core.ports import MatrixRejected
 from bridge.core.refusals import unknown_conversation
-from bridge.core.validation import MAX_TITLE_CHARS, optional_text, optional_url
 from bridge.errors import BadRequest, Conflict, NotFound
 
 logger = logging.getLogger(__name__)
@@ -49,8 +51,8 @@ logger = logging.getLogger(__name__)
 UNKNOWN_OFFER = "BAZAAR_UNKNOWN_OFFER"
 OFFER_BACKWARDS = "BAZAAR_OFFER_STATUS_BACKWARDS"
 MAX_QUANTITY = 10**6
-_PRICE = re.compile(r"^\d{1,12}(\.\d{1,4})?$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_PRICE = re.compile(DECIMAL)
+_CURRENCY = re.compile(CURRENCY)
 OFFER_HELP = (
     "!offer — offer the buyer this conversation's product: quantity 1 at its price",
     "!offer <quantity> [<price>] [<currency>] — e.g. !offer 3 39.90; the marketplace "
@@ -65,6 +67,9 @@ class OfferStatus(enum.StrEnum):
     ACCEPTED = "accepted"
     EXPIRED = "expired"
     WITHDRAWN = "withdrawn"
+
+
+OfferStatusValue = Literal["pending", "open", "accepted", "expired", "withdrawn"]
 
 
 _ENDED = frozenset({OfferStatus.ACCEPTED, OfferStatus.EXPIRED, OfferStatus.WITHDRAWN})
@@ -111,7 +116,37 @@ def is_price(text: str) -> bool:
     return bool(_PRICE.match(text))
 
 
-def offer_json(offer: Offer) -> dict[str, Any]:
+class BuyerOfferView(TypedDict):
+    """An offer as the buyer's widget sees it: no member ids."""
+
+    offer_id: str
+    conversation_id: ConversationID
+    status: OfferStatusValue
+    title: str
+    quantity: int
+    price: str
+    total: str
+    currency: str
+    product_id: str | None
+    image_url: str | None
+    checkout_url: str | None
+    created_at: str
+    updated_at: str
+
+
+class OfferView(BuyerOfferView):
+    """An offer as the marketplace sees it: the buyer's view and the member who made it."""
+
+    created_by: UserID
+
+
+class OfferList(TypedDict):
+    """A conversation's offers, every status."""
+
+    offers: list[OfferView]
+
+
+def offer_json(offer: Offer) -> OfferView:
     """The offer as the marketplace sees it (webhooks, `GET .../offers`)."""
     return {
         "offer_id": offer.offer_id,
@@ -131,18 +166,30 @@ def offer_json(offer: Offer) -> dict[str, Any]:
     }
 
 
-def buyer_offer_json(offer: Offer) -> dict[str, Any]:
+def buyer_offer_json(offer: Offer) -> BuyerOfferView:
     """The offer as the buyer's widget sees it: no member ids."""
-    shown = offer_json(offer)
-    del shown["created_by"]
-    return shown
+    return {
+        "offer_id": offer.offer_id,
+        "conversation_id": offer.conversation_id,
+        "status": offer.status.value,
+        "title": offer.title,
+        "quantity": offer.quantity,
+        "price": offer.price,
+        "total": offer.total,
+        "currency": offer.currency,
+        "product_id": offer.product_id,
+        "image_url": offer.image_url,
+        "checkout_url": offer.checkout_url,
+        "created_at": offer.created_at.isoformat(),
+        "updated_at": offer.updated_at.isoformat(),
+    }
 
 
 def can_move(old: OfferStatus, new: OfferStatus) -> bool:
     return new in _NEXT.get(old, frozenset())
 
 
-def _offer_json_both(offer: Offer) -> tuple[dict[str, Any], dict[str, Any]]:
+def _offer_json_both(offer: Offer) -> tuple[OfferView, BuyerOfferView]:
     return offer_json(offer), buyer_offer_json(offer)
 
 
@@ -176,38 +223,6 @@ class OfferAnswer:
     price: str | None
     currency: str | None
     image_url: str | None
-
-
-def parse_answer(body: dict[str, Any]) -> OfferAnswer:
-    answered = [status for status in OfferStatus if status != OfferStatus.PENDING]
-    try:
-        status = OfferStatus(str(body.get("status")))
-    except ValueError:
-        status = OfferStatus.PENDING
-    if status not in answered:
-        raise BadRequest(f"'status' must be one of {', '.join(answered)}")
-    quantity = body.get("quantity")
-    if quantity is not None and (
-        not isinstance(quantity, int)
-        or isinstance(quantity, bool)
-        or not 0 < quantity <= MAX_QUANTITY
-    ):
-        raise BadRequest(f"'quantity' must be a whole number from 1 to {MAX_QUANTITY}")
-    price = optional_text(body.get("price"), "price", limit=32)
-    if price is not None and not is_price(price):
-        raise BadRequest("'price' must be a decimal string such as '39.90'")
-    currency = optional_text(body.get("currency"), "currency", limit=3)
-    if currency is not None and not _CURRENCY.match(currency):
-        raise BadRequest("'currency' must be an ISO 4217 code such as 'EUR'")
-    return OfferAnswer(
-        status=status,
-        checkout_url=optional_url(body.get("checkout_url"), "checkout_url"),
-        title=optional_text(body.get("title"), "title", limit=MAX_TITLE_CHARS),
-        quantity=quantity,
-        price=price,
-        currency=currency,
-        image_url=optional_url(body.get("image_url"), "image_url"),
-    )
 
 
 def buyer_offer_text(offer: Offer, language: str | None) -> str:
@@ -331,14 +346,11 @@ class OfferDesk:
         return await self._store.list_offers(conversation.conversation_id)
 
     async def answer(
-        self, site: SiteID, conversation_id: ConversationID, offer_id: str, body: object
+        self, site: SiteID, conversation_id: ConversationID, offer_id: str, answer: OfferAnswer
     ) -> Offer:
         """The marketplace's answer: the offer opens (the buyer sees its card and a system
         message) or ends; the same answer again changes nothing, a move back is a
         Conflict."""
-        if not isinstance(body, dict):
-            raise BadRequest("The body must be a JSON object")
-        answer = parse_answer(body)
         conversation = await self._conversation(site, conversation_id)
         for _ in range(3):  # another answer between our read and ours: look again
             old = await self._store.get_offer(conversation.conversation_id, offer_id)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import enum
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+from typing_extensions import TypedDict
 
 from bridge.core.contact_policy import POLICY_NOTICE_PREFIX
 from bridge.core.contact_policy import room_notice_text as policy_room_text
@@ -23,7 +24,7 @@ from bridge.core.ids import ConversationID, EventID, MessageID, RoomID, SiteID, 
 from bridge.core.models import Buyer, Conversation, Message, MessageStatus, SenderKind
 from bridge.core.ports import MatrixRejected
 from bridge.core.refusals import unknown_conversation
-from bridge.core.validation import MAX_TITLE_CHARS, optional_url, require_id, require_text
+from bridge.core.validation import require_id
 from bridge.errors import BadRequest, Conflict
 
 logger = logging.getLogger(__name__)
@@ -33,8 +34,9 @@ MAX_ITEMS = 100
 MAX_ORDER_ID_CHARS = 80
 ORDER_NOTICE_PREFIX = "order-"
 BACKWARDS = "BAZAAR_ORDER_STATUS_BACKWARDS"
-_DECIMAL = re.compile(r"^\d{1,12}(\.\d{1,4})?$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+# Amounts as decimal strings, currencies as ISO 4217 codes (the API's body models use them).
+DECIMAL = r"^\d{1,12}(\.\d{1,4})?$"
+CURRENCY = r"^[A-Z]{3}$"
 
 
 class OrderStatus(enum.StrEnum):
@@ -43,6 +45,9 @@ class OrderStatus(enum.StrEnum):
     SHIPPED = "shipped"
     DELIVERED = "delivered"
     CANCELLED = "cancelled"
+
+
+OrderStatusValue = Literal["placed", "paid", "shipped", "delivered", "cancelled"]
 
 
 # Where each status may go next; a status not listed as a key goes nowhere.
@@ -88,51 +93,6 @@ class OrderFields:
     items: tuple[OrderItem, ...]
 
 
-def _decimal(value: Any, key: str) -> str:
-    text = require_text(value, key, limit=32)
-    if not _DECIMAL.match(text):
-        raise BadRequest(f"'{key}' must be a decimal string such as '39.90'")
-    return text
-
-
-def _item(raw: Any, index: int) -> OrderItem:
-    key = f"items[{index}]"
-    if not isinstance(raw, dict):
-        raise BadRequest(f"'{key}' must be an object")
-    quantity = raw.get("quantity")
-    if not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 < quantity <= 10**6:
-        raise BadRequest(f"'{key}.quantity' must be a whole number from 1")
-    return OrderItem(
-        title=require_text(raw.get("title"), f"{key}.title", limit=MAX_TITLE_CHARS),
-        quantity=quantity,
-        price=_decimal(raw.get("price"), f"{key}.price"),
-    )
-
-
-def parse_order(body: dict[str, Any]) -> OrderFields:
-    """Check an order's body; BadRequest names the first thing wrong."""
-    try:
-        status = OrderStatus(str(body.get("status")))
-    except ValueError:
-        kinds = ", ".join(OrderStatus)
-        raise BadRequest(f"'status' must be one of {kinds}") from None
-    currency = require_text(body.get("currency"), "currency", limit=3)
-    if not _CURRENCY.match(currency):
-        raise BadRequest("'currency' must be an ISO 4217 code such as 'EUR'")
-    items = body.get("items", [])
-    if not isinstance(items, list):
-        raise BadRequest("'items' must be a list")
-    if len(items) > MAX_ITEMS:
-        raise BadRequest(f"'items' holds at most {MAX_ITEMS} items")
-    return OrderFields(
-        status=status,
-        total=_decimal(body.get("total"), "total"),
-        currency=currency,
-        url=optional_url(body.get("url"), "url"),
-        items=tuple(_item(raw, index) for index, raw in enumerate(items)),
-    )
-
-
 def check_move(old: OrderStatus | None, new: OrderStatus) -> bool:
     """Whether going from `old` (None: a new order) to `new` is a change of status; a move
     backwards raises Conflict."""
@@ -170,7 +130,34 @@ def buyer_text(order_id: str, status: OrderStatus, language: str | None) -> str:
     return f"Order {order_id} is {_WORDS['en'][status]}"
 
 
-def order_json(order: Order) -> dict[str, Any]:
+class OrderItemView(TypedDict):
+    """One line of an order."""
+
+    title: str
+    quantity: int
+    price: str
+
+
+class OrderView(TypedDict):
+    """An order attached to a conversation, with its status."""
+
+    order_id: str
+    conversation_id: ConversationID
+    status: OrderStatusValue
+    total: str
+    currency: str
+    url: str | None
+    items: list[OrderItemView]
+    updated_at: str
+
+
+class OrderList(TypedDict):
+    """A conversation's orders."""
+
+    orders: list[OrderView]
+
+
+def order_json(order: Order) -> OrderView:
     return {
         "order_id": order.order_id,
         "conversation_id": order.conversation_id,
@@ -235,7 +222,7 @@ class OrderDesk:
         return await self._store.list_orders(conversation.conversation_id)
 
     async def put(
-        self, site: SiteID, conversation_id: ConversationID, order_id: object, body: object
+        self, site: SiteID, conversation_id: ConversationID, order_id: object, fields: OrderFields
     ) -> tuple[Order, bool]:
         """Store the order; True when it is new. A status change tells the buyer (a system
         message) and the marketplace (`order.updated`); a repeat of the same fields is a
@@ -243,9 +230,6 @@ class OrderDesk:
         oid = require_id(order_id, "order_id")
         if len(oid) > MAX_ORDER_ID_CHARS:
             raise BadRequest(f"'order_id' is longer than {MAX_ORDER_ID_CHARS} characters")
-        if not isinstance(body, dict):
-            raise BadRequest("The body must be a JSON object")
-        fields = parse_order(body)
         conversation = await self._conversation(site, conversation_id)
         for _ in range(3):  # another write between our read and ours: look again
             old = await self._store.get_order(conversation.conversation_id, oid)

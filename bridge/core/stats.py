@@ -20,7 +20,7 @@ from bridge.core.figures import (
 from bridge.core.ids import RoomID, SellerID, SiteID
 from bridge.core.models import Attachment, AttachmentKind, Seller
 from bridge.core.seller_storage import WaitRecords
-from bridge.errors import BadRequest, NotFound
+from bridge.errors import NotFound
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 365
@@ -223,13 +223,3 @@ class ResponseStats:
 
     def command(self) -> Command[ManagementCall]:
         return Command("stats", STATS_HELP, self.stats_command)
-
-
-def query_days(text: str | None) -> int:
-    """`?days=` of the stats API: DEFAULT_DAYS when absent, else 1–MAX_DAYS or 400."""
-    if text is None or text == "":
-        return DEFAULT_DAYS
-    days = parse_days(text)
-    if days is None:
-        raise BadRequest(f"'days' must be a whole number from 1 to {MAX_DAYS}")
-    return days

@@ -8,7 +8,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from bridge.core.models import Template
+from typing_extensions import TypedDict
+
+from bridge.core.models import AttachmentKindValue, Template
 from bridge.core.validation import MAX_TEXT_CHARS, require_text
 from bridge.errors import BadRequest
 
@@ -130,7 +132,34 @@ def room_listing(visible: Sequence[Template]) -> str:
     return "\n".join(lines)
 
 
-def template_json(template: Template) -> dict[str, Any]:
+class TemplateAttachmentView(TypedDict):
+    """The file that goes with a template's text."""
+
+    name: str
+    kind: AttachmentKindValue
+    content_type: str
+    size: int
+    width: int | None
+    height: int | None
+
+
+class TemplateView(TypedDict):
+    """A seller's canned reply; `position` orders them, hidden ones are kept but not listed."""
+
+    name: str
+    text: str
+    position: float
+    visible: bool
+    attachment: TemplateAttachmentView | None
+
+
+class TemplateList(TypedDict):
+    """A seller's templates, in order, hidden ones too."""
+
+    templates: list[TemplateView]
+
+
+def template_json(template: Template) -> TemplateView:
     attachment = template.attachment
     return {
         "name": template.name,

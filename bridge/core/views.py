@@ -1,11 +1,220 @@
-"""The published JSON shapes of domain records, shared by the API, webhooks and the widget."""
+"""The published JSON shapes of domain records, shared by the API, webhooks and the widget.
+
+Each `…_json` returns a TypedDict that says its shape exactly: mypy holds the functions to
+it, and the OpenAPI document describes the answers from it (`bridge/openapi.py`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, overload
 
-from bridge.core.models import Attachment, Buyer, Conversation, Feedback, Message, Seller
+from typing_extensions import TypedDict
+
+from bridge.core.hours import WeeklyHoursView
+from bridge.core.ids import BuyerID, ConversationID, MessageID, RoomID, SellerID, SiteID, UserID
+from bridge.core.models import (
+    Attachment,
+    AttachmentKindValue,
+    Buyer,
+    ContextView,
+    Conversation,
+    ConversationStateValue,
+    Feedback,
+    Message,
+    MessageStatusValue,
+    Seller,
+    SenderValue,
+    SideValue,
+)
+
+
+class OriginalView(TypedDict):
+    """A translated message's text as its sender wrote it."""
+
+    text: str
+    lang: str
+
+
+class TranslationView(TypedDict):
+    """How a message's text came to be in the reader's language."""
+
+    source: str
+    target: str
+    provider: str
+    failed: bool
+
+
+class AttachmentView(TypedDict):
+    """What a reader learns of an attachment; its bytes come from the attachments endpoint."""
+
+    attachment_id: str
+    kind: AttachmentKindValue
+    name: str
+    content_type: str
+    size: int
+    width: int | None
+    height: int | None
+    thumbnail: bool
+
+
+class MessageView(TypedDict):
+    """A message of a conversation, from the buyer, the seller or the bridge."""
+
+    message_id: MessageID
+    conversation_id: ConversationID
+    sender: SenderValue
+    sender_name: str
+    text: str
+    lang: str | None
+    original: OriginalView | None
+    attachments: list[AttachmentView]
+    translation: TranslationView | None
+    status: MessageStatusValue
+    error: str | None
+    client_id: str | None
+    html: str | None
+    deleted: bool
+    automatic: bool
+    created_at: str
+    edited_at: str | None
+
+
+class UnreadCounts(TypedDict):
+    """How many messages each side has not read yet."""
+
+    buyer: int
+    seller: int
+
+
+class ConversationView(TypedDict):
+    """A conversation between a seller and a buyer, as the marketplace sees it."""
+
+    conversation_id: ConversationID
+    site: SiteID
+    seller_id: SellerID
+    buyer_id: BuyerID
+    context: ContextView
+    state: ConversationStateValue
+    blocked_by: list[SideValue]
+    room_id: RoomID | None
+    created_at: str
+    last_message_at: str | None
+    unread: UnreadCounts
+    translation_enabled: bool
+    labels: list[str]
+    assignee: UserID | None
+
+
+class BuyerConversationView(TypedDict):
+    """A conversation as its buyer sees it: one unread count, the seller's name."""
+
+    conversation_id: ConversationID
+    seller_id: SellerID
+    seller_name: str | None
+    context: ContextView
+    state: ConversationStateValue
+    blocked_by: list[SideValue]
+    unread: int
+    last_message: MessageView | None
+    last_message_at: str | None
+    created_at: str
+
+
+class MemberView(TypedDict):
+    """A person who answers for a seller, by their Matrix id."""
+
+    user_id: UserID
+    role: str
+
+
+class SellerView(TypedDict):
+    """A seller: its language, chat settings, working hours and members."""
+
+    seller_id: SellerID
+    name: str
+    language: str
+    email: str | None
+    chat_enabled: bool
+    greeting: str | None
+    timezone: str
+    hours: WeeklyHoursView | None
+    away_message: str | None
+    email_copies: bool
+    members: list[MemberView]
+
+
+class FeedbackView(TypedDict):
+    """A feedback form a buyer left while the seller's chat was off."""
+
+    feedback_id: str
+    seller_id: SellerID
+    buyer_id: BuyerID | None
+    text: str
+    contact: str | None
+    created_at: str
+
+
+class BuyerView(TypedDict):
+    """A buyer's profile as the marketplace gave it."""
+
+    buyer_id: BuyerID
+    name: str
+    language: str | None
+    email: str | None
+    phone: str | None
+    avatar_url: str | None
+    profile_url: str | None
+    summary: dict[str, Any] | None
+
+
+# The lists and small answers the APIs wrap around the views.
+
+
+class ConversationList(TypedDict):
+    """A site's conversations, newest first."""
+
+    conversations: list[ConversationView]
+
+
+class MessageList(TypedDict):
+    """A page of a conversation's messages, oldest first."""
+
+    messages: list[MessageView]
+
+
+class BuyerConversationList(TypedDict):
+    """The buyer's conversations, with what the widget needs beside them."""
+
+    conversations: list[BuyerConversationView]
+    unread_total: int
+    # The widget checks a file's size before sending it all the way.
+    max_upload_bytes: int
+
+
+class BuyerToken(TypedDict):
+    """A token the buyer's widget signs in with, and when it expires (Unix time)."""
+
+    token: str
+    expires_at: int
+
+
+class ErasedBuyer(TypedDict):
+    """The buyer is erased: the database holds nothing of them any more."""
+
+    buyer_id: BuyerID
+    erased: Literal[True]
+
+
+@overload
+def timestamp(value: datetime) -> str: ...
+
+
+@overload
+def timestamp(value: None) -> None: ...
+
+
+@overload
+def timestamp(value: datetime | None) -> str | None: ...
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -14,7 +223,7 @@ def timestamp(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def message_json(message: Message) -> dict[str, Any]:
+def message_json(message: Message) -> MessageView:
     return {
         "message_id": message.message_id,
         "conversation_id": message.conversation_id,
@@ -49,7 +258,7 @@ def message_json(message: Message) -> dict[str, Any]:
     }
 
 
-def attachment_json(attachment: Attachment) -> dict[str, Any]:
+def attachment_json(attachment: Attachment) -> AttachmentView:
     """What a reader learns of an attachment; its bytes come from the attachments endpoint."""
     return {
         "attachment_id": attachment.attachment_id,
@@ -63,12 +272,12 @@ def attachment_json(attachment: Attachment) -> dict[str, Any]:
     }
 
 
-def blocked_by_json(conversation: Conversation) -> list[str]:
+def blocked_by_json(conversation: Conversation) -> list[SideValue]:
     """Who blocks: `[]`, `["buyer"]`, `["seller"]` or `["buyer", "seller"]`, always sorted."""
     return sorted(side.value for side in conversation.blocked_by)
 
 
-def conversation_json(conversation: Conversation) -> dict[str, Any]:
+def conversation_json(conversation: Conversation) -> ConversationView:
     return {
         "conversation_id": conversation.conversation_id,
         "site": conversation.site,
@@ -92,7 +301,7 @@ def buyer_conversation_json(
     *,
     seller_name: str | None = None,
     last_message: Message | None = None,
-) -> dict[str, Any]:
+) -> BuyerConversationView:
     """A conversation as its buyer sees it: one unread count, the seller's name."""
     return {
         "conversation_id": conversation.conversation_id,
@@ -108,7 +317,7 @@ def buyer_conversation_json(
     }
 
 
-def seller_json(seller: Seller) -> dict[str, Any]:
+def seller_json(seller: Seller) -> SellerView:
     return {
         "seller_id": seller.seller_id,
         "name": seller.name,
@@ -124,7 +333,7 @@ def seller_json(seller: Seller) -> dict[str, Any]:
     }
 
 
-def feedback_json(feedback: Feedback) -> dict[str, Any]:
+def feedback_json(feedback: Feedback) -> FeedbackView:
     return {
         "feedback_id": feedback.feedback_id,
         "seller_id": feedback.seller_id,
@@ -135,7 +344,7 @@ def feedback_json(feedback: Feedback) -> dict[str, Any]:
     }
 
 
-def buyer_json(buyer: Buyer) -> dict[str, Any]:
+def buyer_json(buyer: Buyer) -> BuyerView:
     return {
         "buyer_id": buyer.buyer_id,
         "name": buyer.name,

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from aiohttp import web
 
@@ -16,20 +14,34 @@ from bridge.core.ids import BuyerID, ConversationID, MessageID, SellerID, SiteID
 from bridge.core.labels import parse_label
 from bridge.core.marketplace_desk import MarketplaceDesk
 from bridge.core.models import Buyer, ConversationState, Member, Seller, Side
-from bridge.core.profile import parse_phone, parse_summary
-from bridge.core.validation import (
-    MAX_CLIENT_ID_CHARS,
-    MAX_NAME_CHARS,
-    optional_text,
-    optional_url,
-    parse_context,
-    require_id,
-    require_language,
-    require_text,
+from bridge.core.profile import parse_summary
+from bridge.core.validation import AttachmentQuery, ContextBody, SellerRef, require_id
+from bridge.core.views import (
+    BuyerToken,
+    BuyerView,
+    ConversationList,
+    ConversationView,
+    MessageList,
+    MessageView,
+    SellerView,
+    buyer_json,
+    conversation_json,
+    message_json,
+    seller_json,
 )
-from bridge.core.views import buyer_json, conversation_json, message_json, seller_json
-from bridge.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from bridge.http import bearer_token, file_response, query_number, read_json
+from bridge.errors import Forbidden, NotFound, Unauthorized
+from bridge.http import bearer_token, file_response, read_json
+from bridge.marketplace.bodies import (
+    BlockBody,
+    BuyerBody,
+    BuyerTokenBody,
+    ConversationQuery,
+    MessageBody,
+    MessagesQuery,
+    SellerBody,
+    StartBody,
+)
+from bridge.openapi import Api, File, validated
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +51,6 @@ CONVERSATIONS = web.AppKey("conversations", MarketplaceDesk)
 FILES = web.AppKey("files", AttachmentFiles)
 API_TOKENS = web.AppKey("api_tokens", dict[SiteID, str])
 ISSUE_TOKEN: web.AppKey[TokenIssuer] = web.AppKey("issue_token")
-
-MATRIX_USER_ID = re.compile(r"^@[a-z0-9._=/+-]+:[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
-ROLE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-MAX_MEMBERS = 100
-DEFAULT_TOKEN_TTL = 3600
-MAX_TOKEN_TTL = 30 * 24 * 3600
 
 routes = web.RouteTableDef()
 BASE = "/api/v1/sites/{site}"
@@ -76,80 +82,58 @@ def authenticated_site(request: web.Request) -> SiteID:
     raise Forbidden("This token belongs to another site")
 
 
-def _email(value: Any) -> str | None:
-    email = optional_text(value, "email", limit=320)
-    if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
-        raise BadRequest("'email' is not an e-mail address")
-    return email
+async def _site_guard(request: web.Request) -> SiteID:
+    return authenticated_site(request)
 
 
-def _members(raw: Any) -> tuple[Member, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list) or len(raw) > MAX_MEMBERS:
-        raise BadRequest(f"'members' must be a list of at most {MAX_MEMBERS} objects")
-    members: dict[str, Member] = {}
-    for index, entry in enumerate(raw):
-        if not isinstance(entry, dict):
-            raise BadRequest(f"'members[{index}]' must be an object")
-        user_id = entry.get("user_id")
-        if not isinstance(user_id, str) or not MATRIX_USER_ID.match(user_id):
-            raise BadRequest(
-                f"'members[{index}].user_id' must be a Matrix user id like @name:server"
-            )
-        role = entry.get("role")
-        if not isinstance(role, str) or not ROLE.match(role):
-            raise BadRequest(f"'members[{index}].role' must be a role name such as 'owner'")
-        members[user_id] = Member(UserID(user_id), role)
-    return tuple(members.values())
-
-
-def _bool(value: Any, key: str, default: bool) -> bool:
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise BadRequest(f"'{key}' must be true or false")
-    return value
-
-
-def _timezone(value: Any) -> str:
-    if value is None:
-        return "UTC"
-    if not isinstance(value, str):
-        raise BadRequest(
-            "'timezone' must be an IANA time zone such as Europe/Vilnius", "BAZAAR_BAD_TIMEZONE"
-        )
-    zone(value)
-    return value
+MARKETPLACE = Api(
+    "Bazaar marketplace API",
+    version="1",
+    prefix="/api/v1/sites/",
+    security_scheme={
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The site's api_token from the bridge's config",
+    },
+    description="The marketplace's server-to-server API: sellers, buyers, conversations, "
+    "messages, templates, labels, orders, offers, statistics and buyers' data rights. "
+    "Each site has its own token; events come back as signed webhooks.",
+    guard=_site_guard,
+)
 
 
 @routes.put(BASE + "/sellers/{seller_id}")
-async def put_seller(request: web.Request) -> web.Response:
+@MARKETPLACE.operation("Create or change a seller", body=SellerBody, answers={200: SellerView})
+async def put_seller(request: web.Request, body: SellerBody) -> web.Response:
     site_id = authenticated_site(request)
-    body = await read_json(request)
     conversations = request.app[CONVERSATIONS]
     site = conversations.site(site_id)
+    if body.timezone is not None:
+        zone(body.timezone)
+    # One entry per account: the last role given for it counts.
+    members = {m.user_id: Member(UserID(m.user_id), m.role) for m in body.members or ()}
     seller = Seller(
         site=site_id,
         seller_id=SellerID(require_id(request.match_info["seller_id"], "seller_id")),
-        name=require_text(body.get("name"), "name", limit=MAX_NAME_CHARS),
-        language=require_language(body.get("language", site.language), "language"),
-        email=_email(body.get("email")),
-        chat_enabled=_bool(body.get("chat_enabled"), "chat_enabled", True),
-        greeting=optional_text(body.get("greeting"), "greeting"),
-        members=_members(body.get("members")),
-        timezone=_timezone(body.get("timezone")),
-        hours=WeeklyHours.parse(body["hours"]) if body.get("hours") is not None else None,
-        away_message=optional_text(body.get("away_message"), "away_message"),
-        email_copies=_bool(body.get("email_copies"), "email_copies", False),
+        name=body.name,
+        language=body.language or site.language,
+        email=body.email,
+        chat_enabled=True if body.chat_enabled is None else body.chat_enabled,
+        greeting=body.greeting,
+        members=tuple(members.values()),
+        timezone=body.timezone or "UTC",
+        hours=WeeklyHours.parse(body.hours.ranges()) if body.hours is not None else None,
+        away_message=body.away_message,
+        email_copies=body.email_copies,
     )
     # Left out, the switch stays as stored: the owner may have said `!chat off`.
-    chat_given = body.get("chat_enabled") is not None
+    chat_given = body.chat_enabled is not None
     stored = await conversations.put_seller(seller, chat_given=chat_given)
     return web.json_response(seller_json(stored))
 
 
 @routes.get(BASE + "/sellers/{seller_id}")
+@MARKETPLACE.operation("A seller as stored", answers={200: SellerView})
 async def get_seller(request: web.Request) -> web.Response:
     site_id = authenticated_site(request)
     seller = await request.app[CONVERSATIONS].seller(
@@ -159,62 +143,62 @@ async def get_seller(request: web.Request) -> web.Response:
 
 
 @routes.put(BASE + "/buyers/{buyer_id}")
-async def put_buyer(request: web.Request) -> web.Response:
+@MARKETPLACE.operation("Create or change a buyer", body=BuyerBody, answers={200: BuyerView})
+async def put_buyer(request: web.Request, body: BuyerBody) -> web.Response:
     site_id = authenticated_site(request)
-    body = await read_json(request)
-    language = body.get("language")
     buyer = Buyer(
         site=site_id,
         buyer_id=BuyerID(require_id(request.match_info["buyer_id"], "buyer_id")),
-        name=require_text(body.get("name"), "name", limit=MAX_NAME_CHARS),
-        language=require_language(language, "language") if language is not None else None,
-        email=_email(body.get("email")),
-        phone=parse_phone(body.get("phone")),
-        avatar_url=optional_url(body.get("avatar_url"), "avatar_url"),
-        profile_url=optional_url(body.get("profile_url"), "profile_url"),
-        summary=parse_summary(body.get("summary")),
+        name=body.name,
+        language=body.language,
+        email=body.email,
+        phone=body.phone,
+        avatar_url=body.avatar_url,
+        profile_url=body.profile_url,
+        summary=parse_summary(body.summary),
     )
     return web.json_response(buyer_json(await request.app[CONVERSATIONS].put_buyer(buyer)))
 
 
 @routes.post(BASE + "/conversations")
+@MARKETPLACE.operation(
+    "Open a conversation (or find the one already open)",
+    json=StartBody,
+    answers={200: ConversationView, 201: ConversationView},
+)
 async def start_conversation(request: web.Request) -> web.Response:
     site_id = authenticated_site(request)
-    body = await read_json(request)
+    raw = await read_json(request)
     conversations = request.app[CONVERSATIONS]
     # An unknown seller is the answer, before the rest of the body is looked at.
-    seller = await conversations.seller(
-        site_id, SellerID(require_id(body.get("seller_id"), "seller_id"))
+    seller = await conversations.seller(site_id, SellerID(validated(SellerRef, raw).seller_id))
+    body = validated(StartBody, raw)
+    buyer = await conversations.buyer(site_id, BuyerID(body.buyer_id))
+    conversation, created = await conversations.start_conversation(
+        seller, buyer, body.context.context()
     )
-    buyer_id = BuyerID(require_id(body.get("buyer_id"), "buyer_id"))
-    context = parse_context(body.get("context"))
-    buyer = await conversations.buyer(site_id, buyer_id)
-    conversation, created = await conversations.start_conversation(seller, buyer, context)
     return web.json_response(conversation_json(conversation), status=201 if created else 200)
 
 
 @routes.get(BASE + "/conversations")
-async def list_conversations(request: web.Request) -> web.Response:
+@MARKETPLACE.operation(
+    "The site's conversations, filtered", query=ConversationQuery, answers={200: ConversationList}
+)
+async def list_conversations(request: web.Request, query: ConversationQuery) -> web.Response:
     site_id = authenticated_site(request)
-    query = request.query
-    state = None
-    if "state" in query:
-        try:
-            state = ConversationState(query["state"])
-        except ValueError:
-            raise BadRequest("'state' must be active, archived or blocked") from None
     found = await request.app[CONVERSATIONS].list_conversations(
         site_id,
-        seller_id=SellerID(query["seller_id"]) if "seller_id" in query else None,
-        buyer_id=BuyerID(query["buyer_id"]) if "buyer_id" in query else None,
-        state=state,
-        label=parse_label(query["label"]) if "label" in query else None,
-        assignee=UserID(query["assignee"]) if "assignee" in query else None,
+        seller_id=SellerID(query.seller_id) if query.seller_id is not None else None,
+        buyer_id=BuyerID(query.buyer_id) if query.buyer_id is not None else None,
+        state=ConversationState(query.state) if query.state is not None else None,
+        label=parse_label(query.label) if query.label is not None else None,
+        assignee=UserID(query.assignee) if query.assignee is not None else None,
     )
     return web.json_response({"conversations": [conversation_json(c) for c in found]})
 
 
 @routes.get(BASE + "/conversations/{conversation_id}")
+@MARKETPLACE.operation("A conversation", answers={200: ConversationView})
 async def get_conversation(request: web.Request) -> web.Response:
     site_id = authenticated_site(request)
     conversation = await request.app[CONVERSATIONS].conversation(
@@ -224,76 +208,89 @@ async def get_conversation(request: web.Request) -> web.Response:
 
 
 @routes.put(BASE + "/conversations/{conversation_id}/context")
-async def put_context(request: web.Request) -> web.Response:
+@MARKETPLACE.operation(
+    "Change what a conversation is about",
+    body=ContextBody,
+    answers={200: ConversationView},
+    errors=(409,),
+    description="The title, link, price or status may change; the type and id may not (409).",
+)
+async def put_context(request: web.Request, body: ContextBody) -> web.Response:
     site_id = authenticated_site(request)
-    context = parse_context(await read_json(request))
     conversation = await request.app[CONVERSATIONS].update_context(
-        site_id, ConversationID(request.match_info["conversation_id"]), context
+        site_id, ConversationID(request.match_info["conversation_id"]), body.context()
     )
     return web.json_response(conversation_json(conversation))
 
 
 @routes.post(BASE + "/conversations/{conversation_id}/block")
 @routes.post(BASE + "/conversations/{conversation_id}/unblock")
-async def block(request: web.Request) -> web.Response:
-    """`by` says which side blocks: the seller (the default) or the buyer."""
+@MARKETPLACE.operation(
+    "Block or unblock a conversation for one side",
+    body=BlockBody,
+    answers={200: ConversationView},
+    description="`by` says which side blocks: the seller (the default) or the buyer.",
+)
+async def block(request: web.Request, body: BlockBody) -> web.Response:
     site_id = authenticated_site(request)
-    body = await read_json(request)
-    try:
-        side = Side(body.get("by", Side.SELLER.value))
-    except ValueError:
-        raise BadRequest("'by' must be 'seller' or 'buyer'") from None
     desk = request.app[CONVERSATIONS]
     conversation = await desk.conversation(
         site_id, ConversationID(request.match_info["conversation_id"])
     )
-    conversation = await desk.set_block(conversation, side, blocked=request.path.endswith("/block"))
+    conversation = await desk.set_block(
+        conversation, Side(body.by), blocked=request.path.endswith("/block")
+    )
     return web.json_response(conversation_json(conversation))
 
 
 @routes.post(BASE + "/conversations/{conversation_id}/messages")
-async def post_message(request: web.Request) -> web.Response:
+@MARKETPLACE.operation(
+    "Send a message as the buyer",
+    body=MessageBody,
+    answers={200: MessageView, 201: MessageView},
+    errors=(409,),
+    description="Stored before the answer (201, status pending); the same client_id again "
+    "answers 200 with the stored message, or 409 if it came with other words.",
+)
+async def post_message(request: web.Request, body: MessageBody) -> web.Response:
     site_id = authenticated_site(request)
-    body = await read_json(request)
     message, created = await request.app[CONVERSATIONS].post_for_buyer(
-        site_id,
-        ConversationID(request.match_info["conversation_id"]),
-        require_text(body.get("text"), "text"),
-        require_text(body.get("client_id"), "client_id", limit=MAX_CLIENT_ID_CHARS),
+        site_id, ConversationID(request.match_info["conversation_id"]), body.text, body.client_id
     )
     return web.json_response(message_json(message), status=201 if created else 200)
 
 
 @routes.get(BASE + "/conversations/{conversation_id}/messages")
-async def list_messages(request: web.Request) -> web.Response:
+@MARKETPLACE.operation(
+    "A conversation's messages, oldest first", query=MessagesQuery, answers={200: MessageList}
+)
+async def list_messages(request: web.Request, query: MessagesQuery) -> web.Response:
     site_id = authenticated_site(request)
-    limit = query_number(request, "limit", 50)
-    after = request.query.get("after")
     messages = await request.app[CONVERSATIONS].list_messages(
         site_id,
         ConversationID(request.match_info["conversation_id"]),
-        after=MessageID(after) if after else None,
-        limit=limit,
+        after=MessageID(query.after) if query.after else None,
+        limit=int(query.limit) if query.limit else 50,
     )
     return web.json_response({"messages": [message_json(m) for m in messages]})
 
 
 @routes.post(BASE + "/buyer-tokens")
-async def buyer_token(request: web.Request) -> web.Response:
+@MARKETPLACE.operation(
+    "A token for the buyer's widget", body=BuyerTokenBody, answers={200: BuyerToken}
+)
+async def buyer_token(request: web.Request, body: BuyerTokenBody) -> web.Response:
     site_id = authenticated_site(request)
-    body = await read_json(request)
-    ttl = body.get("ttl", DEFAULT_TOKEN_TTL)
-    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 60 <= ttl <= MAX_TOKEN_TTL:
-        raise BadRequest(f"'ttl' must be between 60 and {MAX_TOKEN_TTL} seconds")
-    buyer = await request.app[CONVERSATIONS].buyer(
-        site_id, BuyerID(require_id(body.get("buyer_id"), "buyer_id"))
-    )
-    token, expires_at = request.app[ISSUE_TOKEN](site_id, buyer, ttl)
+    buyer = await request.app[CONVERSATIONS].buyer(site_id, BuyerID(body.buyer_id))
+    token, expires_at = request.app[ISSUE_TOKEN](site_id, buyer, body.ttl)
     return web.json_response({"token": token, "expires_at": expires_at})
 
 
 @routes.get(BASE + "/conversations/{conversation_id}/attachments/{attachment_id}")
-async def attachment(request: web.Request) -> web.Response:
+@MARKETPLACE.operation(
+    "An attachment's bytes (or its thumbnail)", query=AttachmentQuery, answers={200: File()}
+)
+async def attachment(request: web.Request, query: AttachmentQuery) -> web.Response:
     site_id = authenticated_site(request)
     conversation = await request.app[CONVERSATIONS].conversation(
         site_id, ConversationID(request.match_info["conversation_id"])
@@ -301,7 +298,7 @@ async def attachment(request: web.Request) -> web.Response:
     download = await request.app[FILES].download(
         conversation,
         request.match_info["attachment_id"],
-        thumbnail=request.query.get("thumbnail") in ("1", "true"),
+        thumbnail=query.thumbnail in ("1", "true"),
     )
     return file_response(download)
 
@@ -318,3 +315,4 @@ def marketplace_routes(
     app[API_TOKENS] = dict(api_tokens)
     app[ISSUE_TOKEN] = issue_token
     app.add_routes(routes)
+    MARKETPLACE.serve(app, "/api/v1/openapi.json")

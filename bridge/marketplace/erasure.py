@@ -8,7 +8,9 @@ from aiohttp import web
 from bridge.core.erasure import BuyerErasure, BuyerExport
 from bridge.core.ids import BuyerID
 from bridge.core.validation import require_id
-from bridge.marketplace.api import BASE, authenticated_site
+from bridge.core.views import ErasedBuyer
+from bridge.marketplace.api import BASE, MARKETPLACE, authenticated_site
+from bridge.openapi import File
 
 ERASURE = web.AppKey("erasure", BuyerErasure)
 EXPORT = web.AppKey("export", BuyerExport)
@@ -17,9 +19,13 @@ routes = web.RouteTableDef()
 
 
 @routes.delete(BASE + "/buyers/{buyer_id}")
+@MARKETPLACE.operation(
+    "Erase a buyer",
+    answers={200: ErasedBuyer},
+    description="200 once the database holds nothing of the buyer; the redactions in Matrix "
+    "follow in the background. Again for an erased buyer: 200 again.",
+)
 async def erase_buyer(request: web.Request) -> web.Response:
-    """200 once the database holds nothing of the buyer; Matrix follows in the background.
-    Again for an erased buyer: 200 again."""
     site = authenticated_site(request)
     buyer_id = BuyerID(require_id(request.match_info["buyer_id"], "buyer_id"))
     await request.app[ERASURE].erase(site, buyer_id)
@@ -27,6 +33,9 @@ async def erase_buyer(request: web.Request) -> web.Response:
 
 
 @routes.get(BASE + "/buyers/{buyer_id}/export")
+@MARKETPLACE.operation(
+    "Everything about a buyer, as a zip of JSON and files", answers={200: File("application/zip")}
+)
 async def export_buyer(request: web.Request) -> web.Response:
     site = authenticated_site(request)
     buyer_id = BuyerID(require_id(request.match_info["buyer_id"], "buyer_id"))

@@ -7,9 +7,9 @@ from aiohttp import web
 
 from bridge.core.ids import ConversationID
 from bridge.core.labels import SellerMarks, parse_labels
-from bridge.core.views import conversation_json
-from bridge.http import read_json
-from bridge.marketplace.api import BASE, CONVERSATIONS, authenticated_site
+from bridge.core.views import ConversationView, conversation_json
+from bridge.marketplace.api import BASE, CONVERSATIONS, MARKETPLACE, authenticated_site
+from bridge.marketplace.bodies import LabelsBody
 
 MARKS = web.AppKey("marks", SellerMarks)
 
@@ -17,11 +17,14 @@ routes = web.RouteTableDef()
 
 
 @routes.put(BASE + "/conversations/{conversation_id}/labels")
-async def put_labels(request: web.Request) -> web.Response:
-    """Replace the conversation's labels; the room and the seller's Space follow."""
+@MARKETPLACE.operation(
+    "Replace a conversation's labels; the room and the seller's Space follow",
+    body=LabelsBody,
+    answers={200: ConversationView},
+)
+async def put_labels(request: web.Request, body: LabelsBody) -> web.Response:
     site = authenticated_site(request)
-    body = await read_json(request)
-    labels = parse_labels(body.get("labels"))
+    labels = parse_labels(body.labels)
     conversation = await request.app[CONVERSATIONS].conversation(
         site, ConversationID(request.match_info["conversation_id"])
     )

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bridge.core.figures import ResponseFiguresView, SiteFigures
 from bridge.core.ids import SellerID
-from bridge.core.stats import ResponseStats, query_days
-from bridge.marketplace.api import BASE, authenticated_site
+from bridge.core.stats import ResponseStats
+from bridge.marketplace.api import BASE, MARKETPLACE, authenticated_site
+from bridge.marketplace.bodies import StatsQuery
 
 STATS = web.AppKey("stats", ResponseStats)
 
@@ -15,9 +17,14 @@ routes = web.RouteTableDef()
 
 
 @routes.get(BASE + "/sellers/{seller_id}/stats")
-async def seller_stats(request: web.Request) -> web.Response:
+@MARKETPLACE.operation(
+    "A seller's response times over the last days",
+    query=StatsQuery,
+    answers={200: ResponseFiguresView},
+)
+async def seller_stats(request: web.Request, query: StatsQuery) -> web.Response:
     site = authenticated_site(request)
-    days = query_days(request.query.get("days"))
+    days = query.days
     figures = await request.app[STATS].seller_figures(
         site, SellerID(request.match_info["seller_id"]), days
     )
@@ -25,9 +32,12 @@ async def seller_stats(request: web.Request) -> web.Response:
 
 
 @routes.get(BASE + "/stats")
-async def site_stats(request: web.Request) -> web.Response:
+@MARKETPLACE.operation(
+    "Every seller's response times, to rank them", query=StatsQuery, answers={200: SiteFigures}
+)
+async def site_stats(request: web.Request, query: StatsQuery) -> web.Response:
     site = authenticated_site(request)
-    days = query_days(request.query.get("days"))
+    days = query.days
     found = await request.app[STATS].site_figures(site, days)
     return web.json_response({"days": days, "sellers": [figures.to_json() for figures in found]})
 

@@ -6,17 +6,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from bridge.core.ids import SellerID
-from bridge.core.template_rules import (
-    check_name,
-    check_position,
-    check_text,
-    check_visible,
-    template_json,
-)
+from bridge.core.template_rules import TemplateList, TemplateView, check_name, template_json
 from bridge.core.templates import TemplateDesk
 from bridge.errors import BadRequest
-from bridge.http import read_json, read_upload
-from bridge.marketplace.api import BASE, authenticated_site
+from bridge.http import read_upload
+from bridge.marketplace.api import BASE, MARKETPLACE, authenticated_site
+from bridge.marketplace.bodies import FileForm, TemplateBody
 
 TEMPLATES = web.AppKey("templates", TemplateDesk)
 TEMPLATE = BASE + "/sellers/{seller_id}/templates/{name}"
@@ -29,6 +24,7 @@ def _seller_id(request: web.Request) -> SellerID:
 
 
 @routes.get(BASE + "/sellers/{seller_id}/templates")
+@MARKETPLACE.operation("A seller's templates, in order", answers={200: TemplateList})
 async def list_templates(request: web.Request) -> web.Response:
     site = authenticated_site(request)
     found = await request.app[TEMPLATES].templates(site, _seller_id(request))
@@ -36,24 +32,22 @@ async def list_templates(request: web.Request) -> web.Response:
 
 
 @routes.put(TEMPLATE)
-async def put_template(request: web.Request) -> web.Response:
+@MARKETPLACE.operation(
+    "Create or change a template",
+    body=TemplateBody,
+    answers={200: TemplateView, 201: TemplateView},
+)
+async def put_template(request: web.Request, body: TemplateBody) -> web.Response:
     site = authenticated_site(request)
     name = check_name(request.match_info["name"])
-    body = await read_json(request)
-    position = body.get("position")
-    visible = body.get("visible")
     template, created = await request.app[TEMPLATES].put(
-        site,
-        _seller_id(request),
-        name,
-        check_text(body.get("text")),
-        position=check_position(position) if position is not None else None,
-        visible=check_visible(visible) if visible is not None else None,
+        site, _seller_id(request), name, body.text, position=body.position, visible=body.visible
     )
     return web.json_response(template_json(template), status=201 if created else 200)
 
 
 @routes.delete(TEMPLATE)
+@MARKETPLACE.operation("Delete a template", answers={204: None})
 async def delete_template(request: web.Request) -> web.Response:
     site = authenticated_site(request)
     await request.app[TEMPLATES].delete(site, _seller_id(request), request.match_info["name"])
@@ -61,6 +55,11 @@ async def delete_template(request: web.Request) -> web.Response:
 
 
 @routes.put(TEMPLATE + "/file")
+@MARKETPLACE.operation(
+    "Attach a file to a template (checked like an upload)",
+    form=FileForm,
+    answers={200: TemplateView},
+)
 async def put_file(request: web.Request) -> web.Response:
     site = authenticated_site(request)
     desk = request.app[TEMPLATES]
@@ -77,6 +76,7 @@ async def put_file(request: web.Request) -> web.Response:
 
 
 @routes.delete(TEMPLATE + "/file")
+@MARKETPLACE.operation("Take a template's file off", answers={200: TemplateView})
 async def delete_file(request: web.Request) -> web.Response:
     site = authenticated_site(request)
     desk = request.app[TEMPLATES]

@@ -13,7 +13,7 @@ import logging
 import re
 import secrets
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -378,7 +378,7 @@ class MatrixGateway:
         await self.request(method, path, data, as_user=user_id)
 
     async def put_state(
-        self, room_id: RoomID, event_type: str, content: dict[str, Any], state_key: str = ""
+        self, room_id: RoomID, event_type: str, content: Mapping[str, Any], state_key: str = ""
     ) -> EventID:
         method, path, data = nio.Api.room_put_state("", room_id, event_type, content, state_key)
         answer = await self.request(method, path, data)

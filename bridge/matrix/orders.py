@@ -4,6 +4,8 @@ and, for a conversation about the order, its status in the topic; `io.bazaar.off
 
 from __future__ import annotations
 
+from typing import Final
+
 from bridge.core.ids import EventID, RoomID
 from bridge.core.models import ContextType, Conversation
 from bridge.core.offers import Offer, offer_json
@@ -14,7 +16,7 @@ from bridge.matrix.rooms import MatrixRooms
 
 ORDER_STATE = "io.bazaar.order"
 OFFER_STATE = "io.bazaar.offer"
-_OFFER_KEYS = ("status", "title", "quantity", "price", "total", "currency", "checkout_url")
+_OFFER_KEYS: Final = ("status", "title", "quantity", "price", "total", "currency", "checkout_url")
 
 
 class MatrixOrders:

@@ -12,31 +12,42 @@ from pathlib import Path
 import jwt
 from aiohttp import web
 
-from bridge.core.buyer_desk import BuyerConversation, BuyerDesk, unread_total
-from bridge.core.cards import BuyerCards
-from bridge.core.feedback import FeedbackDesk
+from bridge.core.buyer_desk import (
+    BuyerConversation,
+    BuyerDesk,
+    MarkedRead,
+    TypingSent,
+    unread_total,
+)
+from bridge.core.cards import BuyerCards, ConversationCards
+from bridge.core.feedback import FeedbackDesk, FeedbackLeft, SellerStateView
 from bridge.core.ids import BuyerID, ConversationID, MessageID, SellerID, SiteID
 from bridge.core.models import Buyer
-from bridge.core.validation import (
-    MAX_CLIENT_ID_CHARS,
-    MAX_TEXT_CHARS,
-    parse_context,
-    require_id,
-    require_text,
+from bridge.core.validation import AttachmentQuery, SellerRef, require_id
+from bridge.core.views import (
+    BuyerConversationList,
+    BuyerConversationView,
+    MessageList,
+    MessageView,
+    buyer_conversation_json,
+    message_json,
 )
-from bridge.core.views import buyer_conversation_json, message_json
-from bridge.errors import BadRequest, Forbidden, TooLarge, Unauthorized
-from bridge.http import (
-    Handler,
-    bearer_token,
-    file_response,
-    query_number,
-    read_json,
-    read_upload,
+from bridge.errors import BadRequest, Forbidden, Unauthorized
+from bridge.http import Handler, bearer_token, file_response, read_json, read_upload
+from bridge.openapi import Api, File, validated
+from bridge.widget.bodies import (
+    FeedbackBody,
+    FileMessageForm,
+    MessageBody,
+    MessagesQuery,
+    ReadBody,
+    StartBody,
+    StreamQuery,
+    TypingBody,
 )
 from bridge.widget.minify import minify_script
 from bridge.widget.stream import FeedHub, stream_feed
-from bridge.widget.tokens import verify_buyer_token
+from bridge.widget.tokens import BuyerClaims, verify_buyer_token
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +79,8 @@ WIDGET = web.AppKey("widget", WidgetContext)
 routes = web.RouteTableDef()
 
 
-async def _buyer(request: web.Request) -> Buyer:
-    """The signed-in buyer of the request, from the token, on an origin the site allows."""
+def _claims(request: web.Request) -> BuyerClaims:
+    """The buyer token's claims, once its signature, expiry and origin are checked."""
     widget = request.app[WIDGET]
     token = bearer_token(request) or request.query.get("access_token")
     if not token:
@@ -88,25 +99,51 @@ async def _buyer(request: web.Request) -> Buyer:
             f"Origin {origin} is not allowed for this site", "BAZAAR_ORIGIN_NOT_ALLOWED"
         )
     try:
-        buyer_id = BuyerID(require_id(claims.buyer_id, "sub"))
+        require_id(claims.buyer_id, "sub")
     except BadRequest as error:
         raise Unauthorized(f"The buyer token's {error.error}", "M_UNKNOWN_TOKEN") from None
+    return claims
+
+
+async def _token_guard(request: web.Request) -> BuyerClaims:
+    return _claims(request)
+
+
+async def _buyer(request: web.Request) -> Buyer:
+    """The signed-in buyer of the request, from the token, on an origin the site allows."""
+    claims = _claims(request)
     name = (claims.name or "").strip()[:200]
-    return await widget.desk.sign_in(Buyer(claims.site, buyer_id, name, claims.lang))
+    return await request.app[WIDGET].desk.sign_in(
+        Buyer(claims.site, BuyerID(claims.buyer_id), name, claims.lang)
+    )
 
 
-def _view(item: BuyerConversation) -> dict[str, object]:
+WIDGET_API = Api(
+    "Bazaar buyer widget API",
+    version="1",
+    prefix=BASE + "/",
+    security_scheme={
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "The buyer token (HS256, signed with the site's widget_secret) the "
+        "marketplace issues, or that POST /api/v1/sites/{site}/buyer-tokens returns",
+    },
+    description="What the buyer's widget calls: the buyer's conversations and messages, "
+    "files, read marks, typing, blocking, the seller's state and feedback form, and the "
+    "stream of frames (a WebSocket).",
+    guard=_token_guard,
+)
+
+
+def _view(item: BuyerConversation) -> BuyerConversationView:
     return buyer_conversation_json(
         item.conversation, seller_name=item.seller_name, last_message=item.last_message
     )
 
 
-def _message_id(request: web.Request, key: str) -> MessageID | None:
-    value = request.query.get(key)
-    return MessageID(value) if value else None
-
-
 @routes.get(BASE + "/conversations")
+@WIDGET_API.operation("The buyer's conversations", answers={200: BuyerConversationList})
 async def list_conversations(request: web.Request) -> web.Response:
     buyer = await _buyer(request)
     widget = request.app[WIDGET]
@@ -122,20 +159,32 @@ async def list_conversations(request: web.Request) -> web.Response:
 
 
 @routes.post(BASE + "/conversations")
+@WIDGET_API.operation(
+    "Ask a seller about a product (or find the conversation already open)",
+    json=StartBody,
+    answers={200: BuyerConversationView, 201: BuyerConversationView},
+)
 async def start_conversation(request: web.Request) -> web.Response:
     buyer = await _buyer(request)
-    body = await read_json(request)
+    raw = await read_json(request)
     desk = request.app[WIDGET].desk
-    seller = await desk.seller(buyer, SellerID(require_id(body.get("seller_id"), "seller_id")))
-    item, created = await desk.start(buyer, seller, parse_context(body.get("context")))
+    # An unknown seller is the answer, before the rest of the body is looked at.
+    seller = await desk.seller(buyer, SellerID(validated(SellerRef, raw).seller_id))
+    item, created = await desk.start(buyer, seller, validated(StartBody, raw).context.context())
     return web.json_response(_view(item), status=201 if created else 200)
 
 
 @routes.get(BASE + "/conversations/{conversation_id}/messages")
-async def list_messages(request: web.Request) -> web.Response:
+@WIDGET_API.operation(
+    "A conversation's messages, oldest first: the latest, or those before or after one",
+    query=MessagesQuery,
+    answers={200: MessageList},
+)
+async def list_messages(request: web.Request, query: MessagesQuery) -> web.Response:
     buyer = await _buyer(request)
-    limit = query_number(request, "limit", 50)
-    before, after = _message_id(request, "before"), _message_id(request, "after")
+    limit = int(query.limit) if query.limit else 50
+    before = MessageID(query.before) if query.before else None
+    after = MessageID(query.after) if query.after else None
     if before and after:
         raise BadRequest("Give 'before' or 'after', not both")
     messages = await request.app[WIDGET].desk.messages(
@@ -149,6 +198,16 @@ async def list_messages(request: web.Request) -> web.Response:
 
 
 @routes.post(BASE + "/conversations/{conversation_id}/messages")
+@WIDGET_API.operation(
+    "Send a message, or a file with a caption",
+    json=MessageBody,
+    form=FileMessageForm,
+    answers={200: MessageView, 201: MessageView},
+    errors=(409,),
+    description="Stored before the answer (201, status pending); the same client_id again "
+    "answers 200 with the stored message (409 if it came with other words), and a body of "
+    "the client_id alone retries it.",
+)
 async def post_message(request: web.Request) -> web.Response:
     buyer = await _buyer(request)
     widget = request.app[WIDGET]
@@ -159,35 +218,31 @@ async def post_message(request: web.Request) -> web.Response:
             upload = await read_upload(request, widget.max_upload_bytes)
             if upload.data is None:
                 raise BadRequest("Attach the file as the form's 'file' part", "M_MISSING_PARAM")
-            text = upload.fields.get("text", "").strip()
-            if len(text) > MAX_TEXT_CHARS:
-                raise TooLarge(f"'text' is longer than {MAX_TEXT_CHARS} characters")
+            form = validated(FileMessageForm, upload.fields)
             message, created = await widget.desk.post_file(
                 buyer,
                 conversation,
-                text,
-                require_text(
-                    upload.fields.get("client_id"), "client_id", limit=MAX_CLIENT_ID_CHARS
-                ),
+                form.text.strip(),
+                form.client_id,
                 upload.data,
                 upload.filename,
             )
     else:
-        body = await read_json(request)
-        client_id = require_text(body.get("client_id"), "client_id", limit=MAX_CLIENT_ID_CHARS)
-        if body.get("text") in (None, ""):
+        body = validated(MessageBody, await read_json(request))
+        if not body.text:
             # A retry of a stored message by its client id, e.g. one that carried a file.
-            message = await widget.desk.retry(buyer, conversation_id, client_id)
+            message = await widget.desk.retry(buyer, conversation_id, body.client_id)
             return web.json_response(message_json(message), status=200)
-        message, created = await widget.desk.post(
-            buyer, conversation_id, require_text(body.get("text"), "text"), client_id
-        )
+        message, created = await widget.desk.post(buyer, conversation_id, body.text, body.client_id)
     return web.json_response(message_json(message), status=201 if created else 200)
 
 
 @routes.get(BASE + "/conversations/{conversation_id}/cards")
+@WIDGET_API.operation(
+    "The conversation's offers and orders, as the widget shows them",
+    answers={200: ConversationCards},
+)
 async def cards(request: web.Request) -> web.Response:
-    """The conversation's open and ended offers and its orders (`core/cards.py`)."""
     buyer = await _buyer(request)
     widget = request.app[WIDGET]
     found = await widget.cards.cards(buyer, ConversationID(request.match_info["conversation_id"]))
@@ -195,31 +250,35 @@ async def cards(request: web.Request) -> web.Response:
 
 
 @routes.get(BASE + "/conversations/{conversation_id}/attachments/{attachment_id}")
-async def attachment(request: web.Request) -> web.Response:
+@WIDGET_API.operation(
+    "An attachment's bytes (or its thumbnail)", query=AttachmentQuery, answers={200: File()}
+)
+async def attachment(request: web.Request, query: AttachmentQuery) -> web.Response:
     buyer = await _buyer(request)
     download = await request.app[WIDGET].desk.attachment(
         buyer,
         ConversationID(request.match_info["conversation_id"]),
         request.match_info["attachment_id"],
-        thumbnail=request.query.get("thumbnail") in ("1", "true"),
+        thumbnail=query.thumbnail in ("1", "true"),
     )
     return file_response(download)
 
 
 @routes.post(BASE + "/conversations/{conversation_id}/read")
-async def mark_read(request: web.Request) -> web.Response:
+@WIDGET_API.operation(
+    "Mark the conversation read up to a message", body=ReadBody, answers={200: MarkedRead}
+)
+async def mark_read(request: web.Request, body: ReadBody) -> web.Response:
     buyer = await _buyer(request)
-    body = await read_json(request)
     unread = await request.app[WIDGET].desk.read(
-        buyer,
-        ConversationID(request.match_info["conversation_id"]),
-        MessageID(require_id(body.get("up_to"), "up_to")),
+        buyer, ConversationID(request.match_info["conversation_id"]), MessageID(body.up_to)
     )
     return web.json_response({"unread": unread})
 
 
 @routes.post(BASE + "/conversations/{conversation_id}/block")
 @routes.post(BASE + "/conversations/{conversation_id}/unblock")
+@WIDGET_API.operation("Block or unblock the seller", answers={200: BuyerConversationView})
 async def block(request: web.Request) -> web.Response:
     buyer = await _buyer(request)
     item = await request.app[WIDGET].desk.set_block(
@@ -231,8 +290,11 @@ async def block(request: web.Request) -> web.Response:
 
 
 @routes.get(BASE + "/sellers/{seller_id}")
+@WIDGET_API.operation(
+    "What the widget shows before the buyer writes: open or away, chat on or off",
+    answers={200: SellerStateView},
+)
 async def seller_state(request: web.Request) -> web.Response:
-    """What the widget shows before the buyer writes: open or away, chat on or off."""
     buyer = await _buyer(request)
     widget = request.app[WIDGET]
     seller = await widget.desk.seller(buyer, SellerID(request.match_info["seller_id"]))
@@ -240,40 +302,42 @@ async def seller_state(request: web.Request) -> web.Response:
 
 
 @routes.post(BASE + "/sellers/{seller_id}/feedback")
-async def leave_feedback(request: web.Request) -> web.Response:
-    """The form a buyer sends instead of a message while the seller's chat is off."""
+@WIDGET_API.operation(
+    "The form a buyer sends instead of a message while the seller's chat is off",
+    body=FeedbackBody,
+    answers={201: FeedbackLeft},
+    errors=(409,),
+)
+async def leave_feedback(request: web.Request, body: FeedbackBody) -> web.Response:
     buyer = await _buyer(request)
     widget = request.app[WIDGET]
     seller = await widget.desk.seller(buyer, SellerID(request.match_info["seller_id"]))
-    body = await read_json(request)
-    feedback = await widget.feedback.leave(buyer, seller, body.get("text"), body.get("contact"))
+    feedback = await widget.feedback.leave(buyer, seller, body.text, body.contact)
     return web.json_response({"feedback_id": feedback.feedback_id}, status=201)
 
 
 @routes.post(BASE + "/conversations/{conversation_id}/typing")
-async def typing(request: web.Request) -> web.Response:
+@WIDGET_API.operation("The buyer is typing, or stopped", body=TypingBody, answers={200: TypingSent})
+async def typing(request: web.Request, body: TypingBody) -> web.Response:
     buyer = await _buyer(request)
-    body = await read_json(request)
-    state = body.get("typing")
-    if not isinstance(state, bool):
-        raise BadRequest(
-            "'typing' must be true or false", "M_MISSING_PARAM" if state is None else None
-        )
     await request.app[WIDGET].desk.typing(
-        buyer, ConversationID(request.match_info["conversation_id"]), state
+        buyer, ConversationID(request.match_info["conversation_id"]), body.typing
     )
     return web.json_response({})
 
 
 @routes.get(BASE + "/stream")
-async def stream(request: web.Request) -> web.StreamResponse:
+@WIDGET_API.operation(
+    "The buyer's stream of frames: a WebSocket (docs/widget-api.md)",
+    query=StreamQuery,
+    answers={101: None},
+)
+async def stream(request: web.Request, query: StreamQuery) -> web.StreamResponse:
     buyer = await _buyer(request)
     widget = request.app[WIDGET]
     # A frame's seq; none means from now on (where the buyer's feed stands).
-    since = query_number(request, "since", -1)
-    return await stream_feed(
-        request, widget.hub, buyer.site, buyer.buyer_id, since if since >= 0 else None
-    )
+    since = int(query.since) if query.since is not None else None
+    return await stream_feed(request, widget.hub, buyer.site, buyer.buyer_id, since)
 
 
 @dataclass(frozen=True)
@@ -353,3 +417,4 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
 def widget_routes(app: web.Application, widget: WidgetContext) -> None:
     app[WIDGET] = widget
     app.add_routes(routes)
+    WIDGET_API.serve(app, BASE + "/openapi.json")

@@ -17,17 +17,24 @@ from bridge.core.orders import (
     BACKWARDS,
     Order,
     OrderDesk,
+    OrderFields,
     OrderRoom,
     OrderStatus,
     buyer_text,
     check_move,
-    parse_order,
 )
 from bridge.errors import BadRequest, Conflict, NotFound
+from bridge.marketplace.bodies import OrderBody
+from bridge.openapi import validated
 from tests.core.fakes import SITE, conversation
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 S = OrderStatus
+
+
+def parse_order(raw: dict[str, Any]) -> OrderFields:
+    """The fields as the marketplace API hands them to the desk."""
+    return validated(OrderBody, raw).fields()
 
 
 def body(status: str = "placed", **extra: Any) -> dict[str, Any]:
@@ -185,11 +192,15 @@ def webhooks(store: Store) -> list[str]:
 
 async def test_each_status_change_is_told_once_and_a_repeat_is_nothing() -> None:
     orders, store, woken = desk()
-    order, created = await orders.put(SITE, ConversationID("c1"), "A-1001", body())
+    order, created = await orders.put(SITE, ConversationID("c1"), "A-1001", parse_order(body()))
     assert created and order.status == S.PLACED
-    order, created = await orders.put(SITE, ConversationID("c1"), "A-1001", body("paid"))
+    order, created = await orders.put(
+        SITE, ConversationID("c1"), "A-1001", parse_order(body("paid"))
+    )
     assert not created and order.status == S.PAID
-    again, created = await orders.put(SITE, ConversationID("c1"), "A-1001", body("paid"))
+    again, created = await orders.put(
+        SITE, ConversationID("c1"), "A-1001", parse_order(body("paid"))
+    )
     assert not created and again == order
     assert [m.text for m in store.messages] == ["Order A-1001 is placed", "Order A-1001 is paid"]
     assert [m.sender.value for m in store.messages] == ["system", "system"]
@@ -207,8 +218,8 @@ async def test_each_status_change_is_told_once_and_a_repeat_is_nothing() -> None
 
 async def test_a_new_total_without_a_new_status_tells_only_the_marketplace() -> None:
     orders, store, _ = desk()
-    await orders.put(SITE, ConversationID("c1"), "A-1001", body())
-    await orders.put(SITE, ConversationID("c1"), "A-1001", body(total="70.00"))
+    await orders.put(SITE, ConversationID("c1"), "A-1001", parse_order(body()))
+    await orders.put(SITE, ConversationID("c1"), "A-1001", parse_order(body(total="70.00")))
     assert len(store.messages) == 1
     assert webhooks(store) == ["order.updated", "message.created", "order.updated"]
     assert store.orders["A-1001"].total == "70.00"
@@ -216,23 +227,23 @@ async def test_a_new_total_without_a_new_status_tells_only_the_marketplace() -> 
 
 async def test_backwards_and_bad_input_store_nothing() -> None:
     orders, store, _ = desk()
-    await orders.put(SITE, ConversationID("c1"), "A-1001", body("shipped"))
+    await orders.put(SITE, ConversationID("c1"), "A-1001", parse_order(body("shipped")))
     before = (dict(store.orders), list(store.messages), list(store.events))
     with pytest.raises(Conflict) as refused:
-        await orders.put(SITE, ConversationID("c1"), "A-1001", body("paid"))
+        await orders.put(SITE, ConversationID("c1"), "A-1001", parse_order(body("paid")))
     assert refused.value.errcode == BACKWARDS
     with pytest.raises(BadRequest):
-        await orders.put(SITE, ConversationID("c1"), "A 1001", body())
+        await orders.put(SITE, ConversationID("c1"), "A 1001", parse_order(body()))
     with pytest.raises(BadRequest):
-        await orders.put(SITE, ConversationID("c1"), "A" * 81, body())
+        await orders.put(SITE, ConversationID("c1"), "A" * 81, parse_order(body()))
     with pytest.raises(NotFound):
-        await orders.put(SITE, ConversationID("nope"), "A-1001", body())
+        await orders.put(SITE, ConversationID("nope"), "A-1001", parse_order(body()))
     assert (store.orders, store.messages, store.events) == before
 
 
 async def test_a_russian_buyer_reads_russian() -> None:
     orders, store, _ = desk("ru")
-    await orders.put(SITE, ConversationID("c1"), "A-1001", body("paid"))
+    await orders.put(SITE, ConversationID("c1"), "A-1001", parse_order(body("paid")))
     assert [m.text for m in store.messages] == ["Заказ A-1001 оплачен"]
 
 
@@ -255,8 +266,8 @@ async def test_the_room_gets_the_state_and_one_notice_per_change() -> None:
     orders, store, _ = desk()
     board = Board()
     room = OrderRoom(store, board, lambda conversation_id: None)
-    await orders.put(SITE, ConversationID("c1"), "A-1001", body())
-    await orders.put(SITE, ConversationID("c1"), "A-1001", body("paid"))
+    await orders.put(SITE, ConversationID("c1"), "A-1001", parse_order(body()))
+    await orders.put(SITE, ConversationID("c1"), "A-1001", parse_order(body("paid")))
     await room.post(store.chat)
     await room.post(store.chat)  # nothing more is owed
     assert board.shown == [("A-1001", S.PAID)]

@@ -27,10 +27,9 @@ from bridge.core.stats import (
     duration_text,
     figures_notice,
     parse_days,
-    query_days,
     share_text,
 )
-from bridge.errors import BadRequest, NotFound
+from bridge.errors import NotFound
 
 SITE = SiteID("shop")
 ACME = SellerID("acme")
@@ -250,10 +249,6 @@ def test_days_are_whole_numbers_from_1_to_365() -> None:
     assert [parse_days(text) for text in ("1", "30", "365")] == [1, 30, 365]
     for bad in ("0", "366", "-1", "3.5", "abc", "٣", "1000", ""):
         assert parse_days(bad) is None
-    assert query_days(None) == 30
-    assert query_days("7") == 7
-    with pytest.raises(BadRequest):
-        query_days("0")
 
 
 def test_the_widgets_figure_rounds_the_median_up_to_a_friendly_step() -> None:
