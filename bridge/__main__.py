@@ -114,7 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Bad configuration: {error}", file=sys.stderr)
         return 2
     _configure_logging(config)
-    asyncio.run(run_until_stopped(config))
+    from bridge.store.database import DatabaseInUse
+
+    try:
+        asyncio.run(run_until_stopped(config))
+    except DatabaseInUse as error:
+        print(error, file=sys.stderr)
+        return 3
     return 0
 
 

@@ -78,7 +78,14 @@ from bridge.operations.metrics import PrometheusMeter
 from bridge.pane.access import PaneDesk, PaneSessions, membership_in
 from bridge.pane.api import PaneContext, pane_routes
 from bridge.pane.openid import OpenIdCheck
-from bridge.store.database import create_engine, create_read_engine, migrate, sessions
+from bridge.store.database import (
+    SqliteClaim,
+    create_engine,
+    create_read_engine,
+    is_sqlite,
+    migrate,
+    sessions,
+)
 from bridge.store.depths import database_answers, queue_depths
 from bridge.store.repository import SqlRepository
 from bridge.translation.detection import LinguaDetector
@@ -138,6 +145,7 @@ class Bridge:
         self._translator: TranslationProvider | None = None
         self._engine: AsyncEngine | None = None
         self._read_engine: AsyncEngine | None = None
+        self._claim: SqliteClaim | None = None
         self._sites: dict[SiteID, Site] = {}
         # A registry per bridge: several bridges in one process count apart.
         self.meter = PrometheusMeter()
@@ -175,6 +183,9 @@ class Bridge:
 
     async def _build_store(self) -> None:
         """The database, migrated to the current schema, and the repository over it."""
+        if is_sqlite(self.config.database):
+            self._claim = SqliteClaim(self.config.database)
+            self._claim.take()
         self._engine = create_engine(self.config.database)
         self._read_engine = create_read_engine(self.config.database, self._engine)
         await migrate(self._engine)
@@ -599,4 +610,7 @@ class Bridge:
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+        if self._claim is not None:
+            self._claim.release()
+            self._claim = None
         logger.info("Bazaar Bridge stopped")

@@ -164,3 +164,77 @@ async def test_run_serves_and_stops_cleanly_on_a_signal(tmp_path: Path, signum: 
     assert b"Bazaar Bridge stopped" in rest
     assert b"Traceback" not in rest
     assert (tmp_path / "bazaar.db").exists()
+
+
+def run_config(tmp_path: Path, name: str, database: Path) -> tuple[Path, int]:
+    """A config for `run` on its own ports and the given SQLite file; its web port."""
+    web_port = free_port()
+    token = secrets.token_urlsafe(24)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "homeserver": {"address": "http://127.0.0.1:9", "domain": "localhost"},
+                "appservice": {
+                    "port": free_port(),
+                    "as_token": secrets.token_urlsafe(32),
+                    "hs_token": secrets.token_urlsafe(32),
+                },
+                "database": f"sqlite+aiosqlite:///{database}",
+                "web": {"port": web_port},
+                "sites": [{"id": "shop", "api_token": token, "widget_secret": token + "w"}],
+            }
+        )
+    )
+    return path, web_port
+
+
+async def running(config: Path, cwd: Path) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge",
+        "-c",
+        str(config),
+        cwd=cwd,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert process.stderr is not None
+    seen: list[bytes] = []
+    async with asyncio.timeout(30):
+        while b"Bazaar Bridge running" not in (line := await process.stderr.readline()):
+            assert line, b"".join(seen).decode()
+            seen.append(line)
+    return process
+
+
+async def test_a_second_bridge_on_the_same_sqlite_file_is_refused_until_the_first_is_gone(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "bazaar.db"
+    first_config, _ = run_config(tmp_path, "first", database)
+    second_config, second_port = run_config(tmp_path, "second", database)
+    first = await running(first_config, tmp_path)
+    try:
+        refused = await asyncio.to_thread(bridge_cli, "-c", str(second_config), cwd=tmp_path)
+        assert refused.returncode == 3, refused.stderr
+        assert refused.stderr.strip().splitlines()[-1] == (
+            f"Another bridge process is running on {database}: on SQLite only one may. "
+            "Stop it first, or run several replicas on PostgreSQL."
+        )
+        assert "Traceback" not in refused.stderr
+    finally:
+        # A crash lets go of the database as a clean stop would.
+        first.kill()
+        await first.wait()
+    second = await running(second_config, tmp_path)
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{second_port}/health/live") as response,
+        ):
+            assert response.status == 200
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await second.wait()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,42 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+class DatabaseInUse(RuntimeError):
+    """Another bridge process holds this SQLite database."""
+
+
+class SqliteClaim:
+    """One bridge process per SQLite file: a second one would deliver every message again
+    and race the first for SQLite's one writer. The claim is an exclusive lock on a file
+    beside the database, which the kernel lets go when the process ends however it ends."""
+
+    def __init__(self, url: str) -> None:
+        database = make_url(url).database
+        self._path = (
+            Path(f"{database}.bridge-lock") if database and database != ":memory:" else None
+        )
+        self._descriptor: int | None = None
+
+    def take(self) -> None:
+        if self._path is None:
+            return
+        descriptor = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise DatabaseInUse(
+                f"Another bridge process is running on {self._path.with_suffix('')}: on SQLite "
+                "only one may. Stop it first, or run several replicas on PostgreSQL."
+            ) from None
+        self._descriptor = descriptor
+
+    def release(self) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None
 
 
 def create_engine(url: str) -> AsyncEngine:
