@@ -209,6 +209,7 @@ class Bridge:
             self.names,
             self.repository,
             self.repository,
+            self.repository,
             ProductImages(self.media, config.media),
             config.appservice.id,
             {site_id: site.admins for site_id, site in self._sites.items()},

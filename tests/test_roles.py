@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
 import nio
 import pytest
 
+from bridge.app import Bridge
 from tests.conftest import BridgeRunner, Homeserver, product
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
@@ -18,10 +21,23 @@ pytestmark = pytest.mark.synapse
 NewSeller = Callable[[str], Awaitable[SellerClient]]
 
 
+def homeserver_requests(bridge: Bridge) -> list[tuple[str, str]]:
+    """Every request the bridge's gateway makes from now on, as (method, path)."""
+    asked: list[tuple[str, str]] = []
+    original = bridge.gateway.request_json
+
+    async def noted(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        asked.append((method, unquote(path.split("?", maxsplit=1)[0])))
+        return await original(method, path, *args, **kwargs)
+
+    bridge.gateway.request_json = noted  # type: ignore[method-assign]
+    return asked
+
+
 async def test_members_follow_the_marketplace_in_every_room(
     runner: BridgeRunner, marketplace: MarketplaceClient, new_seller: NewSeller
 ) -> None:
-    await runner.start()
+    bridge = await runner.start()
     owner = await new_seller("owner")
     manager = await new_seller("manager")
     newcomer = await new_seller("newcomer")
@@ -48,6 +64,7 @@ async def test_members_follow_the_marketplace_in_every_room(
             await client.accept_invite(room_id)
 
     # The manager leaves the shop, a newcomer joins it as manager, staff stays staff.
+    asked = homeserver_requests(bridge)
     await set_members((owner, "owner"), (newcomer, "manager"), (staff, "staff"))
 
     await newcomer.wait_until(lambda: set(rooms) <= newcomer.invites, what="the newcomer's invites")
@@ -69,6 +86,10 @@ async def test_members_follow_the_marketplace_in_every_room(
         levels = await owner.state(room_id, "m.room.power_levels")
         assert staff.user_id not in levels["users"]
         assert levels["users"][owner.user_id] == 50
+    # The bridge knew each room's state from what it wrote and saw: it read none back.
+    in_rooms = [(m, path) for m, path in asked if any(f"/rooms/{r}/" in path for r in rooms)]
+    assert in_rooms, asked
+    assert not [path for method, path in in_rooms if method == "GET"], in_rooms
 
     # The removed manager can't come back on their own, and staff can't get in either.
     for client in (manager, staff):

@@ -46,6 +46,7 @@ from bridge.matrix.identifiers import MatrixNames
 from bridge.matrix.mentions import mention_notice_content
 from bridge.matrix.power_levels import power_levels
 from bridge.matrix.room_changes import room_changes
+from bridge.matrix.room_state import RoomStates, RoomStateStore
 from bridge.matrix.spaces import SellerSpaces, SpaceMemory, tolerant
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class MatrixRooms:
         names: MatrixNames,
         ghosts: GhostMemory,
         spaces: SpaceMemory,
+        room_state: RoomStateStore,
         images: ImageSource,
         bridge_id: str,
         admins: Mapping[SiteID, tuple[UserID, ...]],
@@ -98,6 +100,7 @@ class MatrixRooms:
         pane_url: str | None = None,
     ) -> None:
         self._gateway = gateway
+        self.states = RoomStates(room_state, gateway)
         # The bridge's public address, where the context pane is served; None: no pane.
         self._pane = pane_widget_state(pane_url, names.bot) if pane_url is not None else []
         # The sites that let their sellers see the buyer's e-mail and phone.
@@ -187,6 +190,7 @@ class MatrixRooms:
         )
         invite = [*(member.user_id for member in members), ghost]
         list_bot = await self.bot.lists_itself()
+        levels = power_levels(self._names.bot, members, ghost, list_bot=list_bot)
         new = True
         try:
             room_id = await self.bot.create_room(
@@ -195,7 +199,7 @@ class MatrixRooms:
                 topic=room_topic(conversation),
                 invite=invite,
                 initial_state=initial_state,
-                power_levels=power_levels(self._names.bot, members, ghost, list_bot=list_bot),
+                power_levels=levels,
             )
             logger.info("Made room %s for %s", room_id, conversation.conversation_id)
         except MatrixRejected as error:
@@ -207,6 +211,14 @@ class MatrixRooms:
             # That attempt may have put it in a section already.
             new = False
         await self._gateway.join(room_id, ghost)
+        if new:
+            await self.states.made(
+                room_id,
+                initial_state,
+                levels,
+                {self._names.bot: "join", ghost: "join"}
+                | {member.user_id: "invite" for member in members},
+            )
         # The buyer's card on first contact; the transaction id keeps a retried creation
         # from repeating it.
         key = f"{conversation.site}/{conversation.conversation_id}".encode()
@@ -348,18 +360,29 @@ class MatrixRooms:
             room_id, conversation.waiting_since is not None, seller, members, site_name
         )
         ghost = self._names.ghost(buyer.site, buyer.buyer_id)
-        state = await self._gateway.full_state(room_id)
+        # Kept from the transactions: no read of the room's state (`room_state.py`).
+        state = await self.states.current(room_id)
         changes = room_changes(state, conversation, members, ghost, self._names.bot, blocked_by)
         await self._add_pane(room_id, state)
         if changes.power_levels is not None:
-            await self._gateway.put_state(room_id, "m.room.power_levels", changes.power_levels)
+            await self._put_state(room_id, "m.room.power_levels", changes.power_levels)
         if changes.conversation_state is not None:
-            await self._gateway.put_state(room_id, CONVERSATION_STATE, changes.conversation_state)
+            await self._put_state(room_id, CONVERSATION_STATE, changes.conversation_state)
         for user_id in changes.kick:
             logger.info("Removing %s from %s: not one who answers", user_id, room_id)
-            await tolerant(self._gateway.kick(room_id, user_id, "Not a member of this shop's chat"))
+            if await tolerant(
+                self._gateway.kick(room_id, user_id, "Not a member of this shop's chat")
+            ):
+                await self.states.membership(room_id, user_id, "leave")
         for user_id in changes.invite:
-            await tolerant(self.bot.invite(room_id, user_id))
+            if await tolerant(self.bot.invite(room_id, user_id)):
+                await self.states.membership(room_id, user_id, "invite")
+
+    async def _put_state(
+        self, room_id: RoomID, event_type: str, content: dict[str, Any], state_key: str = ""
+    ) -> None:
+        await self._gateway.put_state(room_id, event_type, content, state_key)
+        await self.states.wrote(room_id, event_type, content, state_key)
 
     async def _add_pane(self, room_id: RoomID, state: Sequence[dict[str, Any]]) -> None:
         """Give a room made before the context pane existed (or whose widget was emptied)
@@ -372,11 +395,14 @@ class MatrixRooms:
         ):
             return
         for event in self._pane:
-            await tolerant(
+            if await tolerant(
                 self._gateway.put_state(
                     room_id, event["type"], event["content"], event["state_key"]
                 )
-            )
+            ):
+                await self.states.wrote(
+                    room_id, event["type"], event["content"], event["state_key"]
+                )
 
     async def send_notice(self, room_id: RoomID, text: str, key: str | None = None) -> None:
         await self.send_tracked_notice(room_id, text, key)

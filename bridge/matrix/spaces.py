@@ -29,12 +29,15 @@ UNANSWERED = "Unanswered"
 MANAGEMENT_TOPIC = "Talk to the Bazaar bot here: say !help for the commands."
 
 
-async def tolerant(change: Awaitable[object]) -> None:
-    """A membership change that may already have happened (another sync got there first)."""
+async def tolerant(change: Awaitable[object]) -> bool:
+    """A membership change that may already have happened (another sync got there first):
+    True when the homeserver took it."""
     try:
         await change
     except MatrixRejected as error:
         logger.info("Membership change not needed or refused: %s", error)
+        return False
+    return True
 
 
 class SpaceMemory(Protocol):

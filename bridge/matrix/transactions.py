@@ -29,6 +29,7 @@ from bridge.core.storage import RoomDirectory, StoredTransaction, TransactionLog
 from bridge.core.tasks import TaskKeeper
 from bridge.matrix.identifiers import MatrixNames
 from bridge.matrix.incoming import parse_event
+from bridge.matrix.room_state import kept
 from bridge.matrix.rooms import MatrixRooms
 from bridge.matrix.spaces import ADMIN_ROOM
 
@@ -64,10 +65,14 @@ class TransactionProcessor:
         """Store the transaction (a repeat is a no-op) and queue it; returns once stored.
 
         Echoes of what the bridge itself sent are dropped first: most transactions are
-        nothing else, and they need neither storing nor applying.
+        nothing else, and they need neither storing nor applying. Those that change the room
+        state a members' sync reads stay, to be kept (someone else may have sent them in the
+        bot's name: a server admin taking over a room does).
         """
         self._meter.transaction_received(len(events))
-        events = [event for event in events if not self._is_echo(event)]
+        events = [
+            event for event in events if not self._is_echo(event) or kept(event) is not None
+        ]
         if events and await self._log.store_transaction(txn_id, events):
             self._enqueue(StoredTransaction(txn_id, events))
 
@@ -116,6 +121,10 @@ class TransactionProcessor:
         await self._log.mark_transaction_processed(txn_id)
 
     async def apply_event(self, raw: dict[str, Any]) -> None:
+        if "state_key" in raw:
+            await self._rooms.states.observe(raw)
+            if self._is_echo(raw):
+                return
         for event in parse_event(raw, self._names.is_ours):
             await self._apply_one(event)
 

@@ -19,6 +19,7 @@ from bridge.store.offers import OfferStoreSql
 from bridge.store.orders import OrderStoreSql
 from bridge.store.outbox import OutboxStore
 from bridge.store.parties import PartyStore
+from bridge.store.room_state import RoomStateStore
 from bridge.store.stats import WaitStatsStore
 from bridge.store.templates import TemplateStore
 from bridge.store.translations import TranslationStore
@@ -43,6 +44,7 @@ class SqlRepository(
     OrderStoreSql,
     OfferStoreSql,
     ErasureStoreSql,
+    RoomStateStore,
 ):
     """Every store operation the bridge needs, on SQLite or PostgreSQL."""
 

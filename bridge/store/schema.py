@@ -528,3 +528,16 @@ class ErasureRow(Base):
     files: Mapped[list[Any]]
     finished_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class RoomStateRow(Base):
+    """A bridge room's state as its transactions showed it: only what a members' sync reads
+    (`matrix/room_state.py`), so that a role change over many rooms reads none of them back.
+    A membership keeps only its `membership`: no display names, no one's words."""
+
+    __tablename__ = "room_state"
+
+    room_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(255), primary_key=True)
+    state_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    content: Mapped[dict[str, Any]]

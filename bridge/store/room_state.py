@@ -1,0 +1,49 @@
+"""The rooms' state kept from the transactions (`matrix/room_state.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from bridge.core.ids import RoomID
+from bridge.store.base import Sessions
+from bridge.store.schema import Base, RoomStateRow
+
+_TABLE = Base.metadata.tables[RoomStateRow.__tablename__]
+_KEY = [_TABLE.c.room_id, _TABLE.c.event_type, _TABLE.c.state_key]
+
+
+class RoomStateStore(Sessions):
+    async def remember_room_state(
+        self, room_id: RoomID, entries: Sequence[tuple[str, str, dict[str, Any]]]
+    ) -> None:
+        """Keep each (type, state key, content), replacing what was kept for the first two."""
+        if not entries:
+            return
+        values = [
+            {"room_id": room_id, "event_type": kind, "state_key": key, "content": content}
+            for kind, key, content in entries
+        ]
+        async with self._writes.begin() as session:
+            insert = (
+                postgresql_insert(_TABLE)
+                if session.get_bind().dialect.name == "postgresql"
+                else sqlite_insert(_TABLE)
+            )
+            statement = insert.values(values)
+            await session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=_KEY, set_={"content": statement.excluded.content}
+                )
+            )
+
+    async def known_room_state(self, room_id: RoomID) -> list[tuple[str, str, dict[str, Any]]]:
+        async with self._reads() as session:
+            rows = await session.scalars(
+                select(RoomStateRow).where(RoomStateRow.room_id == room_id)
+            )
+            return [(r.event_type, r.state_key, dict(r.content)) for r in rows]
