@@ -60,7 +60,7 @@ from bridge.marketplace.templates import template_routes
 from bridge.marketplace.webhooks import RetryPolicy, WebhookDispatcher, WebhookTarget
 from bridge.matrix.appservice import appservice_app
 from bridge.matrix.erasure import MatrixErasure
-from bridge.matrix.gateway import MatrixGateway
+from bridge.matrix.gateway import MatrixGateway, without_silent_retries
 from bridge.matrix.identifiers import MatrixNames
 from bridge.matrix.orders import MatrixOrders
 from bridge.matrix.rooms import MatrixRooms
@@ -161,7 +161,7 @@ class Bridge:
         for key in self.config.unknown_keys:
             logger.warning("The config sets %s, which this bridge does not know: ignored", key)
         await self._build_store()
-        http = self._http = aiohttp.ClientSession()
+        http = self._http = without_silent_retries(aiohttp.ClientSession())
         self._sites = sites_of(self.config)
         self.answering = AnsweringRoles(self.config.bridge.allowed_roles)
         self._build_matrix(http)

@@ -59,6 +59,20 @@ def parse_mxc(mxc: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
+def without_silent_retries(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
+    """The session, no longer sending an idempotent request again on its own.
+
+    aiohttp repeats a PUT once when the kept-alive connection it went out on drops. If the
+    homeserver carried it out and went down, the repeat is refused a connection, and that
+    reads as "never sent": the courier would then send again without looking in the room,
+    to a restarted Synapse that has forgotten the transaction id. Without the repeat, the
+    dropped connection itself is the error, which says the send may have been done. The
+    flag is aiohttp's own (its test client turns it off); should it go, setting it warns,
+    and the tests turn that warning into a failure."""
+    session._retry_connection = False
+    return session
+
+
 class MatrixGateway:
     def __init__(self, address: str, as_token: str, session: aiohttp.ClientSession) -> None:
         self._address = address.rstrip("/")

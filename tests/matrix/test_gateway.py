@@ -4,6 +4,7 @@ a small server that answers as one would."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -13,7 +14,7 @@ from aiohttp import web
 
 from bridge.core.ports import HomeserverUnavailable, MatrixRejected
 from bridge.demo.synapse import free_port
-from bridge.matrix.gateway import MatrixGateway
+from bridge.matrix.gateway import MatrixGateway, without_silent_retries
 from tests.support.loopback import LoopbackServer
 
 TOKEN = "as-token-for-the-test-homeserver-0123456789"
@@ -159,3 +160,45 @@ async def test_an_unanswered_request_says_whether_it_may_have_been_carried_out(
     finally:
         await homeserver.stop()
     assert unavailable.value.maybe_done is maybe_done
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    return head + await reader.readexactly(length)
+
+
+async def test_a_send_whose_connection_drops_once_the_homeserver_took_it_may_have_been_done() -> (
+    None
+):
+    """The homeserver carries out a send and goes down before answering, on a connection
+    kept alive from an earlier call: the bridge must not take the refused reconnect for a
+    send that never left, or it sends again to a homeserver that forgot the txn id."""
+    carried_out: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+        )
+        await writer.drain()
+        carried_out.append(await _read_request(reader))
+        server.close()  # down: nothing listens any more
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with without_silent_retries(aiohttp.ClientSession()) as client:
+        gateway = MatrixGateway(f"http://127.0.0.1:{port}", TOKEN, client)
+        await gateway.request("GET", "/_matrix/client/versions")
+        with pytest.raises(HomeserverUnavailable) as unavailable:
+            await gateway.request("PUT", "/_matrix/client/v3/rooms/!r/send/m.room.message/t1", {})
+    assert len(carried_out) == 1 and carried_out[0].startswith(b"PUT ")
+    assert unavailable.value.maybe_done is True
