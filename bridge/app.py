@@ -7,6 +7,7 @@ belongs in its package, not here."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from dataclasses import dataclass, field
@@ -82,6 +83,7 @@ from bridge.store.database import (
     SqliteClaim,
     create_engine,
     create_read_engine,
+    is_outage,
     is_sqlite,
     migrate,
     sessions,
@@ -97,6 +99,8 @@ from bridge.widget.tokens import issue_buyer_token
 logger = logging.getLogger(__name__)
 
 HOMESERVER_KEEPALIVE_SECONDS = 180.0
+# How long a stop waits for the transactions in hand to be applied.
+STOP_GRACE_SECONDS = 5.0
 
 BOT_DISPLAY_NAME = "Bazaar"
 
@@ -172,6 +176,9 @@ class Bridge:
         widget_app, homeserver_app = self._build_web_apps(desk)
         if self.detector is not None:
             await self.detector.warm_up()
+        # What a previous run left unapplied goes first, before the homeserver can send
+        # anything newer.
+        await self.transactions.resume()
         await self._serve_all(widget_app, homeserver_app)
         await self._start_background()
         logger.info(
@@ -430,6 +437,8 @@ class Bridge:
             self.broadcasts,
             self.tasks,
             self.meter,
+            is_outage=is_outage,
+            backoff=self.tuning.delivery_backoff,
         )
 
     def _build_web_apps(self, desk: BuyerDesk) -> tuple[web.Application, web.Application]:
@@ -534,7 +543,7 @@ class Bridge:
 
     async def _start_background(self) -> None:
         """The webhook dispatcher, the homeserver greeting and the archive clock; then the
-        transactions and deliveries a previous run left unfinished."""
+        deliveries a previous run left unfinished."""
         self.webhooks.start()
         self.tasks.spawn(self._greet_homeserver(), name="greet-homeserver")
         self.tasks.spawn(self.archive.run(), name="archive")
@@ -542,7 +551,6 @@ class Bridge:
         if self.mail_sender is not None and self.digest is not None:
             self.mail_sender.start()
             self.tasks.spawn(self.digest.run(), name="buyer-digest")
-        await self.transactions.resume()
         await self.courier.resume()
         await self.order_room.resume()
         await self.offer_room.resume()
@@ -599,6 +607,14 @@ class Bridge:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        # Events in hand are applied before the store closes, if that is quick (a task cut
+        # off inside a statement leaves its connection unclosed); the rest wait in the store
+        # for the next start. None when the start failed before it was made.
+        transactions: TransactionProcessor | None = getattr(self, "transactions", None)
+        if transactions is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STOP_GRACE_SECONDS):
+                    await transactions.wait_idle()
         await self.tasks.close()
         if isinstance(self._translator, DeepTranslatorProvider):
             self._translator.close()

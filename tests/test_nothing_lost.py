@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
 import aiohttp
 import pytest
@@ -15,6 +16,7 @@ from tests.conftest import SITE, BridgeRunner, Homeserver, Sites
 from tests.support import files
 from tests.support.buyer import BuyerClient, buyer_token
 from tests.support.faults import FaultyPath
+from tests.support.homeserver import Homeside, reply_event
 from tests.support.journeys import joined_conversation, open_conversation
 from tests.support.marketplace import MarketplaceClient
 from tests.support.seller import SellerClient
@@ -302,3 +304,37 @@ async def test_a_burst_across_a_synapse_restart_lands_once_each_and_in_order(
     finally:
         await runner.stop_all()
         await proxy.stop()
+
+
+async def test_a_seller_reply_that_comes_while_the_homeserver_is_away_is_applied_once_it_is_back(
+    homeserver: Homeserver,
+    runner: BridgeRunner,
+    marketplace: MarketplaceClient,
+    new_seller: NewSeller,
+) -> None:
+    """Applying the reply needs the homeserver (the manager's display name): the bridge
+    waits for it instead of dropping the reply."""
+    await runner.start()
+    owner, manager = await new_seller("owner"), await new_seller("manager")
+    conversation = await open_conversation(marketplace, owner, manager=manager)
+    room_id, conversation_id = conversation["room_id"], conversation["conversation_id"]
+    text = "Yes, two left in stock."
+    async with aiohttp.ClientSession() as session:
+        home = Homeside(runner, session)
+        await homeserver.synapse.stop()
+        try:
+            status, _ = await home.transaction(
+                "away-1", [reply_event(room_id, manager.user_id, "$reply-while-away", text)]
+            )
+            assert status == 200
+            # Long enough for the bridge to have tried while nothing answered.
+            await asyncio.sleep(3)
+        finally:
+            await homeserver.synapse.start()
+
+    async def replied() -> list[dict[str, Any]]:
+        listed = await marketplace.ok("GET", f"/conversations/{conversation_id}/messages")
+        return [m for m in listed["messages"] if m["sender"] == "seller"]
+
+    seller_messages = await eventually(replied, within=90, what="the reply applied")
+    assert [m["text"] for m in seller_messages] == [text]

@@ -5,12 +5,16 @@ service that answers for that kind of room."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bridge.core.broadcast import Broadcasts
+from bridge.core.delivery import Backoff
 from bridge.core.metrics import NO_METER, Meter
 from bridge.core.models import Conversation
+from bridge.core.ports import HomeserverUnavailable
 from bridge.core.replies import SellerReplies
 from bridge.core.room_events import (
     ConversationRoom,
@@ -35,6 +39,18 @@ from bridge.matrix.spaces import ADMIN_ROOM
 
 logger = logging.getLogger(__name__)
 
+# How long one event may wait for the store or the homeserver to come back (seconds).
+OUTAGE_PATIENCE = 15 * 60.0
+
+
+def transaction_key(txn_id: str, events: list[dict[str, Any]]) -> str:
+    """What a transaction is stored under: its id and a digest of its events' ids. Synapse
+    sends a transaction again with the same id and events until it hears 200, and those
+    repeats are dropped; but a Synapse on SQLite numbers transactions anew from its last
+    stored one after a restart, so one id can come with other events, which are new."""
+    ids = "\n".join(str(event.get("event_id", "")) for event in events)
+    return f"{txn_id[:200]}/{hashlib.sha256(ids.encode()).hexdigest()[:16]}"
+
 
 class TransactionProcessor:
     def __init__(
@@ -47,7 +63,16 @@ class TransactionProcessor:
         broadcasts: Broadcasts,
         tasks: TaskKeeper,
         meter: Meter = NO_METER,
+        *,
+        is_outage: Callable[[BaseException], bool] = lambda _: False,
+        backoff: Backoff | None = None,
     ) -> None:
+        # A failure that passes (the store or the homeserver away) is waited out;
+        # HomeserverUnavailable always is, what else counts the store decides.
+        self._is_outage: Callable[[BaseException], bool] = lambda error: (
+            isinstance(error, HomeserverUnavailable) or is_outage(error)
+        )
+        self._backoff = backoff or Backoff()
         self._broadcasts = broadcasts
         self._meter = meter
         self._log = log
@@ -70,11 +95,10 @@ class TransactionProcessor:
         bot's name: a server admin taking over a room does).
         """
         self._meter.transaction_received(len(events))
-        events = [
-            event for event in events if not self._is_echo(event) or kept(event) is not None
-        ]
-        if events and await self._log.store_transaction(txn_id, events):
-            self._enqueue(StoredTransaction(txn_id, events))
+        events = [event for event in events if not self._is_echo(event) or kept(event) is not None]
+        key = transaction_key(txn_id, events)
+        if events and await self._log.store_transaction(key, events):
+            self._enqueue(StoredTransaction(key, events))
 
     def _is_echo(self, event: dict[str, Any]) -> bool:
         sender = event.get("sender")
@@ -108,17 +132,46 @@ class TransactionProcessor:
         # The events are in hand: stored before the homeserver heard 200, applied from memory.
         txn_id = transaction.txn_id
         for event in transaction.events:
+            await self._apply_until_done(event, txn_id)
+        await self._until_done(lambda: self._log.mark_transaction_processed(txn_id), txn_id)
+
+    async def _apply_until_done(self, event: dict[str, Any], txn_id: str) -> None:
+        """Apply the event; while the store or the homeserver is away, wait and try again
+        (applying twice is harmless: seller events are known by their ids), so that the
+        events after it keep their order. An event that fails on its own is logged and
+        left, so as not to hold back the ones after it."""
+        try:
+            await self._until_done(lambda: self.apply_event(event), txn_id)
+        except Exception:
+            logger.exception(
+                "Failed to apply %s %s of transaction %s",
+                event.get("type"),
+                event.get("event_id"),
+                txn_id,
+            )
+
+    async def _until_done(self, work: Callable[[], Awaitable[None]], txn_id: str) -> None:
+        """Run `work`, waiting out outages for up to OUTAGE_PATIENCE: past that, a homeserver
+        answering 5xx to this one request would hold every later event back for good."""
+        attempt = 0
+        waited = 0.0
+        while True:
             try:
-                await self.apply_event(event)
-            except Exception:
-                # One broken event must not hold back the ones after it.
-                logger.exception(
-                    "Failed to apply %s %s of transaction %s",
-                    event.get("type"),
-                    event.get("event_id"),
+                await work()
+                return
+            except Exception as error:
+                if not self._is_outage(error) or waited >= OUTAGE_PATIENCE:
+                    raise
+                delay = self._backoff.delay(attempt)
+                logger.warning(
+                    "Transaction %s waits %.1f s for the store or the homeserver: %r",
                     txn_id,
+                    delay,
+                    error,
                 )
-        await self._log.mark_transaction_processed(txn_id)
+                await asyncio.sleep(delay)
+                waited += delay
+                attempt += 1
 
     async def apply_event(self, raw: dict[str, Any]) -> None:
         if "state_key" in raw:

@@ -12,6 +12,8 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -62,6 +64,17 @@ class SqliteClaim:
         if self._descriptor is not None:
             os.close(self._descriptor)
             self._descriptor = None
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether the database failed for a while rather than for this statement: the server
+    gone or restarting, a connection dropped, no connection free in time. Trying the same
+    work again later may succeed."""
+    if isinstance(error, PoolTimeout | ConnectionError):
+        return True
+    return isinstance(error, DBAPIError) and (
+        error.connection_invalidated or isinstance(error, OperationalError | InterfaceError)
+    )
 
 
 def create_engine(url: str) -> AsyncEngine:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import pytest
 
+from bridge.matrix.transactions import transaction_key
 from bridge.store.database import create_engine, migrate, sessions
 from bridge.store.repository import SqlRepository
 from tests.conftest import BridgeRunner, Homeserver
@@ -38,9 +39,9 @@ async def test_transactions_apply_once_also_across_a_restart(
 
         await runner.stop(bridge)
         bridge = await runner.start()
-        # The homeserver retries t1 (it never saw our 200): same id, nothing new.
+        # The homeserver retries t1 (it never saw our 200): same id, same event, nothing new.
         status, _ = await home.transaction(
-            "t1", [reply_event(room_id, owner.user_id, "$e1b", "first again")]
+            "t1", [reply_event(room_id, owner.user_id, "$e1", "first")]
         )
         assert status == 200
         # The same event in another transaction is not a second message either.
@@ -95,8 +96,9 @@ async def test_wrong_or_missing_hs_token_is_refused_and_changes_nothing(
         assert (status, answer) == (200, {})
         await bridge.transactions.wait_idle()
     assert await seller_messages(marketplace, conversation["conversation_id"]) == []
-    for txn_id in ("f1", "f2", "f3"):
-        assert await bridge.repository.store_transaction(txn_id, []), f"{txn_id} was kept"
+    for txn_id, events in (("f1", [event]), ("f2", [event]), ("f3", [])):
+        key = transaction_key(txn_id, events)
+        assert await bridge.repository.store_transaction(key, events), f"{txn_id} was kept"
 
 
 async def test_queries_and_ping_answer_as_the_spec_says(
@@ -140,3 +142,25 @@ async def test_queries_and_ping_answer_as_the_spec_says(
                 break
         assert status == 200, body
         assert "duration_ms" in body
+
+
+async def test_a_transaction_id_that_comes_again_with_other_events_is_applied_too(
+    runner: BridgeRunner, marketplace: MarketplaceClient, new_seller: NewSeller
+) -> None:
+    """Synapse repeats a transaction until it hears 200 (applied once); a Synapse on SQLite
+    restarted numbers its transactions anew, so an old id may bring new events."""
+    bridge = await runner.start()
+    owner = await new_seller("owner")
+    conversation = await open_conversation(marketplace, owner)
+    first = reply_event(conversation["room_id"], owner.user_id, "$numbered-1", "first")
+    second = reply_event(conversation["room_id"], owner.user_id, "$numbered-2", "second")
+    async with aiohttp.ClientSession() as session:
+        home = Homeside(runner, session)
+        for events in ([first], [first], [second]):
+            status, _ = await home.transaction("7", events)
+            assert status == 200
+        await bridge.transactions.wait_idle()
+    assert await seller_messages(marketplace, conversation["conversation_id"]) == [
+        "first",
+        "second",
+    ]
