@@ -34,7 +34,8 @@ SCENARIO = Scenario(
     postgres_restarts=(30,),
     postgres_down_seconds=3,
     webhook_outage=Window(start=6, seconds=10),
-    translation_hang=Window(start=16, seconds=5),
+    # While the bridge is surely up: before the kill, however slowly the machine runs.
+    translation_hang=Window(start=2, seconds=6),
     translation_delay=5,
     settle_timeout=90,
     stall_seconds=45,
