@@ -214,11 +214,27 @@ class Courier:
                     # the previous message while this one travels.
                     if recording is not None:
                         await recording
-                    recording = asyncio.create_task(self._record(conversation, message, outcome))
+                    recording = asyncio.create_task(
+                        self._record_or_doubt(conversation, message, outcome)
+                    )
         finally:
             if recording is not None:
                 await recording
         await self._follow_up(conversation)
+
+    async def _record_or_doubt(
+        self, conversation: Conversation, message: Message, outcome: EventID | _Undeliverable
+    ) -> None:
+        """Record the outcome; if the store fails to, a sent message stays pending, and the
+        next worker must look in the room before sending it again: the homeserver may have
+        forgotten the transaction id by then (found by the fault suite, as duplicates after
+        a store that ran out of connections and a Synapse restart)."""
+        try:
+            await self._record(conversation, message, outcome)
+        except BaseException:
+            if not isinstance(outcome, _Undeliverable):
+                self._unsure.add(message.message_id)
+            raise
 
     async def _follow_up(self, conversation: Conversation) -> None:
         if self._after_delivery is not None:

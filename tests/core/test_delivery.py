@@ -4,6 +4,7 @@ through an unreachable homeserver, a lost answer and a refusal."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -235,3 +236,26 @@ async def test_a_room_not_made_in_time_is_made_later() -> None:
     assert waited.room_id is None
     await w.settled()
     assert w.store.conversations[chat.conversation_id].room_id == "!c1:hs"
+
+
+async def test_a_sent_message_the_store_failed_to_record_is_looked_for_before_a_resend() -> None:
+    w = world()
+    chat = w.store.seed_conversation(conversation())
+    message = w.store.seed_message(buyer_message(chat, "a"))
+    record = w.store.mark_delivered
+    failures = [TimeoutError("no connection free in the pool")]
+
+    async def mark_delivered_once_failing(*args: Any, **kwargs: Any) -> Message:
+        if failures:
+            raise failures.pop()
+        return await record(*args, **kwargs)
+
+    w.store.mark_delivered = mark_delivered_once_failing  # type: ignore[method-assign]
+    w.courier.wake(chat.conversation_id)
+    await w.settled()
+    assert w.stored(message).status == MessageStatus.PENDING  # sent, not recorded
+
+    w.courier.wake(chat.conversation_id)
+    await w.settled()
+    assert [t for _, t in w.homeserver.room(chat.room_id).timeline] == ["a"]
+    assert w.stored(message).status == MessageStatus.SENT
