@@ -50,7 +50,7 @@ from bridge.core.tasks import TaskKeeper
 from bridge.core.team import AnsweringRoles
 from bridge.core.templates import TemplateDesk
 from bridge.core.translation import Translations
-from bridge.http import BODY_TIMEOUT, errors_middleware, protocol_logger
+from bridge.http import BODY_TIMEOUT, OUTAGES, errors_middleware, protocol_logger
 from bridge.marketplace.api import marketplace_routes
 from bridge.marketplace.erasure import erasure_routes
 from bridge.marketplace.labels import label_routes
@@ -451,6 +451,7 @@ class Bridge:
 
         web_app = web.Application(middlewares=[cors_middleware, errors_middleware])
         web_app[BODY_TIMEOUT] = config.web.body_timeout_seconds
+        web_app[OUTAGES] = is_outage
         widget_routes(
             web_app,
             WidgetContext(
@@ -512,6 +513,7 @@ class Bridge:
             self.rooms,
         )
         homeserver_app[BODY_TIMEOUT] = config.web.body_timeout_seconds
+        homeserver_app[OUTAGES] = is_outage
         return web_app, homeserver_app
 
     def _build_operations(self, web_app: web.Application) -> None:

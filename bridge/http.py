@@ -25,6 +25,11 @@ MAX_JSON_BYTES = 256 * 1024
 DEFAULT_BODY_TIMEOUT = 30.0
 # How long a request body may take to arrive whole; each server sets its own.
 BODY_TIMEOUT = web.AppKey("body_timeout", float)
+# Which failures are a part being away for a while (the store down or out of connections)
+# rather than a fault of the bridge: they are answered 503 with a Retry-After, not 500.
+OUTAGES = web.AppKey("outages", Callable[[BaseException], bool])
+# Seconds a caller is asked to wait after a 503 for an outage.
+OUTAGE_RETRY_AFTER = 2
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -67,7 +72,15 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             error.status, "M_UNKNOWN"
         )
         return web.json_response({"errcode": errcode, "error": error.reason}, status=error.status)
-    except Exception:
+    except Exception as error:
+        is_outage = request.config_dict.get(OUTAGES)
+        if is_outage is not None and is_outage(error):
+            logger.warning("%s %s met an outage: %r", request.method, request.path, error)
+            return web.json_response(
+                {"errcode": "BAZAAR_UNAVAILABLE", "error": "The store is busy or away; try again"},
+                status=503,
+                headers={"Retry-After": str(OUTAGE_RETRY_AFTER)},
+            )
         logger.exception("Unexpected error in %s %s", request.method, request.path)
         return web.json_response(
             {"errcode": "BAZAAR_INTERNAL", "error": "Internal error; the bridge logged it"},
