@@ -27,7 +27,7 @@ DEFAULT_BODY_TIMEOUT = 30.0
 BODY_TIMEOUT = web.AppKey("body_timeout", float)
 # Which failures are a part being away for a while (the store down or out of connections)
 # rather than a fault of the bridge: they are answered 503 with a Retry-After, not 500.
-OUTAGES = web.AppKey("outages", Callable[[BaseException], bool])
+OUTAGES: web.AppKey[Callable[[BaseException], bool]] = web.AppKey("outages")
 # Seconds a caller is asked to wait after a 503 for an outage.
 OUTAGE_RETRY_AFTER = 2
 
