@@ -60,6 +60,7 @@ from bridge.marketplace.stats import stats_routes
 from bridge.marketplace.templates import template_routes
 from bridge.marketplace.webhooks import RetryPolicy, WebhookDispatcher, WebhookTarget
 from bridge.matrix.appservice import appservice_app
+from bridge.matrix.catchup import Catchup
 from bridge.matrix.erasure import MatrixErasure
 from bridge.matrix.gateway import MatrixGateway, without_silent_retries
 from bridge.matrix.identifiers import MatrixNames
@@ -118,6 +119,8 @@ class Tuning:
     # Trusted for the relay's certificate (tests: a self-signed one); None: the system's.
     mail_tls_context: ssl.SSLContext | None = None
     digest_every_seconds: float = 60.0
+    # How often the catch-up looks whether the homeserver is up (`matrix/catchup.py`).
+    homeserver_look_seconds: float = 5.0
 
 
 def sites_of(config: Config) -> dict[SiteID, Site]:
@@ -544,10 +547,18 @@ class Bridge:
             await self._inbound.start()
 
     async def _start_background(self) -> None:
-        """The webhook dispatcher, the homeserver greeting and the archive clock; then the
-        deliveries a previous run left unfinished."""
+        """The webhook dispatcher, the homeserver greeting, the catch-up on events the
+        homeserver never pushed, the archive clock; then the deliveries a previous run left
+        unfinished."""
         self.webhooks.start()
         self.tasks.spawn(self._greet_homeserver(), name="greet-homeserver")
+        self.catchup = Catchup(
+            self.gateway,
+            self.transactions,
+            self.repository,
+            look_every=self.tuning.homeserver_look_seconds,
+        )
+        self.tasks.spawn(self.catchup.run(), name="catch-up")
         self.tasks.spawn(self.archive.run(), name="archive")
         self.tasks.spawn(self.reminders.run(), name="reminders")
         if self.mail_sender is not None and self.digest is not None:

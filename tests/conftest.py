@@ -34,6 +34,7 @@ FAST = Tuning(
     delivery_backoff=Backoff(first=0.1, longest=1.0),
     webhook_retry=RetryPolicy(first=0.2, longest=1.0),
     translation_pause=1.0,
+    homeserver_look_seconds=0.5,
 )
 # What FAST leaves a failed translation provider alone for, with room to spare.
 TRANSLATION_PAUSE_OVER = 1.5

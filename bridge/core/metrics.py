@@ -31,6 +31,9 @@ class Meter(Protocol):
     def transaction_received(self, events: int) -> None:
         """The homeserver pushed an appservice transaction of `events` events."""
 
+    def events_recovered(self, events: int) -> None:
+        """`events` events the homeserver never pushed were found in the rooms' timelines."""
+
     def translation_asked(self) -> None:
         """The translation provider was called."""
 
@@ -54,6 +57,9 @@ class NoMeter:
         pass
 
     def transaction_received(self, events: int) -> None:
+        pass
+
+    def events_recovered(self, events: int) -> None:
         pass
 
     def translation_asked(self) -> None:

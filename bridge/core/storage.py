@@ -299,6 +299,17 @@ class TransactionLog(Protocol):
 
     async def mark_transaction_processed(self, txn_id: str) -> None: ...
 
+    async def event_ids_received_since(self, at: datetime) -> set[str]:
+        """The ids of the events of every transaction stored since `at`."""
+
+    async def homeserver_last_up(self) -> datetime | None:
+        """When the homeserver was last seen up, as kept (None before the first time)."""
+
+    async def keep_homeserver_up(self, at: datetime) -> None: ...
+
+    async def bridge_rooms(self) -> list[RoomID]:
+        """Every room the bridge keeps: conversations', management and site rooms."""
+
 
 class WebhookOutbox(Protocol):
     """Webhooks waiting for their marketplace, per site, oldest first."""

@@ -14,6 +14,8 @@ import re
 import secrets
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -47,6 +49,8 @@ PERMANENT_REFUSALS = frozenset(
 
 # Events looked through per page when checking whether a message reached a room.
 TIMELINE_PAGE = 50
+# Events per page when reading a room's timeline back (`matrix/catchup.py`).
+CATCH_UP_PAGE = 100
 
 _MXC = re.compile(r"^mxc://([A-Za-z0-9.:\[\]-]+)/([A-Za-z0-9_-]+)$")
 
@@ -82,6 +86,7 @@ class MatrixGateway:
         self.requests: Counter[str] = Counter()
         # Live requests go ahead of bulk ones (`core/lanes.py`).
         self.lanes = Lanes()
+        self._unreachable_since: datetime | None = None
 
     async def request(
         self,
@@ -92,9 +97,16 @@ class MatrixGateway:
         as_user: UserID | None = None,
         ts: int | None = None,
         content_type: str = "application/json",
+        outside_lanes: bool = False,
     ) -> dict[str, Any]:
         answer = await self.request_json(
-            method, path, body, as_user=as_user, ts=ts, content_type=content_type
+            method,
+            path,
+            body,
+            as_user=as_user,
+            ts=ts,
+            content_type=content_type,
+            outside_lanes=outside_lanes,
         )
         return answer if isinstance(answer, dict) else {}
 
@@ -107,6 +119,7 @@ class MatrixGateway:
         as_user: UserID | None = None,
         ts: int | None = None,
         content_type: str = "application/json",
+        outside_lanes: bool = False,
     ) -> Any:
         """One client-server API call; the parsed JSON answer, whatever its shape."""
         url = self._url(path, as_user=as_user, ts=ts)
@@ -118,7 +131,7 @@ class MatrixGateway:
             headers["Content-Type"] = content_type
         try:
             async with (
-                self.lanes.turn(),
+                nullcontext() if outside_lanes else self.lanes.turn(),
                 self._session.request(
                     method, url, data=data, headers=headers, timeout=REQUEST_TIMEOUT
                 ) as response,
@@ -127,9 +140,11 @@ class MatrixGateway:
                 text = await response.text()
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
             # Never connected: the request did nothing.
+            self._unreachable_since = self._unreachable_since or datetime.now(UTC)
             raise HomeserverUnavailable(f"{method} {path}: {error!r}", maybe_done=False) from error
         except (aiohttp.ClientError, TimeoutError) as error:
             # Sent, perhaps carried out, and the answer lost.
+            self._unreachable_since = self._unreachable_since or datetime.now(UTC)
             raise HomeserverUnavailable(f"{method} {path}: {error!r}") from error
         if status >= 400:
             self._raise_for(status, text, method, path)
@@ -373,6 +388,38 @@ class MatrixGateway:
         answer = await self.request(method, path)
         chunk = answer.get("chunk")
         events = [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
+        end = answer.get("end")
+        return events, end if isinstance(end, str) and end else None
+
+    # Reading back
+
+    async def reachable(self) -> None:
+        """Ask the homeserver for its versions; raises HomeserverUnavailable when it is
+        away. Takes no turn in the lanes: it is a look, not work."""
+        await self.request("GET", "/_matrix/client/versions", outside_lanes=True)
+
+    def take_unreachable_since(self) -> datetime | None:
+        """When a request last found the homeserver unreachable, first of a run of such
+        failures, since this was last asked (None: none did)."""
+        since, self._unreachable_since = self._unreachable_since, None
+        return since
+
+    async def timeline_before(
+        self, room_id: RoomID, before: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the room's events before the place `before` (None: the room's end),
+        newest first, each with its `room_id`; and the place before that page (None at the
+        room's start)."""
+        method, path = nio.Api.room_messages(
+            "", room_id, start=before, direction=nio.MessageDirection.back, limit=CATCH_UP_PAGE
+        )
+        answer = await self.request(method, path)
+        chunk = answer.get("chunk")
+        events = [
+            event | {"room_id": room_id}
+            for event in (chunk if isinstance(chunk, list) else [])
+            if isinstance(event, dict)
+        ]
         end = answer.get("end")
         return events, end if isinstance(end, str) and end else None
 

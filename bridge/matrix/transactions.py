@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from bridge.core.broadcast import Broadcasts
@@ -41,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 # How long one event may wait for the store or the homeserver to come back (seconds).
 OUTAGE_PATIENCE = 15 * 60.0
+# Ids of recovered events remembered, to drop the homeserver's late pushes of them.
+RECOVERED_KEPT = 50_000
 
 
 def transaction_key(txn_id: str, events: list[dict[str, Any]]) -> str:
@@ -81,6 +84,12 @@ class TransactionProcessor:
         self._names = names
         self._directory = directory
         self._tasks = tasks
+        # Transactions are stored one at a time, so that a sweep's look at what arrived
+        # (`recover`) and the storing of what it found see no transaction half-stored.
+        self._storing = asyncio.Lock()
+        # Ids of the events a sweep found, in the order found: the homeserver may yet push
+        # some of them, and those are dropped.
+        self._recovered: dict[str, None] = {}
         self._queue: asyncio.Queue[StoredTransaction] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -98,11 +107,41 @@ class TransactionProcessor:
         events = [
             self._slim_echo(event) if self._is_echo(event) else event
             for event in events
-            if not self._is_echo(event) or kept(event) is not None
+            if (not self._is_echo(event) or kept(event) is not None)
+            and event.get("event_id") not in self._recovered
         ]
-        key = transaction_key(txn_id, events)
-        if events and await self._log.store_transaction(key, events):
-            self._enqueue(StoredTransaction(key, events))
+        async with self._storing:
+            key = transaction_key(txn_id, events)
+            if events and await self._log.store_transaction(key, events):
+                self._enqueue(StoredTransaction(key, events))
+
+    async def recover(self, events: list[dict[str, Any]], *, seen_since: datetime) -> int:
+        """Apply, like a transaction's, those of `events` (read from the rooms' timelines,
+        `matrix/catchup.py`) that came in no transaction stored since `seen_since`; the
+        homeserver's later pushes of them are dropped. Returns how many were new.
+
+        Only others' events count: the bridge's own were recorded when it sent them."""
+        async with self._storing:
+            seen = await self._log.event_ids_received_since(seen_since)
+            fresh = [
+                event
+                for event in events
+                if isinstance(event_id := event.get("event_id"), str)
+                and event_id not in seen
+                and event_id not in self._recovered
+                and not self._is_echo(event)
+            ]
+            if not fresh:
+                return 0
+            for event in fresh:
+                self._recovered[event["event_id"]] = None
+            while len(self._recovered) > RECOVERED_KEPT:
+                del self._recovered[next(iter(self._recovered))]
+            key = transaction_key("recovered", fresh)
+            if await self._log.store_transaction(key, fresh):
+                self._enqueue(StoredTransaction(key, fresh))
+        self._meter.events_recovered(len(fresh))
+        return len(fresh)
 
     @staticmethod
     def _slim_echo(event: dict[str, Any]) -> dict[str, Any]:

@@ -63,6 +63,11 @@ class PrometheusMeter:
             "Events in the appservice transactions received",
             registry=registry,
         )
+        self._recovered = Counter(
+            "bazaar_appservice_recovered_events",
+            "Events the homeserver never pushed, found in the rooms' timelines after an outage",
+            registry=registry,
+        )
         self._translation_calls = Counter(
             "bazaar_translation_calls", "Calls to the translation provider", registry=registry
         )
@@ -97,6 +102,9 @@ class PrometheusMeter:
     def transaction_received(self, events: int) -> None:
         self._transactions.inc()
         self._events.inc(events)
+
+    def events_recovered(self, events: int) -> None:
+        self._recovered.inc(events)
 
     def translation_asked(self) -> None:
         self._translation_calls.inc()

@@ -13,6 +13,7 @@ from bridge.core.events import Event
 from bridge.core.ids import (
     BuyerID,
     ConversationID,
+    RoomID,
     SiteID,
 )
 from bridge.core.storage import OutgoingWebhook, StoredFrame, StoredTransaction
@@ -23,10 +24,16 @@ from bridge.store.records import (
 )
 from bridge.store.schema import (
     BuyerRow,
+    CatchupMarkRow,
+    ConversationRow,
     FeedRow,
+    SellerSpaceRow,
+    SiteRoomRow,
     TransactionRow,
     WebhookRow,
 )
+
+_HOMESERVER_UP = "homeserver_up"
 
 
 class OutboxStore(Sessions):
@@ -92,6 +99,38 @@ class OutboxStore(Sessions):
                 .where(TransactionRow.txn_id == txn_id)
                 .values(processed_at=utc_now())
             )
+
+    async def event_ids_received_since(self, at: datetime) -> set[str]:
+        async with self._reads() as session:
+            batches = await session.scalars(
+                select(TransactionRow.events).where(TransactionRow.received_at >= at)
+            )
+            return {
+                event["event_id"]
+                for events in batches
+                for event in events
+                if isinstance(event, dict) and isinstance(event.get("event_id"), str)
+            }
+
+    async def homeserver_last_up(self) -> datetime | None:
+        async with self._reads() as session:
+            row = await session.get(CatchupMarkRow, _HOMESERVER_UP)
+            return None if row is None else row.at
+
+    async def keep_homeserver_up(self, at: datetime) -> None:
+        async with self._writes.begin() as session:
+            await session.merge(CatchupMarkRow(name=_HOMESERVER_UP, at=at))
+
+    async def bridge_rooms(self) -> list[RoomID]:
+        async with self._reads() as session:
+            rooms = [
+                *await session.scalars(
+                    select(ConversationRow.room_id).where(ConversationRow.room_id.is_not(None))
+                ),
+                *await session.scalars(select(SellerSpaceRow.management_id)),
+                *await session.scalars(select(SiteRoomRow.room_id)),
+            ]
+            return [RoomID(room) for room in rooms if room]
 
     # Webhook outbox
 

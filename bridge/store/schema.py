@@ -260,11 +260,22 @@ class FeedRow(Base):
 
 class TransactionRow(Base):
     __tablename__ = "appservice_transactions"
+    __table_args__ = (Index("ix_appservice_transactions_received_at", "received_at"),)
 
     txn_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     events: Mapped[list[Any]]
     received_at: Mapped[datetime]
     processed_at: Mapped[datetime | None]
+
+
+class CatchupMarkRow(Base):
+    """A moment the catch-up keeps (`matrix/catchup.py`): when the homeserver was last seen
+    up, which the next start reads the rooms back to."""
+
+    __tablename__ = "catchup_marks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    at: Mapped[datetime]
 
 
 class GhostRow(Base):
