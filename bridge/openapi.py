@@ -148,32 +148,20 @@ class Api:
         guard = self.guard
 
         def decorate(handler: Any) -> Handler:
-            if body is not None:
-
-                @functools.wraps(handler)
-                async def with_body(request: web.Request) -> web.StreamResponse:
-                    if guard is not None:
-                        await guard(request)
-                    answer: web.StreamResponse = await handler(
-                        request, validated(body, await read_json(request))
-                    )
-                    return answer
-
-                wrapped: Handler = with_body
-            elif query is not None:
-
-                @functools.wraps(handler)
-                async def with_query(request: web.Request) -> web.StreamResponse:
-                    if guard is not None:
-                        await guard(request)
-                    answer: web.StreamResponse = await handler(
-                        request, validated(query, dict(request.query))
-                    )
-                    return answer
-
-                wrapped = with_query
+            model = body or query
+            if model is None:
+                wrapped: Handler = handler
             else:
-                wrapped = handler
+
+                @functools.wraps(handler)
+                async def with_input(request: web.Request) -> web.StreamResponse:
+                    if guard is not None:
+                        await guard(request)
+                    given = await read_json(request) if body is not None else dict(request.query)
+                    answer: web.StreamResponse = await handler(request, validated(model, given))
+                    return answer
+
+                wrapped = with_input
             setattr(wrapped, _OPERATION_ATTRIBUTE, declared)
             return wrapped
 

@@ -100,6 +100,7 @@ async def test_both_documents_hold_every_route_and_are_served_without_a_token(
 ) -> None:
     await runner.start()
     base = runner.config.web.public_url
+    documents: dict[str, dict[str, Any]] = {}
     async with aiohttp.ClientSession() as session:
         for path, prefix in (
             ("/api/v1/openapi.json", "/api/v1/sites/"),
@@ -107,24 +108,18 @@ async def test_both_documents_hold_every_route_and_are_served_without_a_token(
         ):
             async with session.get(base + path) as response:
                 assert response.status == 200
-                document = await response.json()
+                document = documents[path] = await response.json()
             assert document["openapi"] == "3.1.0"
             assert document["paths"], path
             assert all(p.startswith(prefix) for p in document["paths"]), document["paths"]
             for item in document["paths"].values():
                 for operation in item.values():
                     assert "400" in operation["responses"], operation["operationId"]
-    marketplace_paths = set(document_paths(await fetch(base, "/api/v1/openapi.json")))
+    marketplace_paths = set(document_paths(documents["/api/v1/openapi.json"]))
     assert "put /api/v1/sites/{site}/sellers/{seller_id}" in marketplace_paths
     assert "delete /api/v1/sites/{site}/buyers/{buyer_id}" in marketplace_paths
-    widget_paths = set(document_paths(await fetch(base, "/widget/v1/openapi.json")))
+    widget_paths = set(document_paths(documents["/widget/v1/openapi.json"]))
     assert "post /widget/v1/conversations/{conversation_id}/messages" in widget_paths
-
-
-async def fetch(base: str, path: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session, session.get(base + path) as response:
-        found: dict[str, Any] = await response.json()
-        return found
 
 
 def document_paths(document: dict[str, Any]) -> list[str]:
@@ -141,6 +136,15 @@ def assert_clean(report: dict[str, Any]) -> None:
     assert cases["generated"] > 0 and cases["with_failures"] == 0, summary
 
 
+async def fuzz(
+    url: str, token: str, wrong_token: str, parameters: dict[str, str], workdir: Path
+) -> None:
+    """Both runs clean: with the right token, and (fewer examples) with a wrong one."""
+    assert_clean(await schemathesis(url, token, parameters, workdir, examples=EXAMPLES))
+    (workdir / "wrong").mkdir()
+    assert_clean(await schemathesis(url, wrong_token, parameters, workdir / "wrong", examples=3))
+
+
 async def test_the_marketplace_api_answers_as_its_document_says(
     runner: BridgeRunner,
     marketplace: MarketplaceClient,
@@ -152,9 +156,7 @@ async def test_the_marketplace_api_answers_as_its_document_says(
     parameters = await seeded(marketplace, await new_seller("owner"))
     url = runner.config.web.public_url + "/api/v1/openapi.json"
 
-    assert_clean(await schemathesis(url, sites.api_token, parameters, tmp_path, examples=EXAMPLES))
-    (tmp_path / "wrong").mkdir()
-    assert_clean(await schemathesis(url, "not-a-token", parameters, tmp_path / "wrong", examples=3))
+    await fuzz(url, sites.api_token, "not-a-token", parameters, tmp_path)
 
 
 async def test_the_widget_api_answers_as_its_document_says(
@@ -169,7 +171,5 @@ async def test_the_widget_api_answers_as_its_document_says(
     url = runner.config.web.public_url + "/widget/v1/openapi.json"
     token = buyer_token(sites.widget_secret, SITE, "b1", name="Anna K.")
 
-    assert_clean(await schemathesis(url, token, parameters, tmp_path, examples=EXAMPLES))
-    (tmp_path / "wrong").mkdir()
     forged = buyer_token("not-the-secret-of-this-site-at-all", SITE, "b1")
-    assert_clean(await schemathesis(url, forged, parameters, tmp_path / "wrong", examples=3))
+    await fuzz(url, token, forged, parameters, tmp_path)

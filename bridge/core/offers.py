@@ -148,22 +148,7 @@ class OfferList(TypedDict):
 
 def offer_json(offer: Offer) -> OfferView:
     """The offer as the marketplace sees it (webhooks, `GET .../offers`)."""
-    return {
-        "offer_id": offer.offer_id,
-        "conversation_id": offer.conversation_id,
-        "status": offer.status.value,
-        "title": offer.title,
-        "quantity": offer.quantity,
-        "price": offer.price,
-        "total": offer.total,
-        "currency": offer.currency,
-        "product_id": offer.product_id,
-        "image_url": offer.image_url,
-        "checkout_url": offer.checkout_url,
-        "created_by": offer.created_by,
-        "created_at": offer.created_at.isoformat(),
-        "updated_at": offer.updated_at.isoformat(),
-    }
+    return OfferView(**buyer_offer_json(offer), created_by=offer.created_by)
 
 
 def buyer_offer_json(offer: Offer) -> BuyerOfferView:
