@@ -40,6 +40,8 @@ from bridge.matrix.spaces import ADMIN_ROOM
 
 logger = logging.getLogger(__name__)
 
+# What an echo kept for the room state keeps besides its content.
+_ECHO_KEYS = ("type", "room_id", "sender", "state_key", "event_id")
 # How long one event may wait for the store or the homeserver to come back (seconds).
 OUTAGE_PATIENCE = 15 * 60.0
 # Ids of recovered events remembered, to drop the homeserver's late pushes of them.
@@ -104,16 +106,22 @@ class TransactionProcessor:
         bot's name: a server admin taking over a room does).
         """
         self._meter.transaction_received(len(events))
-        events = [
-            self._slim_echo(event) if self._is_echo(event) else event
-            for event in events
-            if (not self._is_echo(event) or kept(event) is not None)
-            and event.get("event_id") not in self._recovered
-        ]
+        wanted: list[dict[str, Any]] = []
+        for event in events:
+            if event.get("event_id") in self._recovered:
+                continue  # a sweep found it first
+            if not self._is_echo(event):
+                wanted.append(event)
+            elif (entry := kept(event)) is not None:
+                # Stored with only what is kept of it: a ghost's membership carries the
+                # buyer's name, which an erasure must find nowhere.
+                wanted.append(
+                    {key: event.get(key) for key in _ECHO_KEYS} | {"content": entry.content}
+                )
         async with self._storing:
-            key = transaction_key(txn_id, events)
-            if events and await self._log.store_transaction(key, events):
-                self._enqueue(StoredTransaction(key, events))
+            key = transaction_key(txn_id, wanted)
+            if wanted and await self._log.store_transaction(key, wanted):
+                self._enqueue(StoredTransaction(key, wanted))
 
     async def recover(self, events: list[dict[str, Any]], *, seen_since: datetime) -> int:
         """Apply, like a transaction's, those of `events` (read from the rooms' timelines,
@@ -142,15 +150,6 @@ class TransactionProcessor:
                 self._enqueue(StoredTransaction(key, fresh))
         self._meter.events_recovered(len(fresh))
         return len(fresh)
-
-    @staticmethod
-    def _slim_echo(event: dict[str, Any]) -> dict[str, Any]:
-        """An echo kept for the room state, stored with only what is kept of it: a ghost's
-        membership carries the buyer's name, which an erasure must find nowhere."""
-        entry = kept(event)
-        return {
-            key: event.get(key) for key in ("type", "room_id", "sender", "state_key", "event_id")
-        } | {"content": entry.content if entry is not None else {}}
 
     def _is_echo(self, event: dict[str, Any]) -> bool:
         sender = event.get("sender")
