@@ -56,7 +56,19 @@ routes = web.RouteTableDef()
 BASE = "/api/v1/sites/{site}"
 
 
+PROVEN_SITE = web.RequestKey("proven_site", SiteID)
+
+
 def authenticated_site(request: web.Request) -> SiteID:
+    """The site of the URL, once the caller has proven it speaks for it; proven once per
+    request, though the API's guard and the handler both ask."""
+    site = request.get(PROVEN_SITE)
+    if site is None:
+        site = request[PROVEN_SITE] = _proven_site(request)
+    return site
+
+
+def _proven_site(request: web.Request) -> SiteID:
     """The site of the URL, once the caller has proven it speaks for it.
 
     The token is checked first, so a caller without one learns nothing, not even which

@@ -79,7 +79,19 @@ WIDGET = web.AppKey("widget", WidgetContext)
 routes = web.RouteTableDef()
 
 
+CLAIMS = web.RequestKey("buyer_claims", BuyerClaims)
+
+
 def _claims(request: web.Request) -> BuyerClaims:
+    """The buyer token's claims, checked once per request, though the API's guard and the
+    handler both ask."""
+    claims = request.get(CLAIMS)
+    if claims is None:
+        claims = request[CLAIMS] = _checked_claims(request)
+    return claims
+
+
+def _checked_claims(request: web.Request) -> BuyerClaims:
     """The buyer token's claims, once its signature, expiry and origin are checked."""
     widget = request.app[WIDGET]
     token = bearer_token(request) or request.query.get("access_token")
