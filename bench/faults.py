@@ -384,6 +384,14 @@ class BridgeProcess:
                 clock.note(f"the bridge exited by itself (code {process.returncode}); starting it")
                 await self.start()
 
+    def catch_ups(self) -> str:
+        """'sweeps / events' the catch-up logged: events Synapse never pushed, found."""
+        if not self.log_path.exists():
+            return "0 / 0"
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        found = [int(n) for n in re.findall(r"Catch-up: (\d+) events", text)]
+        return f"{len(found)} / {sum(found)}"
+
     def log_tail(self) -> str:
         if not self.log_path.exists():
             return "(no output)"
@@ -889,6 +897,7 @@ async def _run(stage: Stage, began: float) -> Outcome:
             "seller sends repeated": traffic.reply_retries,
             "webhooks answered 500": stage.receiver.refused,
             "translation requests": len(stage.translator.calls),
+            "catch-up sweeps, and events they found": bridge.catch_ups(),
             "traffic seconds": round(traffic_done, 1),
             "settle seconds": round(settled_after, 1),
         }

@@ -116,13 +116,13 @@ class Catchup:
             found = await asyncio.gather(*(read(room_id) for room_id in rooms))
         events = [event for room in found for event in room]
         recovered = await self._transactions.recover(events, seen_since=since - SEEN_MARGIN)
-        if recovered:
-            logger.warning(
-                "Caught up on %d events the homeserver never pushed (%d rooms read back to %s)",
-                recovered,
-                len(rooms),
-                since.isoformat(timespec="seconds"),
-            )
+        logger.log(
+            logging.WARNING if recovered else logging.INFO,
+            "Catch-up: %d events the homeserver never pushed (%d rooms read back to %s)",
+            recovered,
+            len(rooms),
+            since.isoformat(timespec="seconds"),
+        )
         return recovered
 
     async def _room_since(self, room_id: RoomID, since: datetime) -> list[dict[str, Any]]:
