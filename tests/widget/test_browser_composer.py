@@ -7,6 +7,7 @@ that outlives a moved clock), it sets those attributes as the demo's page loads.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -15,7 +16,7 @@ from typing import Any
 
 from axe_playwright_python.async_playwright import Axe
 from PIL import Image
-from playwright.async_api import Browser, Locator, Page, expect
+from playwright.async_api import Browser, Locator, Page, Route, expect
 
 from tests.conftest import SITE, Sites
 from tests.support import files
@@ -238,6 +239,31 @@ async def test_a_signed_out_buyer_gets_a_short_panel_with_the_shops_sign_in_link
     await expect(dialog.get_by_role("link", name="Войдите")).to_have_attribute(
         "href", f"{shop.url}/enter"
     )
+    await context.close()
+
+
+async def test_a_buyer_who_opens_the_chat_before_it_has_loaded_can_type_once_it_has(
+    browser: Browser, shop: Shop
+) -> None:
+    context = await browser.new_context(viewport={"width": 1200, "height": 800})
+    page = await context.new_page()
+    asked, answer = asyncio.Event(), asyncio.Event()
+
+    async def slow_list(route: Route) -> None:
+        # The buyer's conversations take their time, as on a slow network.
+        if route.request.method == "GET":
+            asked.set()
+            await answer.wait()
+        await route.continue_()
+
+    await page.route(re.compile(r".*/widget/v1/conversations(\?.*)?$"), slow_list)
+    await page.goto(f"{shop.url}/login?name=Lena&next=/p/kettle-1")
+    await expect(page.get_by_text("Signed in as Lena")).to_be_visible()
+    await asyncio.wait_for(asked.wait(), 30)
+    await Widget(page).launcher.click()
+    await expect(Widget(page).message_box).to_have_count(0)
+    answer.set()
+    await expect(Widget(page).message_box).to_be_focused()
     await context.close()
 
 

@@ -1189,7 +1189,12 @@
         this.loads -= 1;
       }
       this.chat.notice = null;
-      if (this.chat.opened && this.chat.choosing) this.chat.chooseConversation();
+      if (this.chat.opened && this.chat.choosing) {
+        // Opened before the list came, the panel held its focus on the title meanwhile.
+        const waiting = this.chat.root.activeElement === this.chat.ui.title;
+        this.chat.chooseConversation();
+        if (waiting) this.chat.focusPanel();
+      }
       this.chat.render();
     }
 
