@@ -299,6 +299,9 @@ class TransactionLog(Protocol):
 
     async def mark_transaction_processed(self, txn_id: str) -> None: ...
 
+    async def prune_transactions(self, processed_before: datetime) -> int:
+        """Forget the transactions applied before `processed_before`; returns how many."""
+
     async def event_ids_received_since(self, at: datetime) -> set[str]:
         """The ids of the events of every transaction stored since `at`."""
 

@@ -6,7 +6,8 @@ brings it. So the bridge watches whether the homeserver is up: a look every few 
 and any request of its own that finds it unreachable. Once it answers again, and when the
 bridge starts, the catch-up reads each of the bridge's rooms back to a little before the
 homeserver was last seen up, and hands the transaction processor what came in no stored
-transaction; the processor applies those behind what is queued, once.
+transaction; the processor applies those behind what is queued, once. Since a sweep reads
+only recent transactions, the catch-up also forgets those applied more than a day ago.
 
 (A sync token would say what changed in every room at once, but Synapse refuses `/sync`
 to an appservice's own user, so the rooms are read one by one, as bulk work.)
@@ -39,6 +40,10 @@ KEEP_EVERY = 30.0
 LEAD = timedelta(seconds=60)
 # Transactions stored since this long before that count as seen.
 SEEN_MARGIN = timedelta(minutes=5)
+# Applied transactions are kept this long after the homeserver was last seen up (the
+# sweeps read the recent ones), and pruned this often (seconds).
+TRANSACTIONS_KEPT = timedelta(days=1)
+PRUNE_EVERY = 3600.0
 # Pages read back per room at most, and rooms read at once.
 PAGES_PER_ROOM = 10
 ROOMS_AT_ONCE = 4
@@ -72,7 +77,7 @@ class Catchup:
         last_up = await self._log.homeserver_last_up()
         pending = last_up - LEAD if last_up is not None else None
         away_since: datetime | None = None
-        kept = float("-inf")
+        kept = pruned = float("-inf")
         while True:
             try:
                 await self._gateway.reachable()
@@ -93,6 +98,13 @@ class Catchup:
                 if time.monotonic() - kept >= KEEP_EVERY:
                     await self._log.keep_homeserver_up(self._clock())
                     kept = time.monotonic()
+                if time.monotonic() - pruned >= PRUNE_EVERY:
+                    # Up now, no sweep waiting: older transactions are read by none.
+                    forgotten = await self._log.prune_transactions(
+                        self._clock() - TRANSACTIONS_KEPT
+                    )
+                    logger.info("Forgot %d applied appservice transactions", forgotten)
+                    pruned = time.monotonic()
                 self.watching.set()
             except Exception as error:
                 # The homeserver or the store away in the middle: the sweep is done again

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.core.events import Event
@@ -99,6 +99,16 @@ class OutboxStore(Sessions):
                 .where(TransactionRow.txn_id == txn_id)
                 .values(processed_at=utc_now())
             )
+
+    async def prune_transactions(self, processed_before: datetime) -> int:
+        async with self._writes.begin() as session:
+            pruned = await session.execute(
+                delete(TransactionRow).where(
+                    TransactionRow.processed_at.is_not(None),
+                    TransactionRow.processed_at < processed_before,
+                )
+            )
+            return cast(CursorResult[Any], pruned).rowcount
 
     async def event_ids_received_since(self, at: datetime) -> set[str]:
         async with self._reads() as session:

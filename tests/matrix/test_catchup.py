@@ -6,13 +6,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bridge.app import Bridge
 from bridge.demo.synapse import free_port
+from bridge.store.schema import TransactionRow
 from tests.conftest import BridgeRunner, Homeserver
 from tests.support.journeys import joined_conversation
 from tests.support.marketplace import MarketplaceClient
@@ -128,3 +132,32 @@ async def test_a_reply_the_homeserver_never_pushed_reaches_the_buyer_when_the_br
     # The bridge's own messages, which it sent itself, are not taken for new ones.
     listed = await marketplace.ok("GET", path)
     assert [m["text"] for m in listed["messages"]] == ["Is it in stock?", "Yes, in stock"]
+
+
+async def test_the_bridge_forgets_transactions_applied_more_than_a_day_ago(
+    runner: BridgeRunner,
+) -> None:
+    bridge = await runner.start()
+    await asyncio.wait_for(bridge.catchup.watching.wait(), 45)
+    await bridge.repository.store_transaction("old", [{"event_id": "$old"}])
+    await bridge.repository.store_transaction("recent", [{"event_id": "$recent"}])
+    for txn_id in ("old", "recent"):
+        await bridge.repository.mark_transaction_processed(txn_id)
+    await runner.stop(bridge)
+    engine = create_async_engine(runner.config.database)
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(TransactionRow)
+            .where(TransactionRow.txn_id == "old")
+            .values(processed_at=datetime.now(UTC) - timedelta(days=2))
+        )
+    await engine.dispose()
+
+    bridge = await runner.start()
+    await asyncio.wait_for(bridge.catchup.watching.wait(), 45)
+
+    async def forgotten() -> set[str] | None:
+        seen = await bridge.repository.event_ids_received_since(datetime.min.replace(tzinfo=UTC))
+        return seen if "$old" not in seen else None
+
+    assert "$recent" in await eventually(forgotten, what="the old transaction forgotten")

@@ -248,6 +248,25 @@ async def test_transactions_are_stored_once(repository: SqlRepository) -> None:
     assert not await repository.store_transaction("t1", [])
 
 
+async def test_only_transactions_applied_before_the_cut_are_forgotten(
+    repository: SqlRepository,
+) -> None:
+    for txn_id in ("applied", "waiting"):
+        assert await repository.store_transaction(txn_id, [{"event_id": f"${txn_id}"}])
+    await repository.mark_transaction_processed("applied")
+    cut = datetime.now(UTC) + timedelta(seconds=1)
+    assert await repository.prune_transactions(cut - timedelta(days=1)) == 0
+    assert await repository.event_ids_received_since(cut - timedelta(days=1)) == {
+        "$applied",
+        "$waiting",
+    }
+    assert await repository.prune_transactions(cut) == 1
+    # The one not yet applied stays, to be applied; the other is gone, and may come again.
+    assert [t.txn_id for t in await repository.unprocessed_transactions()] == ["waiting"]
+    assert await repository.event_ids_received_since(cut - timedelta(days=1)) == {"$waiting"}
+    assert await repository.store_transaction("applied", [])
+
+
 async def test_blocks_say_who_blocks_and_a_repeat_changes_nothing_even_at_once(
     repository: SqlRepository,
 ) -> None:
