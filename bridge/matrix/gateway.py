@@ -377,19 +377,12 @@ class MatrixGateway:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """A page of the room's `m.room.message` events from these senders, newest first,
         read as the bot; and the token of the page before it (None at the room's start)."""
-        method, path = nio.Api.room_messages(
-            "",
+        return await self._page_back(
             room_id,
-            start=before,
-            direction=nio.MessageDirection.back,
-            limit=TIMELINE_PAGE,
-            message_filter={"senders": list(senders), "types": ["m.room.message"]},
+            before,
+            TIMELINE_PAGE,
+            {"senders": list(senders), "types": ["m.room.message"]},
         )
-        answer = await self.request(method, path)
-        chunk = answer.get("chunk")
-        events = [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
-        end = answer.get("end")
-        return events, end if isinstance(end, str) and end else None
 
     # Reading back
 
@@ -410,16 +403,23 @@ class MatrixGateway:
         """A page of the room's events before the place `before` (None: the room's end),
         newest first, each with its `room_id`; and the place before that page (None at the
         room's start)."""
+        events, end = await self._page_back(room_id, before, CATCH_UP_PAGE, None)
+        return [event | {"room_id": room_id} for event in events], end
+
+    async def _page_back(
+        self, room_id: RoomID, before: str | None, limit: int, only: dict[str, Any] | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
         method, path = nio.Api.room_messages(
-            "", room_id, start=before, direction=nio.MessageDirection.back, limit=CATCH_UP_PAGE
+            "",
+            room_id,
+            start=before,
+            direction=nio.MessageDirection.back,
+            limit=limit,
+            message_filter=only,
         )
         answer = await self.request(method, path)
         chunk = answer.get("chunk")
-        events = [
-            event | {"room_id": room_id}
-            for event in (chunk if isinstance(chunk, list) else [])
-            if isinstance(event, dict)
-        ]
+        events = [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
         end = answer.get("end")
         return events, end if isinstance(end, str) and end else None
 

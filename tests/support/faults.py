@@ -12,25 +12,17 @@ from __future__ import annotations
 import asyncio
 import re
 
-import aiohttp
 from aiohttp import web
 
-from tests.support.loopback import LoopbackServer
-
-# Headers that belong to one hop, not to the request: the proxy's own connections set them.
-_HOP_HEADERS = frozenset(
-    {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "te", "upgrade"}
-)
+from tests.support.loopback import HOP_HEADERS, ProxyServer
 
 # A buyer message into a conversation room: PUT .../send/m.room.message/bazaar-m…
 _BUYER_SEND = re.compile(r"^/_matrix/client/v3/rooms/([^/]+)/send/m\.room\.message/bazaar-m")
 
 
-class FaultyPath(LoopbackServer):
+class FaultyPath(ProxyServer):
     def __init__(self, upstream: str) -> None:
-        super().__init__()
-        self.upstream = upstream.rstrip("/")
-        self._session: aiohttp.ClientSession | None = None
+        super().__init__(upstream)
         self._rooms_to_lose = 0
         self._sends_before_loss = 0
         self._sends: dict[str, int] = {}
@@ -38,19 +30,6 @@ class FaultyPath(LoopbackServer):
         # Rooms whose buyer send was carried out and its answer lost, in order.
         self.lost_in: list[str] = []
         self.all_lost = asyncio.Event()
-
-    def routes(self, app: web.Application) -> None:
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-
-    async def start(self) -> None:
-        self._session = aiohttp.ClientSession(auto_decompress=False)
-        await super().start()
-
-    async def stop(self) -> None:
-        await super().stop()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     def lose_answers(self, rooms: int = 1, *, after: int = 0) -> None:
         """In each of the next `rooms` rooms to see buyer sends, let `after` sends through
@@ -94,10 +73,9 @@ class FaultyPath(LoopbackServer):
         return seen == self._sends_before_loss
 
     async def _pass_on(self, request: web.Request) -> tuple[int, bytes, dict[str, str]]:
-        assert self._session is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         body = await request.read()
-        async with self._session.request(
+        async with self.session.request(
             request.method,
             self.upstream + request.path_qs,
             headers=headers,
@@ -105,7 +83,7 @@ class FaultyPath(LoopbackServer):
             allow_redirects=False,
         ) as upstream:
             answer = await upstream.read()
-            kept = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS}
+            kept = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS}
             return upstream.status, answer, kept
 
     @staticmethod

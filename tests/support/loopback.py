@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 from aiohttp import web
 
 from bridge.demo.synapse import free_port
@@ -27,3 +28,40 @@ class LoopbackServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+# Headers that belong to one hop, not to the request: a proxy's own connections set them.
+HOP_HEADERS = frozenset(
+    {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "te", "upgrade"}
+)
+
+
+class ProxyServer(LoopbackServer):
+    """A loopback server in front of `upstream`: every request goes to `_forward`, which
+    passes it on over `session` as it sees fit."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__()
+        self.upstream = upstream.rstrip("/")
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        assert self._session is not None, "the proxy is not started"
+        return self._session
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(auto_decompress=False)
+        await super().start()
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -12,43 +12,23 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.support.loopback import LoopbackServer
-
-_HOP_HEADERS = frozenset(
-    {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "te", "upgrade"}
-)
+from tests.support.loopback import HOP_HEADERS, ProxyServer
 
 
-class WithholdingPath(LoopbackServer):
+class WithholdingPath(ProxyServer):
     def __init__(self, port: int, upstream_port: int) -> None:
-        super().__init__()
+        super().__init__(f"http://127.0.0.1:{upstream_port}")
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
-        self.upstream = f"http://127.0.0.1:{upstream_port}"
         self.withheld_sender: str | None = None
         # The events taken out, in the order Synapse pushed them.
         self.withheld: list[dict[str, Any]] = []
-        self._session: aiohttp.ClientSession | None = None
-
-    def routes(self, app: web.Application) -> None:
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-
-    async def start(self) -> None:
-        self._session = aiohttp.ClientSession()
-        await super().start()
-
-    async def stop(self) -> None:
-        await super().stop()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     def withhold(self, sender: str | None) -> None:
         """Take `sender`'s events out of the transactions from now on (None: none)."""
         self.withheld_sender = sender
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
-        assert self._session is not None
         body = await request.read()
         if request.method == "PUT" and "/transactions/" in request.path and self.withheld_sender:
             transaction = json.loads(body)
@@ -59,9 +39,9 @@ class WithholdingPath(LoopbackServer):
                 else:
                     kept.append(event)
             body = json.dumps(transaction | {"events": kept}).encode()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         try:
-            async with self._session.request(
+            async with self.session.request(
                 request.method, self.upstream + request.path_qs, headers=headers, data=body
             ) as upstream:
                 answer = await upstream.read()
