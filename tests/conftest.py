@@ -66,7 +66,20 @@ def bridge_config(
     web_port: int,
     media_directory: Path,
 ) -> Config:
-    raw = {
+    raw = bridge_settings(homeserver, database_url, sites, webhook_url, web_port, media_directory)
+    return parse_config(raw, environ={})
+
+
+def bridge_settings(
+    homeserver: Homeserver,
+    database_url: str,
+    sites: Sites,
+    webhook_url: str | None,
+    web_port: int,
+    media_directory: Path,
+) -> dict[str, Any]:
+    """The tests' config as its YAML file would hold it."""
+    return {
         "homeserver": {"address": homeserver.synapse.address, "domain": "localhost"},
         "appservice": {
             "port": homeserver.appservice_port,
@@ -95,7 +108,6 @@ def bridge_config(
             },
         ],
     }
-    return parse_config(raw, environ={})
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -144,6 +156,21 @@ async def _fresh_postgres(server_url: str) -> tuple[str, Callable[[], Awaitable[
             await connection.close()
 
     return url.set(database=name).render_as_string(hide_password=False), drop
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh database on the PostgreSQL server the tests are given."""
+    server = os.environ.get(POSTGRES_ENV)
+    if not server:
+        pytest.skip(
+            f"PostgreSQL tests need {POSTGRES_ENV}, e.g. postgresql+asyncpg://postgres@127.0.0.1/test"
+        )
+    url, drop = await _fresh_postgres(server)
+    try:
+        yield url
+    finally:
+        await drop()
 
 
 @pytest_asyncio.fixture(params=["sqlite", "postgresql"], loop_scope="session")
