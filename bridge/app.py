@@ -30,7 +30,8 @@ from bridge.core.commands import SellerCommands
 from bridge.core.contact_policy import ContactGuard, ContactScreen, Policy
 from bridge.core.delivery import Backoff, Courier
 from bridge.core.desk_commands import DeskCommands
-from bridge.core.erasure import BuyerErasure, BuyerExport
+from bridge.core.duties import DELIVERY_DUTIES, SoleDuties, while_held
+from bridge.core.erasure import ERASURE_DUTY, BuyerErasure, BuyerExport
 from bridge.core.events import Announcer
 from bridge.core.feedback import FeedbackDesk
 from bridge.core.ids import SiteID, UserID
@@ -66,7 +67,7 @@ from bridge.matrix.gateway import MatrixGateway, without_silent_retries
 from bridge.matrix.identifiers import MatrixNames
 from bridge.matrix.orders import MatrixOrders
 from bridge.matrix.rooms import MatrixRooms
-from bridge.matrix.transactions import TransactionProcessor
+from bridge.matrix.transactions import APPSERVICE_DUTY, TransactionProcessor
 from bridge.media.charts import paint_chart
 from bridge.media.images import ProductImages
 from bridge.media.library import MediaLibrary
@@ -77,7 +78,7 @@ from bridge.notify.sender import MailRetry, MailSender
 from bridge.notify.unsubscribe import MailChoices, unsubscribe_routes
 from bridge.operations.health import Readiness, operations_routes
 from bridge.operations.metrics import PrometheusMeter
-from bridge.pane.access import PaneDesk, PaneSessions, membership_in
+from bridge.pane.access import PaneDesk, PaneSessions, membership_in, session_key
 from bridge.pane.api import PaneContext, pane_routes
 from bridge.pane.openid import OpenIdCheck
 from bridge.store.database import (
@@ -90,6 +91,7 @@ from bridge.store.database import (
     sessions,
 )
 from bridge.store.depths import database_answers, queue_depths
+from bridge.store.replicas import ReplicaDuties
 from bridge.store.repository import SqlRepository
 from bridge.translation.detection import LinguaDetector
 from bridge.translation.providers import DeepTranslatorProvider, make_provider
@@ -102,6 +104,14 @@ logger = logging.getLogger(__name__)
 HOMESERVER_KEEPALIVE_SECONDS = 180.0
 # How long a stop waits for the transactions in hand to be applied.
 STOP_GRACE_SECONDS = 5.0
+
+# Duties (`core/duties.py`) besides the deliveries', the webhooks' and the appservice's.
+MAIL_DUTY = "mail"
+ARCHIVE_DUTY = "archive"
+REMINDERS_DUTY = "reminders"
+ADMIN_ROOMS_DUTY = "admin-rooms"
+# What replicas tell each other when a seller's or buyer's row changed.
+PARTIES_TOPIC = "parties"
 
 BOT_DISPLAY_NAME = "Bazaar"
 
@@ -121,6 +131,8 @@ class Tuning:
     digest_every_seconds: float = 60.0
     # How often the catch-up looks whether the homeserver is up (`matrix/catchup.py`).
     homeserver_look_seconds: float = 5.0
+    # With replicas: how often each looks for duties that are free (a dead one's).
+    replica_look_seconds: float = 1.0
 
 
 def sites_of(config: Config) -> dict[SiteID, Site]:
@@ -154,6 +166,12 @@ class Bridge:
         self._read_engine: AsyncEngine | None = None
         self._claim: SqliteClaim | None = None
         self._sites: dict[SiteID, Site] = {}
+        # One process on SQLite; on PostgreSQL any number, sharing the duties.
+        self.duties: SoleDuties | ReplicaDuties = (
+            SoleDuties()
+            if is_sqlite(config.database)
+            else ReplicaDuties(config.database, self.tasks, look_every=tuning.replica_look_seconds)
+        )
         # A registry per bridge: several bridges in one process count apart.
         self.meter = PrometheusMeter()
 
@@ -179,11 +197,12 @@ class Bridge:
         widget_app, homeserver_app = self._build_web_apps(desk)
         if self.detector is not None:
             await self.detector.warm_up()
-        # What a previous run left unapplied goes first, before the homeserver can send
-        # anything newer.
-        await self.transactions.resume()
+        self._want_duties()
+        # Taking a duty up picks up what its last holder (a previous run, a dead replica)
+        # left: the transactions' first, before the homeserver can send anything newer.
+        await self.duties.start()
         await self._serve_all(widget_app, homeserver_app)
-        await self._start_background()
+        self.tasks.spawn(self._greet_homeserver(), name="greet-homeserver")
         logger.info(
             "Bazaar Bridge running: appservice on %s:%d, web API on %s",
             self.config.appservice.hostname,
@@ -200,6 +219,8 @@ class Bridge:
         self._read_engine = create_read_engine(self.config.database, self._engine)
         await migrate(self._engine)
         self.repository = SqlRepository(sessions(self._engine), sessions(self._read_engine))
+        self.repository.party_changed = partial(self.duties.tell_others, PARTIES_TOPIC)
+        self.duties.hear(PARTIES_TOPIC, self.repository.forget_party)
 
     def _build_matrix(self, http: aiohttp.ClientSession) -> None:
         """The homeserver side: the gateway, and the rooms port on top of it."""
@@ -239,9 +260,17 @@ class Bridge:
             if site.webhook_url and site.webhook_secret
         }
         self.webhooks = WebhookDispatcher(
-            self.repository, targets, http, self.tasks, self.tuning.webhook_retry, self.meter
+            self.repository,
+            targets,
+            http,
+            self.tasks,
+            self.duties,
+            self.tuning.webhook_retry,
+            self.meter,
         )
-        self.feed = FeedHub(self.repository, self.tasks, self.config.web.max_streams_per_buyer)
+        self.feed = FeedHub(
+            self.repository, self.tasks, self.config.web.max_streams_per_buyer, self.duties
+        )
         return Announcer(self._sites, self.webhooks.wake, self.feed.notify, self._build_mail())
 
     def _build_mail(self) -> Mailing | None:
@@ -269,11 +298,21 @@ class Bridge:
             composer,
             self._sites,
             self.feed.has_stream,
-            self.mail_sender.wake,
+            self._wake_mail,
             timedelta(minutes=email.buyer_delay_minutes),
             self.tuning.digest_every_seconds,
         )
-        return Mailing(composer, self._sites, self.mail_sender.wake)
+        self.duties.hear(MAIL_DUTY, lambda _: self._wake_mail())
+        return Mailing(composer, self._sites, self._wake_mail)
+
+    def _wake_mail(self) -> None:
+        """Mail was committed to the outbox: the sender, here or on the replica whose duty
+        mail is, is woken."""
+        if self.duties.holds(MAIL_DUTY):
+            if self.mail_sender is not None:
+                self.mail_sender.wake()
+        else:
+            self.duties.tell_holder(MAIL_DUTY)
 
     def _build_translations(self) -> None:
         """Language detection and the translation provider, behind its cache and pause."""
@@ -303,7 +342,9 @@ class Bridge:
         """The domain's services: delivery, blocking, the archive, both desks."""
         config = self.config
         self.files = AttachmentFiles(self.repository, self.rooms, self.media)
-        self.auto_replies = AutoReplies(self.repository, self.rooms, announcer, self.translations)
+        self.auto_replies = AutoReplies(
+            self.repository, self.rooms, announcer, self.translations, alone=self.duties.alone
+        )
         self.courier = Courier(
             self.repository,
             self.rooms,
@@ -316,6 +357,7 @@ class Bridge:
             self.tuning.delivery_backoff,
             after_delivery=self._after_delivery,
             meter=self.meter,
+            duties=self.duties,
         )
         self.blocking = Blocking(self.repository, self.rooms, self.courier, announcer)
         self.archive = Archive(
@@ -442,6 +484,7 @@ class Bridge:
             self.meter,
             is_outage=is_outage,
             backoff=self.tuning.delivery_backoff,
+            duties=self.duties,
         )
 
     def _build_web_apps(self, desk: BuyerDesk) -> tuple[web.Application, web.Application]:
@@ -486,10 +529,11 @@ class Bridge:
             self.media,
             self.tasks.spawn,
             self.tuning.delivery_backoff.delay,
+            duties=self.duties,
         )
         erasure_routes(web_app, self.erasure, BuyerExport(self.repository, self.media))
         stats_routes(web_app, self.stats)
-        self.pane_sessions = PaneSessions()
+        self.pane_sessions = PaneSessions(session_key(config.appservice.as_token))
         pane_routes(
             web_app,
             PaneContext(
@@ -546,28 +590,47 @@ class Bridge:
             self._inbound = InboundListener(replies, inbound)
             await self._inbound.start()
 
-    async def _start_background(self) -> None:
-        """The webhook dispatcher, the homeserver greeting, the catch-up on events the
-        homeserver never pushed, the archive clock; then the deliveries a previous run left
-        unfinished."""
-        self.webhooks.start()
-        self.tasks.spawn(self._greet_homeserver(), name="greet-homeserver")
+    def _want_duties(self) -> None:
+        """The work done once, by whichever replica holds its duty (alone, all of it):
+        the appservice's transactions and the catch-up, the deliveries, each site's
+        webhooks (`WebhookDispatcher`), mail, the archive clock, reminders, erasures."""
+        duties, tasks = self.duties, self.tasks
+        transactions = self.transactions
+
+        async def take_transactions(_: frozenset[str]) -> None:
+            await transactions.resume()
+
+        duties.want([APPSERVICE_DUTY], take_transactions, lambda _: transactions.let_go())
         self.catchup = Catchup(
             self.gateway,
             self.transactions,
             self.repository,
             look_every=self.tuning.homeserver_look_seconds,
         )
-        self.tasks.spawn(self.catchup.run(), name="catch-up")
-        self.tasks.spawn(self.archive.run(), name="archive")
-        self.tasks.spawn(self.reminders.run(), name="reminders")
+        while_held(duties, tasks, APPSERVICE_DUTY, self.catchup.run)
+        duties.want(DELIVERY_DUTIES, self._take_deliveries)
         if self.mail_sender is not None and self.digest is not None:
-            self.mail_sender.start()
-            self.tasks.spawn(self.digest.run(), name="buyer-digest")
-        await self.courier.resume()
+            while_held(duties, tasks, MAIL_DUTY, self.mail_sender.run)
+            while_held(duties, tasks, MAIL_DUTY, self.digest.run)
+        while_held(duties, tasks, ARCHIVE_DUTY, self.archive.run)
+        while_held(duties, tasks, REMINDERS_DUTY, self.reminders.run)
+
+        async def take_erasures(_: frozenset[str]) -> None:
+            await self.erasure.resume()
+
+        duties.want([ERASURE_DUTY], take_erasures)
+
+        async def take_admin_rooms(_: frozenset[str]) -> None:
+            pass  # made by the greeting, on the replica that holds this then
+
+        duties.want([ADMIN_ROOMS_DUTY], take_admin_rooms)
+
+    async def _take_deliveries(self, shards: frozenset[str]) -> None:
+        """Rooms not made, messages not delivered, members not in line, orders and offers
+        not shown: what the shards' last holder left."""
+        await self.courier.resume(shards)
         await self.order_room.resume()
         await self.offer_room.resume()
-        await self.erasure.resume()
 
     async def _greet_homeserver(self) -> None:
         """Ping the homeserver until it answers, then name the bot.
@@ -584,7 +647,8 @@ class Bridge:
                 logger.info("The homeserver reaches the bridge (%d ms round trip)", took)
                 await self.rooms.bot.introduce()
                 await self.rooms.bot.check_room_version()
-                await self.rooms.spaces.ensure_admin_rooms(self._sites.values())
+                if self.duties.holds(ADMIN_ROOMS_DUTY):
+                    await self.rooms.spaces.ensure_admin_rooms(self._sites.values())
                 return
             except (HomeserverUnavailable, MatrixRejected) as error:
                 delay = self.tuning.delivery_backoff.delay(attempt)
@@ -629,6 +693,8 @@ class Bridge:
                 async with asyncio.timeout(STOP_GRACE_SECONDS):
                     await transactions.wait_idle()
         await self.tasks.close()
+        # The duties go last: another replica takes them up at once.
+        await self.duties.stop()
         if isinstance(self._translator, DeepTranslatorProvider):
             self._translator.close()
         if self._http is not None:

@@ -111,14 +111,18 @@ class AutoReplies:
         announcer: Announcer,
         translations: Translations,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        alone: bool = True,
     ) -> None:
         self._store = store
+        self._alone = alone
         self._matrix = matrix
         self._announcer = announcer
         self._translations = translations
         self._clock = clock
         # Conversations seen to owe no notice since this process started: the courier asks
-        # after every delivery, and only `answer` makes a notice owed again.
+        # after every delivery, and only `answer` makes a notice owed again. Kept only when
+        # `alone`: with replicas, `answer` may run on another one.
         self._nothing_owed: set[ConversationID] = set()
 
     async def answer(
@@ -196,7 +200,8 @@ class AutoReplies:
             return
         owed = await self._store.notices_owed(conversation_id)
         if not owed:
-            self._nothing_owed.add(conversation_id)
+            if self._alone:
+                self._nothing_owed.add(conversation_id)
             return
         for message in owed:
             try:

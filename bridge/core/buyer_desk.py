@@ -12,7 +12,7 @@ from typing_extensions import TypedDict
 
 from bridge.core.attachments import AttachmentFiles, Download
 from bridge.core.events import Announcer
-from bridge.core.ids import BuyerID, ConversationID, MessageID, SellerID, SiteID
+from bridge.core.ids import ConversationID, MessageID, SellerID
 from bridge.core.limits import RateLimiter, UploadSlots
 from bridge.core.marketplace_desk import MarketplaceDesk
 from bridge.core.models import (
@@ -78,20 +78,10 @@ class BuyerDesk:
         self._tasks = tasks
         self._files = files
         self._uploads = uploads
-        self._known: dict[tuple[SiteID, BuyerID], Buyer] = {}
 
     async def sign_in(self, claimed: Buyer) -> Buyer:
-        """Make the token's buyer known; what the token leaves out keeps its stored value."""
-        key = (claimed.site, claimed.buyer_id)
-        known = self._known.get(key)
-        if known is not None and (
-            claimed.name or known.name,
-            claimed.language or known.language,
-        ) == (
-            known.name,
-            known.language,
-        ):
-            return known
+        """Make the token's buyer known; what the token leaves out keeps its stored value.
+        (The store keeps buyers in memory: a buyer signing in again costs no query.)"""
         try:
             self._conversations.check_buyer_id(claimed.site, claimed.buyer_id)
         except BadRequest as error:
@@ -113,7 +103,6 @@ class BuyerDesk:
             )
         if stored != buyer:
             await self._conversations.put_buyer(buyer)
-        self._known[key] = buyer
         return buyer
 
     def _who(self, buyer: Buyer) -> str:

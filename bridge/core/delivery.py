@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Protocol, TypeVar
 
+from bridge.core.duties import DELIVERY_DUTIES, Duties, SoleDuties, delivery_duty
 from bridge.core.events import Announcer
 from bridge.core.ids import ConversationID, EventID, MessageID, SiteID
 from bridge.core.lanes import bulk_work
@@ -38,6 +39,8 @@ from bridge.core.translation import Translations
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# How often a replica whose caller waits for a room another replica makes looks for it.
+ELSEWHERE_LOOK_SECONDS = 0.05
 
 
 class CourierStore(Parties, ConversationRecords, RoomUpkeep, Blocks, MessageDelivery, Protocol):
@@ -77,8 +80,14 @@ class Courier:
         provision_timeout: float = 15.0,
         after_delivery: Callable[[Conversation], Awaitable[None]] | None = None,
         meter: Meter = NO_METER,
+        duties: Duties | None = None,
     ) -> None:
         self._store = store
+        # Each conversation's deliveries are one shard's duty (`core/duties.py`): done here
+        # while this replica holds it, else told to the replica that does.
+        self._duties = duties or SoleDuties()
+        for duty in DELIVERY_DUTIES:
+            self._duties.hear(duty, self._told)
         self._meter = meter
         self._matrix = matrix
         self._sites = sites
@@ -102,19 +111,25 @@ class Courier:
         # Conversations an earlier run left with pending messages: it may have sent some
         # and not lived to record them.
         self._resumed: set[ConversationID] = set()
+        self._looking: asyncio.Task[None] | None = None
 
-    async def resume(self) -> None:
-        """Pick up what an earlier run left: rooms not made, messages not delivered, members
+    async def resume(self, shards: frozenset[str] | None = None) -> None:
+        """Pick up what an earlier run (or the replica that held these `shards` of the
+        deliveries before; None: all) left: rooms not made, messages not delivered, members
         not yet brought in line."""
         for conversation in await self._store.conversations_needing_delivery():
-            if conversation.room_id is not None:
-                self._resumed.add(conversation.conversation_id)
-            self.wake(conversation.conversation_id)
+            if shards is None or delivery_duty(conversation.conversation_id) in shards:
+                if conversation.room_id is not None:
+                    self._resumed.add(conversation.conversation_id)
+                self.wake(conversation.conversation_id)
         for conversation_id in await self._store.conversations_with_stale_members():
-            self._stale_members.add(conversation_id)
-            self.wake(conversation_id)
+            if shards is None or delivery_duty(conversation_id) in shards:
+                self._stale_members.add(conversation_id)
+                self.wake(conversation_id)
 
     def wake(self, conversation_id: ConversationID) -> None:
+        if not self._here(conversation_id, "deliver"):
+            return
         self._dirty.add(conversation_id)
         if conversation_id not in self._workers:
             self._workers[conversation_id] = self._tasks.spawn(
@@ -122,23 +137,54 @@ class Courier:
             )
 
     def refresh_context(self, conversation_id: ConversationID) -> None:
-        self._stale_context.add(conversation_id)
-        self.wake(conversation_id)
+        if self._here(conversation_id, "context"):
+            self._stale_context.add(conversation_id)
+            self.wake(conversation_id)
 
     async def refresh_members(self, conversation_ids: Sequence[ConversationID]) -> None:
         """Bring the rooms' membership and power levels back to what the seller's roles and
         the blocks say; noted in the store first, so a restart finishes the work."""
         await self._store.mark_members_stale(conversation_ids, True)
         for conversation_id in conversation_ids:
-            self._stale_members.add(conversation_id)
-            self.wake(conversation_id)
+            if self._here(conversation_id, "members"):
+                self._stale_members.add(conversation_id)
+                self.wake(conversation_id)
+
+    def _here(self, conversation_id: ConversationID, work: str) -> bool:
+        """Whether the conversation's deliveries are this replica's; if not, its holder is
+        told of the `work`."""
+        duty = delivery_duty(conversation_id)
+        if self._duties.holds(duty):
+            return True
+        self._duties.tell_holder(duty, f"{work} {conversation_id}")
+        return False
+
+    def _told(self, detail: str) -> None:
+        """Another replica's word for a conversation of a shard held here; "" when words may
+        have been missed: the shard's owed work is looked up again."""
+        work, _, conversation_id = detail.partition(" ")
+        if not conversation_id:
+            # Every shard held hears "" at once: one look in the store serves them all.
+            if self._looking is None or self._looking.done():
+                held = frozenset(duty for duty in DELIVERY_DUTIES if self._duties.holds(duty))
+                self._looking = self._tasks.spawn(self.resume(held), name="courier-look-again")
+            return
+        conversation = ConversationID(conversation_id)
+        if work == "context":
+            self._stale_context.add(conversation)
+        elif work == "members":
+            self._stale_members.add(conversation)
+        self.wake(conversation)
 
     @property
     def busy(self) -> bool:
         return bool(self._workers)
 
     async def provision_now(self, conversation: Conversation) -> Conversation:
-        """Make the room while the caller waits, within a time limit; else leave it to a worker."""
+        """Make the room while the caller waits, within a time limit; else leave it to a worker
+        (the replica holding the conversation's deliveries, when they are another's)."""
+        if not self._here(conversation.conversation_id, "deliver"):
+            return await self._made_elsewhere(conversation)
         try:
             async with asyncio.timeout(self._provision_timeout):
                 return await self._ensure_room(conversation)
@@ -149,9 +195,24 @@ class Courier:
             self.wake(conversation.conversation_id)
             return conversation
 
+    async def _made_elsewhere(self, conversation: Conversation) -> Conversation:
+        """The conversation as the store has it once the holder made its room, or as it was
+        when the time limit passed."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._provision_timeout):
+                while True:
+                    stored = await self._store.get_conversation_by_id(conversation.conversation_id)
+                    if stored is not None and stored.room_id is not None:
+                        return stored
+                    await asyncio.sleep(ELSEWHERE_LOOK_SECONDS)
+        return conversation
+
     async def _work(self, conversation_id: ConversationID) -> None:
+        duty = delivery_duty(conversation_id)
         try:
-            while conversation_id in self._dirty:
+            # A shard let go (the store's connection lost) stops here: its new holder
+            # starts from what the store says.
+            while conversation_id in self._dirty and self._duties.holds(duty):
                 self._dirty.discard(conversation_id)
                 await self._deliver_all(conversation_id)
         finally:

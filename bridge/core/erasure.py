@@ -20,6 +20,7 @@ from collections.abc import Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bridge.core.duties import Duties, SoleDuties
 from bridge.core.ids import BuyerID, ConversationID, EventID, MessageID, RoomID, SiteID
 from bridge.core.models import Buyer, Conversation, Message, SenderKind
 from bridge.core.ports import HomeserverUnavailable, MatrixRejected
@@ -99,6 +100,9 @@ class ErasedFiles(Protocol):
         """Delete the blob from the bridge's media store (gone already is fine)."""
 
 
+# The duty of following erasures through in Matrix (`core/duties.py`).
+ERASURE_DUTY = "erasure"
+
 Spawn = Callable[[Coroutine[Any, Any, None], str], object]
 
 
@@ -111,8 +115,12 @@ class BuyerErasure:
         spawn: Spawn,
         retry_delay: Callable[[int], float],
         settle_seconds: float = SETTLE_SECONDS,
+        duties: Duties | None = None,
     ) -> None:
         self._store = store
+        # The Matrix side of every erasure is one replica's duty: the others tell it.
+        self._duties = duties or SoleDuties()
+        self._duties.hear(ERASURE_DUTY, self._look_again)
         self._rooms = rooms
         self._files = files
         self._spawn = spawn
@@ -128,12 +136,19 @@ class BuyerErasure:
         # The files go at once: they need no homeserver.
         await self._forget_files(erasure)
         logger.info("Erased buyer %s of %s; Matrix follows", buyer_id, site)
-        self._start(erasure)
+        if self._duties.holds(ERASURE_DUTY):
+            self._start(erasure)
+        else:
+            self._duties.tell_holder(ERASURE_DUTY)
 
     async def resume(self) -> None:
         """Finish the erasures a previous run left with Matrix work owed."""
         for erasure in await self._store.unfinished_erasures():
             self._start(erasure)
+
+    def _look_again(self, _detail: str) -> None:
+        """Another replica erased a buyer (or word of one may have been lost)."""
+        self._spawn(self.resume(), "erasure-look-again")
 
     def _start(self, erasure: Erasure) -> None:
         key = (erasure.site, erasure.buyer_id)

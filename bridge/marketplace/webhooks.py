@@ -6,12 +6,13 @@ import asyncio
 import hashlib
 import hmac
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
+from bridge.core.duties import Duties
 from bridge.core.ids import SiteID
 from bridge.core.metrics import NO_METER, Meter
 from bridge.core.storage import OutgoingWebhook, WebhookOutbox
@@ -22,6 +23,11 @@ logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Bazaar-Signature"
 BATCH = 50
 TIMEOUT = aiohttp.ClientTimeout(total=15, connect=5)
+
+
+def webhook_duty(site: SiteID) -> str:
+    """The duty of posting a site's webhooks, held by one replica so they stay in order."""
+    return f"webhooks/{site}"
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -50,25 +56,51 @@ class WebhookDispatcher:
         targets: Mapping[SiteID, WebhookTarget],
         session: aiohttp.ClientSession,
         tasks: TaskKeeper,
+        duties: Duties,
         retry: RetryPolicy = RetryPolicy(),
         meter: Meter = NO_METER,
     ) -> None:
         self._outbox = outbox
+        # Each site's webhooks are one replica's duty (`core/duties.py`); the holder is
+        # told of new ones, whichever replica committed them.
+        self._duties = duties
         self._meter = meter
         self._targets = targets
         self._session = session
         self._tasks = tasks
         self._retry = retry
         self._wakeups = {site: asyncio.Event() for site in targets}
+        self._runs: dict[SiteID, asyncio.Task[None]] = {}
+        for site in targets:
+            self._duties.hear(webhook_duty(site), self._heard(site))
+            self._duties.want([webhook_duty(site)], self._gained(site), self._lost(site))
 
-    def start(self) -> None:
-        for site in self._targets:
-            self._tasks.spawn(self._run(site), name=f"webhooks:{site}")
+    def _heard(self, site: SiteID) -> Callable[[str], None]:
+        def heard(_: str) -> None:
+            self._wakeups[site].set()
+
+        return heard
+
+    def _gained(self, site: SiteID) -> Callable[[frozenset[str]], Awaitable[None]]:
+        async def gained(_: frozenset[str]) -> None:
+            run = self._runs.get(site)
+            if run is None or run.done():
+                self._runs[site] = self._tasks.spawn(self._run(site), name=f"webhooks:{site}")
+
+        return gained
+
+    def _lost(self, site: SiteID) -> Callable[[frozenset[str]], None]:
+        def lost(_: frozenset[str]) -> None:
+            run = self._runs.pop(site, None)
+            if run is not None:
+                run.cancel()
+
+        return lost
 
     def wake(self, site: SiteID) -> None:
-        event = self._wakeups.get(site)
-        if event is not None:
-            event.set()
+        """Webhooks for the site were committed to the outbox."""
+        if site in self._wakeups:
+            self._duties.tell_holder(webhook_duty(site))
 
     async def _run(self, site: SiteID) -> None:
         wakeup = self._wakeups[site]

@@ -13,6 +13,7 @@ from typing import Any
 
 from bridge.core.broadcast import Broadcasts
 from bridge.core.delivery import Backoff
+from bridge.core.duties import Duties, SoleDuties
 from bridge.core.metrics import NO_METER, Meter
 from bridge.core.models import Conversation
 from bridge.core.ports import HomeserverUnavailable
@@ -46,6 +47,10 @@ _ECHO_KEYS = ("type", "room_id", "sender", "state_key", "event_id")
 OUTAGE_PATIENCE = 15 * 60.0
 # Ids of recovered events remembered, to drop the homeserver's late pushes of them.
 RECOVERED_KEPT = 50_000
+# Keys of transactions queued here remembered, so a look in the store queues none twice.
+QUEUED_KEPT = 50_000
+# The duty of applying the transactions, whichever replica took them (`core/duties.py`).
+APPSERVICE_DUTY = "appservice"
 
 
 def transaction_key(txn_id: str, events: list[dict[str, Any]]) -> str:
@@ -71,6 +76,7 @@ class TransactionProcessor:
         *,
         is_outage: Callable[[BaseException], bool] = lambda _: False,
         backoff: Backoff | None = None,
+        duties: Duties | None = None,
     ) -> None:
         # A failure that passes (the store or the homeserver away) is waited out;
         # HomeserverUnavailable always is, what else counts the store decides.
@@ -86,6 +92,15 @@ class TransactionProcessor:
         self._names = names
         self._directory = directory
         self._tasks = tasks
+        # Any replica stores what the homeserver pushes to it; the one holding the duty
+        # applies everything stored, in the order stored. Alone, what is stored is queued
+        # at once; with replicas, the holder queues from the store, which has every
+        # transaction the homeserver sent before this one (it waits for each 200).
+        self._duties = duties or SoleDuties()
+        self._duties.hear(APPSERVICE_DUTY, lambda _: self._look_soon())
+        self._queued: dict[str, None] = {}
+        self._looker: asyncio.Task[None] | None = None
+        self._look_again = False
         # Transactions are stored one at a time, so that a sweep's look at what arrived
         # (`recover`) and the storing of what it found see no transaction half-stored.
         self._storing = asyncio.Lock()
@@ -121,7 +136,7 @@ class TransactionProcessor:
         async with self._storing:
             key = transaction_key(txn_id, wanted)
             if wanted and await self._log.store_transaction(key, wanted):
-                self._enqueue(StoredTransaction(key, wanted))
+                await self._stored(StoredTransaction(key, wanted))
 
     async def recover(self, events: list[dict[str, Any]], *, seen_since: datetime) -> int:
         """Apply, like a transaction's, those of `events` (read from the rooms' timelines,
@@ -147,7 +162,7 @@ class TransactionProcessor:
                 del self._recovered[next(iter(self._recovered))]
             key = transaction_key("recovered", fresh)
             if await self._log.store_transaction(key, fresh):
-                self._enqueue(StoredTransaction(key, fresh))
+                await self._stored(StoredTransaction(key, fresh))
         self._meter.events_recovered(len(fresh))
         return len(fresh)
 
@@ -156,10 +171,52 @@ class TransactionProcessor:
         return isinstance(sender, str) and self._names.is_ours(sender)
 
     async def resume(self) -> None:
+        """Queue what the store holds unapplied (a previous run's or another replica's)."""
         for transaction in await self._log.unprocessed_transactions():
             self._enqueue(transaction)
 
+    def let_go(self) -> None:
+        """The duty went to another replica: what is queued here is its to apply."""
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queued.clear()
+
+    async def _stored(self, transaction: StoredTransaction) -> None:
+        if self._duties.alone:
+            self._enqueue(transaction)
+        elif self._duties.holds(APPSERVICE_DUTY):
+            await self.resume()  # this one, and any another replica stored before it
+        else:
+            self._duties.tell_holder(APPSERVICE_DUTY, transaction.txn_id)
+
+    def _look_soon(self) -> None:
+        """Queue from the store soon; tellings that come meanwhile share one look."""
+        self._look_again = True
+        if self._looker is None or self._looker.done():
+            self._looker = self._tasks.spawn(self._look(), name="appservice-look")
+
+    async def _look(self) -> None:
+        attempt = 0
+        while self._look_again:
+            self._look_again = False
+            try:
+                await self.resume()
+                attempt = 0
+            except Exception as error:
+                delay = self._backoff.delay(attempt)
+                attempt += 1
+                logger.warning(
+                    "Looking for stored transactions failed (%r); again in %.1f s", error, delay
+                )
+                await asyncio.sleep(delay)
+                self._look_again = True
+
     def _enqueue(self, transaction: StoredTransaction) -> None:
+        if transaction.txn_id in self._queued:
+            return
+        self._queued[transaction.txn_id] = None
+        while len(self._queued) > QUEUED_KEPT:
+            del self._queued[next(iter(self._queued))]
         self._idle.clear()
         self._queue.put_nowait(transaction)
         if self._worker is None:
@@ -170,10 +227,12 @@ class TransactionProcessor:
 
     async def _work(self) -> None:
         try:
-            while not self._queue.empty():
+            while not self._queue.empty() and self._duties.holds(APPSERVICE_DUTY):
                 await self._apply(self._queue.get_nowait())
         finally:
             self._worker = None
+            if not self._duties.holds(APPSERVICE_DUTY):
+                self.let_go()
             if self._queue.empty():
                 self._idle.set()
             else:

@@ -60,7 +60,7 @@ class MailSender:
         self._down_times = 0
 
     def start(self) -> None:
-        self._task = self._tasks.spawn(self._run(), name="mail-sender")
+        self._task = self._tasks.spawn(self.run(), name="mail-sender")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -73,7 +73,8 @@ class MailSender:
         """Mail was committed to the outbox."""
         self._wakeup.set()
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Send what the outbox holds, as it comes, until cancelled."""
         while True:
             if self._down_until is not None:
                 await asyncio.sleep(

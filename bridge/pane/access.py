@@ -6,6 +6,8 @@ asked again on each call, so a member removed after opening the pane is refused 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -40,9 +42,16 @@ class PaneSession:
     expires_at: int
 
 
+def session_key(secret: str) -> bytes:
+    """The pane sessions' signing key, derived from a secret of the config, so that every
+    replica (and the next run) accepts a session any of them issued."""
+    return hmac.new(secret.encode(), b"bazaar pane sessions", hashlib.sha256).digest()
+
+
 class PaneSessions:
-    """Signed, short-lived pane sessions bound to one user and one room. The key lives as
-    long as the process: after a restart the pane asks Element for a new OpenID token."""
+    """Signed, short-lived pane sessions bound to one user and one room. Without a key, one
+    lives as long as the process: after a restart the pane asks Element for a new OpenID
+    token."""
 
     def __init__(self, key: bytes | None = None, ttl: int = SESSION_SECONDS) -> None:
         self._key = key or secrets.token_bytes(32)

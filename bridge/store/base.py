@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bridge.core.ids import BuyerID, SellerID, SiteID
@@ -18,13 +20,38 @@ class Sessions:
     ) -> None:
         self._writes = writes
         self._reads = reads or writes
-        # Buyers are read for every message and change rarely; this process is their only
-        # writer (the bridge runs as one process), so a copy in memory stays true.
+        # Buyers are read for every message and change rarely: a copy in memory, which
+        # every write here replaces and other replicas are told to drop (`party_changed`).
         self._buyers: dict[tuple[SiteID, BuyerID], Buyer] = {}
         # Sellers likewise (read for every message, with their members); every write of a
-        # seller row goes through `_forget_seller` or replaces the copy.
+        # seller row goes through `_forget_seller` and `_seller_changed`, or replaces it.
         self._sellers: dict[tuple[SiteID, SellerID], Seller] = {}
+        # Called with a party's key (`party_key`) once its row has changed.
+        self.party_changed: Callable[[str], None] = lambda _key: None
 
     def _forget_seller(self, site: SiteID, seller_id: SellerID) -> None:
         """Drop the copy of a seller whose row is about to change."""
         self._sellers.pop((site, seller_id), None)
+
+    def _seller_changed(self, site: SiteID, seller_id: SellerID) -> None:
+        self.party_changed(party_key("seller", site, seller_id))
+
+    def _buyer_changed(self, site: SiteID, buyer_id: BuyerID) -> None:
+        self.party_changed(party_key("buyer", site, buyer_id))
+
+    def forget_party(self, key: str) -> None:
+        """Drop the copy of a party another replica changed; "" drops them all."""
+        kind, _, rest = key.partition(" ")
+        site, _, party = rest.partition(" ")
+        if kind == "seller":
+            self._sellers.pop((SiteID(site), SellerID(party)), None)
+        elif kind == "buyer":
+            self._buyers.pop((SiteID(site), BuyerID(party)), None)
+        else:
+            self._sellers.clear()
+            self._buyers.clear()
+
+
+def party_key(kind: str, site: str, party: str) -> str:
+    """How a changed seller or buyer is named to other replicas (ids hold no spaces)."""
+    return f"{kind} {site} {party}"

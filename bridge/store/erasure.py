@@ -126,6 +126,7 @@ class ErasureStoreSql(Sessions):
                 )
             recorded = await _record(session, site, buyer_id, redactions, rooms, files)
         self._buyers.pop((site, buyer_id), None)
+        self._buyer_changed(site, buyer_id)
         await self._empty_wal()
         return recorded
 

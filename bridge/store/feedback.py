@@ -60,4 +60,5 @@ class FeedbackStore(Sessions):
                 .where(SellerRow.site == site, SellerRow.seller_id == seller_id)
                 .values(chat_enabled=enabled, updated_at=utc_now())
             )
-            return cast(CursorResult[Any], result).rowcount > 0
+        self._seller_changed(site, seller_id)
+        return cast(CursorResult[Any], result).rowcount > 0

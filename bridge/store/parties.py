@@ -68,6 +68,7 @@ class PartyStore(Sessions):
                 for position, member in enumerate(seller.members)
             )
         self._sellers[(seller.site, seller.seller_id)] = seller
+        self._seller_changed(seller.site, seller.seller_id)
         return seller
 
     async def get_seller(self, site: SiteID, seller_id: SellerID) -> Seller | None:
@@ -134,6 +135,7 @@ class PartyStore(Sessions):
                 )
             )
         self._remember_buyer(buyer)
+        self._buyer_changed(buyer.site, buyer.buyer_id)
         return buyer
 
     def _remember_buyer(self, buyer: Buyer) -> None:

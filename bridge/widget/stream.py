@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from aiohttp import WSMsgType, web
 
+from bridge.core.duties import Duties, SoleDuties
 from bridge.core.ids import BuyerID, SiteID
 from bridge.core.storage import FeedReader, StoredFrame
 from bridge.core.tasks import TaskKeeper
@@ -27,6 +28,8 @@ from bridge.core.tasks import TaskKeeper
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 30.0
+# What replicas tell each other when a buyer's frames are committed.
+FEED_TOPIC = "feed"
 BATCH = 200
 # Frames a stream may have waiting to be sent; past that (a client that reads slowly or
 # not at all) it stops being handed frames and catches up from the store when it can.
@@ -189,16 +192,39 @@ class OpenStream:
 class FeedHub:
     """The buyers' open streams, fed by one reader per buyer, at most `max_streams` each."""
 
-    def __init__(self, store: FeedReader, tasks: TaskKeeper, max_streams: int) -> None:
+    def __init__(
+        self,
+        store: FeedReader,
+        tasks: TaskKeeper,
+        max_streams: int,
+        duties: Duties | None = None,
+    ) -> None:
         self._store = store
         self._tasks = tasks
         self._max_streams = max_streams
         self._feeds: dict[tuple[SiteID, BuyerID], _BuyerFeed] = {}
+        # A buyer's stream may be open on another replica: every other one is told too.
+        self._duties = duties or SoleDuties()
+        self._duties.hear(FEED_TOPIC, self._heard)
 
     def notify(self, site: SiteID, buyer_id: BuyerID) -> None:
         """Frames for the buyer were committed."""
+        self._notify_here(site, buyer_id)
+        self._duties.tell_others(FEED_TOPIC, f"{site} {buyer_id}")
+
+    def _notify_here(self, site: SiteID, buyer_id: BuyerID) -> None:
         feed = self._feeds.get((site, buyer_id))
         if feed is not None:
+            feed.pending = True
+            self._read(feed)
+
+    def _heard(self, detail: str) -> None:
+        """Another replica committed frames; "" when some word of it may have been lost."""
+        site, _, buyer_id = detail.partition(" ")
+        if buyer_id:
+            self._notify_here(SiteID(site), BuyerID(buyer_id))
+            return
+        for feed in list(self._feeds.values()):
             feed.pending = True
             self._read(feed)
 
