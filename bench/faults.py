@@ -26,10 +26,8 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import re
 import secrets
-import signal
 import sys
 import tempfile
 import time
@@ -64,6 +62,7 @@ from bridge.matrix.content import MESSAGE_ID_KEY  # noqa: E402
 from tests.support.libretranslate import FakeLibreTranslate  # noqa: E402
 from tests.support.loopback import LoopbackServer  # noqa: E402
 from tests.support.pgcluster import PgCluster, StopMode  # noqa: E402
+from tests.support.processes import BridgeProcess, BridgeProcessError  # noqa: E402
 
 BUYER_LANGUAGE = "en"
 SELLER_LANGUAGE = "ru"
@@ -75,12 +74,10 @@ REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=20, connect=5)
 RETRY_PAUSE = 0.5
 # How long one send may go unacknowledged before the run is declared broken.
 SEND_DEADLINE = 180.0
-START_TIMEOUT = 90.0
 SETUP_CONCURRENCY = 8
 PAGE = 200
 # After everything is in, a little longer for late repeats to show up before counting.
 GRACE = 5.0
-LOG_TAIL_LINES = 40
 DETAIL_LINES = 40
 
 BUYER_TEXT = re.compile(r"^Question (\d+) in conversation (\d+)$")
@@ -303,100 +300,6 @@ class Receiver(LoopbackServer):
             return web.Response(status=500)
         self.events.append(json.loads(body))
         return web.Response(status=204)
-
-
-class BridgeProcess:
-    """`python -m bridge run` as an operator runs it; SIGKILLed and started again on the same
-    config and database. `watch` notes (and repairs) an exit nobody asked for."""
-
-    def __init__(self, config_path: Path, log_path: Path, ready_url: str) -> None:
-        self._argv = [sys.executable, "-m", "bridge", "-c", str(config_path), "run"]
-        self.log_path = log_path
-        self._ready_url = ready_url
-        self._process: asyncio.subprocess.Process | None = None
-        self._restarting = asyncio.Lock()
-        self.own_exits: list[int] = []
-
-    async def start(self) -> None:
-        # BAZAAR_* variables of the caller's shell would override the config.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BAZAAR_")}
-        with self.log_path.open("ab") as log:
-            process = await asyncio.create_subprocess_exec(
-                *self._argv,
-                cwd=REPO,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
-        self._process = process
-        try:
-            async with (
-                asyncio.timeout(START_TIMEOUT),
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session,
-            ):
-                while process.returncode is None:
-                    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                        async with session.get(self._ready_url) as response:
-                            if response.status == 200:
-                                return
-                    await asyncio.sleep(0.1)
-        except TimeoutError:
-            raise BenchError(
-                f"the bridge did not come up within {START_TIMEOUT:g} s:\n{self.log_tail()}"
-            ) from None
-        raise BenchError(f"the bridge exited with {process.returncode}:\n{self.log_tail()}")
-
-    async def kill(self) -> int:
-        """SIGKILL, the way a crash or the OOM killer ends it; returns its pid."""
-        async with self._restarting:
-            process, self._process = self._process, None
-            if process is None:
-                raise BenchError("the bridge is not running")
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGKILL)
-            await process.wait()
-            return process.pid
-
-    async def restart_after_kill(self) -> None:
-        async with self._restarting:
-            await self.start()
-
-    async def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None or process.returncode is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 20)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-    async def watch(self, clock: Clock) -> None:
-        while True:
-            await asyncio.sleep(0.5)
-            async with self._restarting:
-                process = self._process
-                if process is None or process.returncode is None:
-                    continue
-                self.own_exits.append(process.returncode)
-                clock.note(f"the bridge exited by itself (code {process.returncode}); starting it")
-                await self.start()
-
-    def catch_ups(self) -> str:
-        """'sweeps / events' the catch-up logged: events Synapse never pushed, found."""
-        if not self.log_path.exists():
-            return "0 / 0"
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        found = [int(n) for n in re.findall(r"Catch-up: (\d+) events", text)]
-        return f"{len(found)} / {sum(found)}"
-
-    def log_tail(self) -> str:
-        if not self.log_path.exists():
-            return "(no output)"
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
 
 
 @dataclass
@@ -868,7 +771,7 @@ async def _run(stage: Stage, began: float) -> Outcome:
             )
             clock.started = time.monotonic()
             await _together(
-                bridge.watch(clock),
+                bridge.watch(clock.note),
                 _traffic(stage, session, buyers, sellers, conversations, traffic),
                 _point_faults(stage),
                 _webhook_outage(stage),
@@ -880,7 +783,7 @@ async def _run(stage: Stage, began: float) -> Outcome:
             )
             clock.note("delivery settled" if settle_error is None else "gave up waiting")
             settled_after = clock.now() - traffic_done
-    except BenchError as error:
+    except (BenchError, BridgeProcessError) as error:
         raise BenchError(f"{error}\nlast lines of the bridge's log:\n{bridge.log_tail()}") from None
     finally:
         await bridge.stop()
