@@ -608,7 +608,7 @@ class Bridge:
             look_every=self.tuning.homeserver_look_seconds,
         )
         while_held(duties, tasks, APPSERVICE_DUTY, self.catchup.run)
-        duties.want(DELIVERY_DUTIES, self._take_deliveries)
+        duties.want(DELIVERY_DUTIES, self._take_deliveries, shared=True)
         if self.mail_sender is not None and self.digest is not None:
             while_held(duties, tasks, MAIL_DUTY, self.mail_sender.run)
             while_held(duties, tasks, MAIL_DUTY, self.digest.run)

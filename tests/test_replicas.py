@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from bridge.core.duties import DELIVERY_DUTIES
+from bridge.core.duties import DELIVERY_DUTIES, delivery_duty
 from bridge.demo.synapse import free_port
 from bridge.store.replicas import LOCK_SPACE, asyncpg_dsn, duties_application_name, lock_key
 from tests.conftest import SITE, Homeserver, Sites, bridge_settings, product
@@ -92,6 +93,17 @@ class Deployment:
             if row["key"] in names and row["holder"] in pids
         }
 
+    async def shared_out(self) -> bool:
+        """Whether every duty is held and each running replica holds a third of the
+        deliveries' shards, give or take one."""
+        holders = await self.holders()
+        running = {p.pid for p in self.replicas.processes if p.pid is not None}
+        shards = Counter(pid for duty, pid in holders.items() if duty in DELIVERY_DUTIES)
+        share = -(-len(DELIVERY_DUTIES) // len(running))
+        return set(holders) == set(DUTIES) and all(
+            share - 1 <= shards[pid] <= share for pid in running
+        )
+
     def index_of(self, pid: int) -> int:
         return next(i for i, process in enumerate(self.replicas.processes) if process.pid == pid)
 
@@ -120,7 +132,10 @@ async def deployment(
             # The first replica alone first: it migrates the store and takes every duty.
             await replicas.start_all(1)
             await replicas.start_all()
-            yield Deployment(replicas, web, appservice, cluster.url, replicas.public_url)
+            deployment = Deployment(replicas, web, appservice, cluster.url, replicas.public_url)
+            # Then the deliveries are shared out: each replica holds its part of the shards.
+            await eventually(deployment.shared_out, what="the deliveries shared out")
+            yield deployment
         finally:
             await replicas.stop_all()
             await appservice.stop()
@@ -139,10 +154,13 @@ async def test_a_buyers_stream_on_one_replica_gets_the_reply_another_took_from_t
         conversation_id, room_id = conversation["conversation_id"], conversation["room_id"]
         holders = await deployment.holders()
         assert set(holders) == set(DUTIES), deployment.log_tails()
-        # The stream goes to a replica that neither applies transactions nor delivers this
-        # conversation: the first replica took every duty.
-        applying = deployment.index_of(holders["appservice"])
-        elsewhere = next(i for i in range(3) if i != applying)
+        # The stream goes to the replica that neither applies transactions nor delivers
+        # this conversation.
+        busy = {
+            deployment.index_of(holders["appservice"]),
+            deployment.index_of(holders[delivery_duty(conversation_id)]),
+        }
+        elsewhere = next(i for i in range(3) if i not in busy)
         token = buyer_token(sites.widget_secret, SITE, "Anna_K", name="Anna K.")
         buyer = BuyerClient(deployment.replicas.web_upstreams[elsewhere], token)
         stream = await buyer.stream()
@@ -274,6 +292,8 @@ async def test_a_burst_loses_nothing_doubles_nothing_and_keeps_order_when_the_ho
 
         after = await takeover[0]
         assert victim not in {deployment.index_of(pid) for pid in after.values()}
+        # and share the deliveries between the two of them.
+        await eventually(deployment.shared_out, what="the deliveries shared out between two")
 
         # Every question reached the seller's room once, in the order asked.
         for index, conversation in enumerate(opened):

@@ -50,9 +50,17 @@ class Duties(Protocol):
         """Whether this is the only replica there can be (then every duty is held here)."""
         ...
 
-    def want(self, names: Iterable[str], gained: Gained, lost: Lost | None = None) -> None:
+    def want(
+        self,
+        names: Iterable[str],
+        gained: Gained,
+        lost: Lost | None = None,
+        *,
+        shared: bool = False,
+    ) -> None:
         """Hold these duties whenever they are free; `gained` runs with the ones taken in
-        one go, `lost` with the ones let go (a dropped connection to the store)."""
+        one go, `lost` with the ones let go (a dropped connection to the store). `shared`
+        duties are split among the replicas: each holds its part of them."""
         ...
 
     def holds(self, name: str) -> bool: ...
@@ -82,7 +90,14 @@ class SoleDuties:
     def alone(self) -> bool:
         return True
 
-    def want(self, names: Iterable[str], gained: Gained, lost: Lost | None = None) -> None:
+    def want(
+        self,
+        names: Iterable[str],
+        gained: Gained,
+        lost: Lost | None = None,
+        *,
+        shared: bool = False,
+    ) -> None:
         self._wanted.append((frozenset(names), gained))
 
     async def start(self) -> None:

@@ -54,7 +54,12 @@ def asyncpg_dsn(url: str) -> str:
 
 def duties_application_name(pid: int | None = None) -> str:
     """The duties connection's name in pg_stat_activity: this host and process."""
-    return f"bazaar duties {socket.gethostname()[:32]} {os.getpid() if pid is None else pid}"
+    return f"{_APPLICATION_PREFIX}{socket.gethostname()[:32]} {os.getpid() if pid is None else pid}"
+
+
+_APPLICATION_PREFIX = "bazaar duties "
+# Every replica's duties connection, as LIKE finds them; what shares are counted among.
+_APPLICATION_PATTERN = _APPLICATION_PREFIX + "%"
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,23 @@ class _Want:
     names: frozenset[str]
     gained: Gained
     lost: Lost | None
+    shared: bool
+
+
+# Each look: how many replicas are connected to this database, and which of the bridge's
+# locks are held by any of them.
+_LOOK = (
+    "SELECT (SELECT count(*) FROM pg_stat_activity"
+    "        WHERE datname = current_database() AND application_name LIKE $2) AS replicas,"
+    " ARRAY(SELECT l.objid::bigint FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+    "       WHERE l.locktype = 'advisory' AND l.classid = $1 AND l.granted"
+    "       AND d.datname = current_database()) AS held"
+)
+_TAKE = (
+    "SELECT duty, pg_try_advisory_lock($3, key) AS taken"
+    " FROM unnest($1::text[], $2::int[]) AS wanted(duty, key)"
+)
+_LET_GO = "SELECT pg_advisory_unlock($1, key) FROM unnest($2::int[]) AS key"
 
 
 class ReplicaDuties:
@@ -88,9 +110,16 @@ class ReplicaDuties:
     def alone(self) -> bool:
         return False
 
-    def want(self, names: Iterable[str], gained: Gained, lost: Lost | None = None) -> None:
+    def want(
+        self,
+        names: Iterable[str],
+        gained: Gained,
+        lost: Lost | None = None,
+        *,
+        shared: bool = False,
+    ) -> None:
         assert not self._started, "duties are wanted before the start"
-        want = _Want(frozenset(names), gained, lost)
+        want = _Want(frozenset(names), gained, lost, shared)
         self._wants.append(want)
         self._duties |= want.names
 
@@ -130,7 +159,8 @@ class ReplicaDuties:
 
     async def stop(self) -> None:
         """Let every duty go (closing the session does), for another replica to take."""
-        self._lose_all()
+        if self._held:
+            self._let_go(frozenset(self._held), "stopping", logging.INFO)
         connection, self._connection = self._connection, None
         if connection is not None:
             with contextlib.suppress(Exception):
@@ -174,18 +204,31 @@ class ReplicaDuties:
                 self._hear_everything(self._held)
 
     async def _take_free(self) -> None:
-        free = sorted(self._duties - self._held)
+        """Let go of what is over this replica's share and take what is free within it."""
         async with self._using:
             connection = self._connection
             assert connection is not None
-            if not free:
-                await connection.execute("SELECT 1", timeout=STATEMENT_TIMEOUT)
+            look = await connection.fetchrow(
+                _LOOK, LOCK_SPACE, _APPLICATION_PATTERN, timeout=STATEMENT_TIMEOUT
+            )
+            assert look is not None
+            replicas = max(1, int(look["replicas"]))
+            held_anywhere = {int(key) for key in look["held"]}
+            over, wanted = self._shares(replicas, held_anywhere)
+            if over:
+                await connection.execute(
+                    _LET_GO,
+                    LOCK_SPACE,
+                    [lock_key(duty) for duty in over],
+                    timeout=STATEMENT_TIMEOUT,
+                )
+                self._let_go(over, f"shared out among {replicas} replicas", logging.INFO)
+            if not wanted:
                 return
             rows = await connection.fetch(
-                "SELECT duty, pg_try_advisory_lock($3, key) AS taken"
-                " FROM unnest($1::text[], $2::int[]) AS wanted(duty, key)",
-                free,
-                [lock_key(duty) for duty in free],
+                _TAKE,
+                wanted,
+                [lock_key(duty) for duty in wanted],
                 LOCK_SPACE,
                 timeout=STATEMENT_TIMEOUT,
             )
@@ -201,13 +244,35 @@ class ReplicaDuties:
                 except Exception:
                     logger.exception("Taking up %s failed", ", ".join(sorted(names)))
 
-    def _lose_all(self) -> None:
-        if not self._held:
-            return
-        lost, self._held = frozenset(self._held), set()
-        logger.warning("Duties let go: %s", ", ".join(sorted(lost)))
+    def _shares(self, replicas: int, held_anywhere: set[int]) -> tuple[frozenset[str], list[str]]:
+        """What to let go (held here beyond this replica's share of a shared want) and what
+        to try to take (free, and within the share)."""
+        over: set[str] = set()
+        wanted: list[str] = []
         for want in self._wants:
-            if want.lost is not None and (names := want.names & lost):
+            held = sorted(want.names & self._held)
+            free = sorted(
+                duty
+                for duty in want.names - self._held
+                if lock_key(duty) & 0xFFFFFFFF not in held_anywhere
+            )
+            if not want.shared:
+                wanted += free
+                continue
+            share = -(-len(want.names) // replicas)
+            over.update(held[share:])
+            wanted += free[: max(0, share - len(held))]
+        return frozenset(over), sorted(set(wanted))
+
+    def _lose_all(self) -> None:
+        if self._held:
+            self._let_go(frozenset(self._held), "the store's connection is gone", logging.WARNING)
+
+    def _let_go(self, duties: frozenset[str], why: str, level: int) -> None:
+        self._held -= duties
+        logger.log(level, "Duties let go (%s): %s", why, ", ".join(sorted(duties)))
+        for want in self._wants:
+            if want.lost is not None and (names := want.names & duties):
                 want.lost(names)
 
     def _on_terminated(self, _connection: object) -> None:

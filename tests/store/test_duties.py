@@ -15,7 +15,10 @@ from bridge.core.tasks import TaskKeeper
 from bridge.store.replicas import ReplicaDuties, asyncpg_dsn
 from tests.support.waiting import eventually
 
-DUTIES = ("delivery/0", "webhooks/shop")
+DUTIES = ("appservice", "webhooks/shop")
+# Split among the replicas: each holds its part.
+PARTS = tuple(f"delivery/{n}" for n in range(4))
+EVERY = frozenset(DUTIES + PARTS)
 
 
 @dataclass
@@ -39,7 +42,8 @@ def replica(url: str) -> Replica:
         made.gained.append(names)
 
     made.duties.want(DUTIES, gained, made.lost.append)
-    for topic in (*DUTIES, "feed"):
+    made.duties.want(PARTS, gained, made.lost.append, shared=True)
+    for topic in (*DUTIES, *PARTS, "feed"):
         made.duties.hear(topic, lambda detail, topic=topic: made.heard.append((topic, detail)))
     return made
 
@@ -58,32 +62,38 @@ async def test_each_duty_is_held_once_and_tellings_reach_its_holder_and_the_othe
     pair: tuple[Replica, Replica],
 ) -> None:
     first, second = pair
-    assert first.duties.held == frozenset(DUTIES)
-    assert first.gained == [frozenset(DUTIES)]
-    assert second.duties.held == frozenset() and second.gained == []
+    # The first took everything alone; with a second, the shared duties are split.
+    assert first.gained[0] == frozenset(DUTIES) and first.gained[1] == frozenset(PARTS)
+    await eventually(
+        lambda: _async(len(second.duties.held) == 2), what="the second taking its part"
+    )
+    assert second.duties.held | first.duties.held == EVERY
+    assert not second.duties.held & first.duties.held
+    assert second.duties.held <= set(PARTS)
+    assert first.lost == [second.duties.held]
+    part = sorted(second.duties.held)[0]
 
-    second.duties.tell_holder("delivery/0", "deliver c-1")
+    first.duties.tell_holder(part, "deliver c-1")
+    second.duties.tell_holder("appservice", "txn-1")
     second.duties.tell_others("feed", "shop anna")
     first.duties.tell_holder("webhooks/shop")
 
     await eventually(
         lambda: _async(("feed", "shop anna") in first.heard), what="the feed told to the first"
     )
-    await eventually(
-        lambda: _async(("delivery/0", "deliver c-1") in first.heard), what="the holder told"
-    )
+    await eventually(lambda: _async(("appservice", "txn-1") in first.heard), what="the first told")
+    await eventually(lambda: _async((part, "deliver c-1") in second.heard), what="the second told")
     assert ("webhooks/shop", "") in first.heard  # told here, heard here
     # Duties are heard only where held; the teller does not hear its own telling.
-    assert [topic for topic, _ in second.heard] == []
+    assert second.heard == [(part, "deliver c-1")]
+    assert ("feed", "shop anna") not in second.heard
 
 
 async def test_a_stopped_holders_duties_go_to_the_other(pair: tuple[Replica, Replica]) -> None:
     first, second = pair
+    await eventually(lambda: _async(len(second.duties.held) == 2), what="the parts split")
     await first.stop()
-    await eventually(
-        lambda: _async(second.duties.held == frozenset(DUTIES)), what="the second holds all"
-    )
-    assert second.gained == [frozenset(DUTIES)]
+    await eventually(lambda: _async(second.duties.held == EVERY), what="the second holds all")
     # Whoever takes a duty up is told nothing in particular: it looks in the store itself.
     assert second.heard == []
 
@@ -92,6 +102,7 @@ async def test_a_holder_whose_connection_is_cut_lets_go_and_takes_up_again(
     pair: tuple[Replica, Replica], postgres_url: str
 ) -> None:
     first, second = pair
+    await eventually(lambda: _async(len(second.duties.held) == 2), what="the parts split")
     connection = await asyncpg.connect(asyncpg_dsn(postgres_url))
     try:
         await connection.execute(
@@ -101,11 +112,10 @@ async def test_a_holder_whose_connection_is_cut_lets_go_and_takes_up_again(
         )
     finally:
         await connection.close()
-    await eventually(lambda: _async(bool(first.lost)), what="the first letting go")
-    assert first.lost == [frozenset(DUTIES)]
+    await eventually(lambda: _async(frozenset(DUTIES) in first.lost), what="the first letting go")
     # Between them they hold everything again, each duty once.
     await eventually(
-        lambda: _async(first.duties.held | second.duties.held == frozenset(DUTIES)),
+        lambda: _async(first.duties.held | second.duties.held == EVERY),
         what="every duty held again",
     )
     assert not first.duties.held & second.duties.held
