@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import nio
 import pytest
 import pytest_asyncio
 
@@ -326,3 +327,52 @@ async def _complete(owner: SellerClient, room_id: str, count: int) -> list[str]:
     await owner.sync_once()
     texts = [text for text in owner.conversation(room_id) if text.startswith("Question ")]
     return texts if len(texts) >= count else []
+
+
+async def test_a_sellers_first_conversations_opened_at_once_on_every_replica_share_one_space(
+    deployment: Deployment, new_seller: NewSeller, sites: Sites
+) -> None:
+    marketplace = MarketplaceClient(deployment.public_url, SITE, sites.api_token)
+    owner = await new_seller("owner")
+    try:
+        await marketplace.ok(
+            "PUT",
+            "/sellers/acme",
+            {"name": "ACME", "members": [{"user_id": owner.user_id, "role": "owner"}]},
+        )
+        await marketplace.ok("PUT", "/buyers/anna", {"name": "Anna"})
+        # Enough conversations that their shards fall to every replica; the rooms are made
+        # at once, each by the replica delivering its conversation, and each wants the Space.
+        opened = await asyncio.gather(
+            *(
+                marketplace.ok(
+                    "POST",
+                    "/conversations",
+                    {"seller_id": "acme", "buyer_id": "anna", "context": product(f"p-{n}")},
+                )
+                for n in range(12)
+            )
+        )
+        holders = await deployment.holders()
+        makers = {holders[delivery_duty(c["conversation_id"])] for c in opened}
+        assert len(makers) >= 2, "the conversations all fell to one replica's shards"
+        parents: set[str] = set()
+        for conversation in opened:
+            room_id = await eventually(
+                lambda c=conversation: _room_of(marketplace, c["conversation_id"]),
+                what="the room made",
+            )
+            await owner.wait_until(lambda r=room_id: r in owner.invites, what="the invite")
+            await owner.accept_invite(room_id)
+            state = await owner.client.room_get_state(room_id)
+            assert isinstance(state, nio.RoomGetStateResponse), state
+            parents |= {e["state_key"] for e in state.events if e["type"] == "m.space.parent"}
+        assert len(parents) == 1, parents
+    finally:
+        await marketplace.close()
+
+
+async def _room_of(marketplace: MarketplaceClient, conversation_id: str) -> str | None:
+    conversation = await marketplace.ok("GET", f"/conversations/{conversation_id}")
+    room_id = conversation["room_id"]
+    return str(room_id) if room_id else None

@@ -5,6 +5,7 @@ uses (a room in the section of each of its labels), and a management room."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -41,6 +42,9 @@ async def tolerant(change: Awaitable[object]) -> bool:
 
 
 class SpaceMemory(Protocol):
+    def exclusive(self, name: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """One replica at a time makes a room that must exist once, looking again inside."""
+
     async def seller_space(self, site: SiteID, seller_id: SellerID) -> SellerSpace | None: ...
 
     async def remember_seller_space(
@@ -133,17 +137,29 @@ class SellerSpaces:
         key = (seller.site, seller.seller_id)
         async with self._locks.setdefault(key, asyncio.Lock()):
             space = await self._memory.seller_space(*key)
-            if space is None:
-                space = await self._create(seller, members, site_name)
-                await self._memory.remember_seller_space(*key, space)
-                self._members.update(dict.fromkeys(space.rooms, frozenset(members)))
-            if space.marketplace_id is None:
-                # A Space made before sellers had a marketplace room.
-                marketplace_id = await self._new_marketplace_room(seller, members, site_name)
-                await self._child(space.space_id, marketplace_id, present=True)
-                space = replace(space, marketplace_id=marketplace_id)
-                await self._memory.remember_seller_space(*key, space)
+            if space is None or space.marketplace_id is None:
+                async with self._memory.exclusive(f"space {seller.site} {seller.seller_id}"):
+                    return await self._make_missing(seller, members, site_name)
             return space
+
+    async def _make_missing(
+        self, seller: Seller, members: Sequence[Member], site_name: str
+    ) -> SellerSpace:
+        """The Space and its marketplace room, made unless another replica made them
+        meanwhile (read again under the exclusive lock)."""
+        key = (seller.site, seller.seller_id)
+        space = await self._memory.seller_space(*key)
+        if space is None:
+            space = await self._create(seller, members, site_name)
+            await self._memory.remember_seller_space(*key, space)
+            self._members.update(dict.fromkeys(space.rooms, frozenset(members)))
+        if space.marketplace_id is None:
+            # A Space made before sellers had a marketplace room.
+            marketplace_id = await self._new_marketplace_room(seller, members, site_name)
+            await self._child(space.space_id, marketplace_id, present=True)
+            space = replace(space, marketplace_id=marketplace_id)
+            await self._memory.remember_seller_space(*key, space)
+        return space
 
     async def _room(
         self,
@@ -182,7 +198,10 @@ class SellerSpaces:
         self, site: SiteID, site_name: str, admins: Sequence[UserID]
     ) -> RoomID:
         """The site admins' control room, where !broadcast reaches every seller."""
-        async with self._locks.setdefault((site, ADMIN_ROOM), asyncio.Lock()):
+        async with (
+            self._locks.setdefault((site, ADMIN_ROOM), asyncio.Lock()),
+            self._memory.exclusive(f"admin room {site}"),
+        ):
             room_id = await self._memory.site_room(site, ADMIN_ROOM)
             if room_id is None:
                 room_id = await self._room(
@@ -303,7 +322,10 @@ class SellerSpaces:
         self, seller: Seller, members: Sequence[Member], site_name: str
     ) -> RoomID:
         key = (seller.site, seller.seller_id)
-        async with self._locks.setdefault((*key, UNANSWERED), asyncio.Lock()):
+        async with (
+            self._locks.setdefault((*key, UNANSWERED), asyncio.Lock()),
+            self._memory.exclusive(f"unanswered {seller.site} {seller.seller_id}"),
+        ):
             space = await self._memory.seller_space(*key)
             if space is None:
                 raise MatrixRejected("BAZAAR_NO_ROOM", "the seller has no Space yet")
@@ -327,7 +349,13 @@ class SellerSpaces:
         space: SellerSpace,
         label: str,
     ) -> RoomID:
-        async with self._locks.setdefault((seller.site, seller.seller_id, label), asyncio.Lock()):
+        sections = await self._memory.label_sections(seller.site, seller.seller_id)
+        if label in sections:
+            return sections[label]
+        async with (
+            self._locks.setdefault((seller.site, seller.seller_id, label), asyncio.Lock()),
+            self._memory.exclusive(f"label {seller.site} {seller.seller_id} {label}"),
+        ):
             sections = await self._memory.label_sections(seller.site, seller.seller_id)
             if label in sections:
                 return sections[label]

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import zlib
+from collections.abc import AsyncIterator, Callable
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bridge.core.ids import BuyerID, SellerID, SiteID
 from bridge.core.models import Buyer, Seller
+
+# The first key of the advisory locks `Sessions.exclusive` takes (the duties' are apart).
+EXCLUSIVE_SPACE = 0x0BA2AB
 
 
 class Sessions:
@@ -20,6 +26,9 @@ class Sessions:
     ) -> None:
         self._writes = writes
         self._reads = reads or writes
+        bind = writes.kw.get("bind")
+        # Several replicas may share a PostgreSQL database; SQLite has one process.
+        self._shared = bind is not None and bind.dialect.name == "postgresql"
         # Buyers are read for every message and change rarely: a copy in memory, which
         # every write here replaces and other replicas are told to drop (`party_changed`).
         self._buyers: dict[tuple[SiteID, BuyerID], Buyer] = {}
@@ -28,6 +37,24 @@ class Sessions:
         self._sellers: dict[tuple[SiteID, SellerID], Seller] = {}
         # Called with a party's key (`party_key`) once its row has changed.
         self.party_changed: Callable[[str], None] = lambda _key: None
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """Run the block on one replica at a time for `name`: for making what must exist
+        once (a seller's Space), which the block looks for again inside. On PostgreSQL an
+        advisory lock, held by one of the pool's connections for the block's length (a
+        replica that dies lets it go); one process needs nothing more than its own locks."""
+        if not self._shared:
+            yield
+            return
+        key = zlib.crc32(name.encode()) - (1 << 31)
+        async with self._writes() as session:
+            await session.execute(select(func.pg_advisory_lock(EXCLUSIVE_SPACE, key)))
+            try:
+                yield
+            finally:
+                await session.execute(select(func.pg_advisory_unlock(EXCLUSIVE_SPACE, key)))
+                await session.commit()
 
     def _forget_seller(self, site: SiteID, seller_id: SellerID) -> None:
         """Drop the copy of a seller whose row is about to change."""
