@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.core.events import Event
@@ -74,9 +74,12 @@ class OutboxStore(Sessions):
             async with self._writes.begin() as session:
                 if await session.get(TransactionRow, txn_id) is not None:
                     return False
+                # With replicas, the order of arrival is the database's clock's: the
+                # homeserver sends one transaction at a time, maybe to other hosts.
+                received_at: Any = func.clock_timestamp() if self._shared else utc_now()
                 session.add(
                     TransactionRow(
-                        txn_id=txn_id, events=events, received_at=utc_now(), processed_at=None
+                        txn_id=txn_id, events=events, received_at=received_at, processed_at=None
                     )
                 )
             return True
