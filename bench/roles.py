@@ -661,6 +661,9 @@ class ChangeResult:
     cpu_here: float
     cpu_synapse: float | None
     probe: list[float]
+    # Requests in A's rooms (conversations and the Space's), and how many rooms they touched.
+    in_rooms: int = 0
+    rooms_touched: int = 0
 
     @property
     def total(self) -> int:
@@ -750,6 +753,7 @@ async def role_change(stage: Stage, name: str, adding: bool) -> ChangeResult:
     ours = [r.finished for r in requests if places[id(r)] in (A_ROOMS, A_SPACE)]
     space = [r.finished for r in requests if places[id(r)] == A_SPACE]
     affected = set(rooms)
+    in_rooms = [r for r in requests if places[id(r)] in (A_ROOMS, A_SPACE)]
 
     def per_room(counted: Sequence[Request]) -> Counter[int]:
         counts = Counter(r.room_id for r in counted if r.room_id in affected)
@@ -784,6 +788,8 @@ async def role_change(stage: Stage, name: str, adding: bool) -> ChangeResult:
         cpu_here=cpu_here,
         cpu_synapse=cpu_synapse,
         probe=probe,
+        in_rooms=len(in_rooms),
+        rooms_touched=len({r.room_id for r in in_rooms}),
     )
 
 
@@ -983,6 +989,11 @@ def _report_change(c: ChangeResult) -> None:
         f"  {c.name}: {c.total} homeserver requests made, {c.total / c.rooms:.2f} per"
         f" affected room; {c.reached} reached Synapse, {c.reached / c.rooms:.2f} per room"
     )
+    if c.rooms_touched:
+        print(
+            f"    per room touched {c.in_rooms / c.rooms_touched:.2f}  (goal ≤ 2): {c.in_rooms}"
+            f" requests in {c.rooms_touched} rooms, A's conversation rooms and its Space's"
+        )
     print(f"    by method       {_counts(c.by_method)}")
     print(
         "    by endpoint     "

@@ -106,7 +106,7 @@ class MatrixRooms:
         # The sites that let their sellers see the buyer's e-mail and phone.
         self._shared_contacts = frozenset(shared_contacts)
         self.bot = Bot(gateway, names.bot, bot_name, room_version)
-        self.spaces = SellerSpaces(gateway, self.bot, names, spaces, admins)
+        self.spaces = SellerSpaces(gateway, self.bot, names, spaces, admins, self.states)
         self._images = images
         self._avatars: dict[str, str] = {}
         # Ghosts registered and named in this run: no store read before each message.

@@ -17,6 +17,7 @@ from bridge.core.ports import MatrixRejected
 from bridge.matrix.bot import Bot
 from bridge.matrix.gateway import MatrixGateway
 from bridge.matrix.identifiers import MatrixNames
+from bridge.matrix.room_state import RoomStates
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +102,11 @@ class SellerSpaces:
         names: MatrixNames,
         memory: SpaceMemory,
         admins: Mapping[SiteID, tuple[UserID, ...]],
+        states: RoomStates,
     ) -> None:
         self._admins = admins
+        # The Space's rooms' members and power levels, kept like the conversation rooms'.
+        self._states = states
         self._gateway = gateway
         self._bot = bot
         self._names = names
@@ -170,18 +174,27 @@ class SellerSpaces:
         topic: str | None = None,
         children: Sequence[RoomID] = (),
     ) -> RoomID:
-        return await self._bot.create_room(
+        initial_state = [
+            {"type": "m.space.child", "state_key": child, "content": self._child_content(True)}
+            for child in children
+        ]
+        levels = _levels(await self._bot.lists_itself(), self._names.bot, people)
+        room_id = await self._bot.create_room(
             alias_localpart=None,
             name=name,
             topic=topic,
             invite=list(people),
-            initial_state=[
-                {"type": "m.space.child", "state_key": child, "content": self._child_content(True)}
-                for child in children
-            ],
-            power_levels=_levels(await self._bot.lists_itself(), self._names.bot, people),
+            initial_state=initial_state,
+            power_levels=levels,
             space=space,
         )
+        await self._states.made(
+            room_id,
+            initial_state,
+            levels,
+            {self._names.bot: "join"} | {user_id: "invite" for user_id in people},
+        )
+        return room_id
 
     async def _new_marketplace_room(
         self, seller: Seller, members: Sequence[Member], site_name: str
@@ -396,7 +409,8 @@ class SellerSpaces:
             return
         people = [member.user_id for member in members]
         people += [user_id for user_id in extra if user_id not in people]
-        state = await self._gateway.full_state(room_id)
+        # Kept from the transactions and the bridge's own writes: no read of the room.
+        state = await self._states.current(room_id)
         joined = {
             e["state_key"]
             for e in state
@@ -405,11 +419,13 @@ class SellerSpaces:
         }
         wanted_ids = set(people)
         for user_id in sorted(joined - wanted_ids - {self._names.bot}):
-            await tolerant(
+            if await tolerant(
                 self._gateway.kick(room_id, UserID(user_id), "No longer answers for the shop")
-            )
+            ):
+                await self._states.membership(room_id, UserID(user_id), "leave")
         for user_id in sorted(wanted_ids - joined):
-            await tolerant(self._bot.invite(room_id, user_id))
+            if await tolerant(self._bot.invite(room_id, user_id)):
+                await self._states.membership(room_id, user_id, "invite")
         current: dict[str, Any] = next(
             (e.get("content", {}) for e in state if e.get("type") == "m.room.power_levels"), {}
         )
@@ -421,4 +437,5 @@ class SellerSpaces:
         )
         if any(current.get(key) != value for key, value in levels.items()):
             await self._gateway.put_state(room_id, "m.room.power_levels", levels)
+            await self._states.wrote(room_id, "m.room.power_levels", levels)
         self._members[room_id] = wanted
