@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -30,6 +31,13 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 30.0
 # What replicas tell each other when a buyer's frames are committed.
 FEED_TOPIC = "feed"
+# ...and which buyers have a stream open on them, every PRESENCE_EVERY seconds (and when
+# one opens); a buyer not named again within PRESENCE_KEPT is taken to have gone.
+STREAMS_TOPIC = "streams"
+PRESENCE_EVERY = 20.0
+PRESENCE_KEPT = 2.5 * PRESENCE_EVERY
+# Buyers named in one telling, well inside NOTIFY's payload limit.
+PRESENCE_BATCH = 100
 BATCH = 200
 # Frames a stream may have waiting to be sent; past that (a client that reads slowly or
 # not at all) it stops being handed frames and catches up from the store when it can.
@@ -206,6 +214,10 @@ class FeedHub:
         # A buyer's stream may be open on another replica: every other one is told too.
         self._duties = duties or SoleDuties()
         self._duties.hear(FEED_TOPIC, self._heard)
+        # Buyers with a stream open on another replica, and until when that is believed.
+        self._elsewhere: dict[tuple[SiteID, BuyerID], float] = {}
+        self._duties.hear(STREAMS_TOPIC, self._heard_streams)
+        self._announcer: asyncio.Task[None] | None = None
 
     def notify(self, site: SiteID, buyer_id: BuyerID) -> None:
         """Frames for the buyer were committed."""
@@ -229,9 +241,37 @@ class FeedHub:
             self._read(feed)
 
     def has_stream(self, site: SiteID, buyer_id: BuyerID) -> bool:
-        """Whether the buyer has a stream open here now (they see replies as they come)."""
+        """Whether the buyer has a stream open now, here or on another replica (they see
+        replies as they come)."""
         feed = self._feeds.get((site, buyer_id))
-        return feed is not None and bool(feed.streams)
+        if feed is not None and feed.streams:
+            return True
+        until = self._elsewhere.get((site, buyer_id))
+        return until is not None and until > time.monotonic()
+
+    def _heard_streams(self, detail: str) -> None:
+        """Another replica's buyers with a stream open, one "site buyer" per line."""
+        until = time.monotonic() + PRESENCE_KEPT
+        for line in detail.splitlines():
+            site, _, buyer_id = line.partition(" ")
+            if buyer_id:
+                self._elsewhere[(SiteID(site), BuyerID(buyer_id))] = until
+        now = time.monotonic()
+        for key in [key for key, kept in self._elsewhere.items() if kept <= now]:
+            del self._elsewhere[key]
+
+    def _tell_streams(self, keys: list[tuple[SiteID, BuyerID]]) -> None:
+        for start in range(0, len(keys), PRESENCE_BATCH):
+            lines = (
+                f"{site} {buyer_id}" for site, buyer_id in keys[start : start + PRESENCE_BATCH]
+            )
+            self._duties.tell_others(STREAMS_TOPIC, "\n".join(lines))
+
+    async def _announce(self) -> None:
+        """Name this replica's buyers with a stream open to the others, while there are."""
+        while self._feeds:
+            await asyncio.sleep(PRESENCE_EVERY)
+            self._tell_streams(list(self._feeds))
 
     def _read(self, feed: _BuyerFeed) -> None:
         """Start the feed's reader unless it runs: a running one sees `pending` before it
@@ -256,6 +296,10 @@ class FeedHub:
                 feed = _BuyerFeed(self._store, site, buyer_id, latest)
                 self._feeds[key] = feed
                 self._read(feed)
+                if not self._duties.alone:
+                    self._tell_streams([key])
+                    if self._announcer is None or self._announcer.done():
+                        self._announcer = self._tasks.spawn(self._announce(), name="feed-presence")
         stream = OpenStream(feed, feed.cursor if since is None else since)
         feed.streams[stream] = None
         while len(feed.streams) > self._max_streams:

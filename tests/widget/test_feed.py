@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import pytest_asyncio
@@ -16,6 +16,7 @@ import pytest_asyncio
 from bridge.core.ids import BuyerID, ConversationID, SiteID
 from bridge.core.storage import StoredFrame
 from bridge.core.tasks import TaskKeeper
+from bridge.widget import stream
 from bridge.widget.stream import BATCH, MAX_WAITING, FeedClosed, FeedHub, OpenStream
 
 SITE = SiteID("shop")
@@ -174,3 +175,65 @@ async def test_a_feed_that_cannot_be_read_closes_its_streams(tasks: TaskKeeper) 
     feed.broken = False
     async with hub.open(SITE, ANNA, 0) as again:
         assert await seqs_until(again, 1) == [1]
+
+
+class Wire:
+    """Replicas' tellings in memory: what one end tells the others, every other end hears."""
+
+    def __init__(self) -> None:
+        self.ends: list[WireEnd] = []
+
+    def end(self) -> WireEnd:
+        made = WireEnd(self)
+        self.ends.append(made)
+        return made
+
+
+class WireEnd:
+    alone = False
+
+    def __init__(self, wire: Wire) -> None:
+        self._wire = wire
+        self.hearers: dict[str, Callable[[str], None]] = {}
+
+    def want(self, *_: object, **__: object) -> None:
+        pass
+
+    def holds(self, name: str) -> bool:
+        return True
+
+    def hear(self, topic: str, heard: Callable[[str], None]) -> None:
+        self.hearers[topic] = heard
+
+    def tell_holder(self, duty: str, detail: str = "") -> None:
+        pass
+
+    def tell_others(self, topic: str, detail: str = "") -> None:
+        for end in self._wire.ends:
+            if end is not self and topic in end.hearers:
+                end.hearers[topic](detail)
+
+
+async def test_a_stream_open_on_another_replica_counts_until_it_is_no_longer_named(
+    tasks: TaskKeeper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The digest mails a buyer only when no stream of theirs is open on any replica.
+    monkeypatch.setattr(stream, "PRESENCE_EVERY", 0.05)
+    monkeypatch.setattr(stream, "PRESENCE_KEPT", 0.3)
+    wire = Wire()
+    feed = Feed()
+    here, there = FeedHub(feed, tasks, 5, wire.end()), FeedHub(feed, tasks, 5, wire.end())
+    assert not there.has_stream(SITE, ANNA)
+    async with here.open(SITE, ANNA, None):
+        assert there.has_stream(SITE, ANNA) and here.has_stream(SITE, ANNA)
+        # Named again while it stays open, past the time one naming is believed.
+        await asyncio.sleep(0.6)
+        assert there.has_stream(SITE, ANNA)
+        assert not there.has_stream(SITE, BuyerID("boris"))
+        # A frame committed there reaches the stream here.
+        async with here.open(SITE, ANNA, 0) as live:
+            added = feed.add(2)
+            there.notify(SITE, ANNA)
+            assert await seqs_until(live, added[-1]) == added
+    await asyncio.sleep(0.6)
+    assert not there.has_stream(SITE, ANNA)
