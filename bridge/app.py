@@ -567,7 +567,11 @@ class Bridge:
         """`/metrics` and the health checks on the web port."""
         assert self._read_engine is not None and self._http is not None
         reads = sessions(self._read_engine)
-        self.meter.watch(partial(queue_depths, reads), lambda: self.feed.open_streams)
+        self.meter.watch(
+            partial(queue_depths, reads),
+            lambda: self.feed.open_streams,
+            duties_held=lambda: len(self.duties.held),
+        )
         readiness = Readiness(
             partial(database_answers, reads), self.config.homeserver.address, self._http
         )

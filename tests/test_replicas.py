@@ -105,6 +105,22 @@ class Deployment:
             share - 1 <= shards[pid] <= share for pid in running
         )
 
+    async def duties_in_metrics(self) -> list[int | None]:
+        """Each replica's `bazaar_duties_held` from its /metrics; None for one not running."""
+        found: list[int | None] = []
+        async with aiohttp.ClientSession() as session:
+            for process, base in zip(
+                self.replicas.processes, self.replicas.web_upstreams, strict=True
+            ):
+                if not process.running:
+                    found.append(None)
+                    continue
+                async with session.get(f"{base}/metrics") as response:
+                    text = await response.text()
+                line = next(x for x in text.splitlines() if x.startswith("bazaar_duties_held "))
+                found.append(int(float(line.split()[1])))
+        return found
+
     def index_of(self, pid: int) -> int:
         return next(i for i, process in enumerate(self.replicas.processes) if process.pid == pid)
 
@@ -293,8 +309,10 @@ async def test_a_burst_loses_nothing_doubles_nothing_and_keeps_order_when_the_ho
 
         after = await takeover[0]
         assert victim not in {deployment.index_of(pid) for pid in after.values()}
-        # and share the deliveries between the two of them.
+        # and share the deliveries between the two of them, as their /metrics say too.
         await eventually(deployment.shared_out, what="the deliveries shared out between two")
+        held = await deployment.duties_in_metrics()
+        assert held[victim] is None and sum(n for n in held if n is not None) == len(DUTIES)
 
         # Every question reached the seller's room once, in the order asked.
         for index, conversation in enumerate(opened):

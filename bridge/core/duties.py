@@ -110,6 +110,11 @@ class SoleDuties:
     def holds(self, name: str) -> bool:
         return True
 
+    @property
+    def held(self) -> frozenset[str]:
+        """Every duty wanted: all of them are this process's."""
+        return frozenset().union(*(names for names, _ in self._wanted))
+
     def hear(self, topic: str, heard: Heard) -> None:
         self._hearers[topic] = heard
 

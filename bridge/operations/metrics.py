@@ -125,9 +125,11 @@ class PrometheusMeter:
         depths: Callable[[], Awaitable[QueueDepths]],
         open_streams: Callable[[], int],
         clock: Callable[[], float] = time.monotonic,
+        duties_held: Callable[[], int] = lambda: 0,
     ) -> None:
-        """Serve the store's queue depths and the open widget streams as gauges too."""
-        self._gauges = StoreGauges(depths, open_streams, clock)
+        """Serve the store's queue depths, the open widget streams and the duties held here
+        as gauges too."""
+        self._gauges = StoreGauges(depths, open_streams, clock, duties_held)
         self.registry.register(self._gauges)
 
     async def exposition(self) -> bytes:
@@ -148,9 +150,11 @@ class StoreGauges(Collector):
         depths: Callable[[], Awaitable[QueueDepths]],
         open_streams: Callable[[], int],
         clock: Callable[[], float] = time.monotonic,
+        duties_held: Callable[[], int] = lambda: 0,
     ) -> None:
         self._read = depths
         self._open_streams = open_streams
+        self._duties_held = duties_held
         self._clock = clock
         self._depths: QueueDepths | None = None
         self._read_at = float("-inf")
@@ -173,6 +177,11 @@ class StoreGauges(Collector):
             "bazaar_widget_open_streams",
             "Buyers' widget streams (WebSockets) open on this process",
             value=self._open_streams(),
+        )
+        yield GaugeMetricFamily(
+            "bazaar_duties_held",
+            "Duties (work done by one replica at a time) this process holds",
+            value=self._duties_held(),
         )
         depths = self._depths
         if depths is None:

@@ -36,7 +36,7 @@ async def test_a_scrape_storm_reads_the_store_once_per_moment() -> None:
         return QueueDepths(reads, 2, 3, 4)
 
     meter = PrometheusMeter()
-    meter.watch(depths, lambda: 7, clock=lambda: now)
+    meter.watch(depths, lambda: 7, clock=lambda: now, duties_held=lambda: 5)
 
     pages = await asyncio.gather(*(meter.exposition() for _ in range(20)))
     assert reads == 1
@@ -46,6 +46,7 @@ async def test_a_scrape_storm_reads_the_store_once_per_moment() -> None:
     assert seen["bazaar_mail_queue_depth"] == 3
     assert seen["bazaar_appservice_transactions_unprocessed"] == 4
     assert seen["bazaar_widget_open_streams"] == 7
+    assert seen["bazaar_duties_held"] == 5
 
     now += DEPTHS_FRESH_SECONDS + 0.1
     seen = gauges((await meter.exposition()).decode())
