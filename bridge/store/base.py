@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
+from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bridge.core.ids import BuyerID, SellerID, SiteID
@@ -82,3 +84,19 @@ class Sessions:
 def party_key(kind: str, site: str, party: str) -> str:
     """How a changed seller or buyer is named to other replicas (ids hold no spaces)."""
     return f"{kind} {site} {party}"
+
+
+async def upsert(
+    session: AsyncSession, row_type: type[Any], values: dict[str, Any], keys: Collection[str]
+) -> None:
+    """Insert the row, or update the one with the same `keys` to these values, in one
+    statement: a read then a write (the ORM's merge) lets two writers at once (two
+    replicas, two requests) both insert, and one of them fails on the key."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(row_type).values(**values)
+    changed = {name: statement.excluded[name] for name in values if name not in keys}
+    await session.execute(
+        statement.on_conflict_do_update(index_elements=list(keys), set_=changed)
+        if changed
+        else statement.on_conflict_do_nothing(index_elements=list(keys))
+    )

@@ -16,7 +16,7 @@ from bridge.core.models import (
     SellerSpace,
 )
 from bridge.core.room_events import ConversationRoom, ManagementRoom, RoomKind, SiteRoom
-from bridge.store.base import Sessions
+from bridge.store.base import Sessions, upsert
 from bridge.store.conversations import WITH_BLOCKS, with_blocks
 from bridge.store.records import (
     to_seller_space,
@@ -105,4 +105,6 @@ class MatrixStateStore(Sessions):
 
     async def remember_ghost(self, user_id: UserID, display_name: str | None) -> None:
         async with self._writes.begin() as session:
-            await session.merge(GhostRow(user_id=user_id, display_name=display_name))
+            await upsert(
+                session, GhostRow, {"user_id": user_id, "display_name": display_name}, ["user_id"]
+            )

@@ -16,7 +16,7 @@ from bridge.core.models import (
     Member,
     Seller,
 )
-from bridge.store.base import Sessions
+from bridge.store.base import Sessions, upsert
 from bridge.store.records import (
     utc_now,
 )
@@ -35,21 +35,25 @@ class PartyStore(Sessions):
     async def put_seller(self, seller: Seller) -> Seller:
         self._forget_seller(seller.site, seller.seller_id)
         async with self._writes.begin() as session:
-            await session.merge(
-                SellerRow(
-                    site=seller.site,
-                    seller_id=seller.seller_id,
-                    name=seller.name,
-                    language=seller.language,
-                    email=seller.email,
-                    chat_enabled=seller.chat_enabled,
-                    greeting=seller.greeting,
-                    timezone=seller.timezone,
-                    hours=seller.hours.to_json() if seller.hours is not None else None,
-                    away_message=seller.away_message,
-                    email_copies=seller.email_copies,
-                    updated_at=utc_now(),
-                )
+            # The upsert locks the seller's row: two puts at once replace the members in turn.
+            await upsert(
+                session,
+                SellerRow,
+                {
+                    "site": seller.site,
+                    "seller_id": seller.seller_id,
+                    "name": seller.name,
+                    "language": seller.language,
+                    "email": seller.email,
+                    "chat_enabled": seller.chat_enabled,
+                    "greeting": seller.greeting,
+                    "timezone": seller.timezone,
+                    "hours": seller.hours.to_json() if seller.hours is not None else None,
+                    "away_message": seller.away_message,
+                    "email_copies": seller.email_copies,
+                    "updated_at": utc_now(),
+                },
+                ["site", "seller_id"],
             )
             await session.execute(
                 delete(SellerMemberRow).where(
@@ -120,19 +124,22 @@ class PartyStore(Sessions):
 
     async def put_buyer(self, buyer: Buyer) -> Buyer:
         async with self._writes.begin() as session:
-            await session.merge(
-                BuyerRow(
-                    site=buyer.site,
-                    buyer_id=buyer.buyer_id,
-                    name=buyer.name,
-                    language=buyer.language,
-                    email=buyer.email,
-                    phone=buyer.phone,
-                    avatar_url=buyer.avatar_url,
-                    profile_url=buyer.profile_url,
-                    summary=buyer.summary,
-                    updated_at=utc_now(),
-                )
+            await upsert(
+                session,
+                BuyerRow,
+                {
+                    "site": buyer.site,
+                    "buyer_id": buyer.buyer_id,
+                    "name": buyer.name,
+                    "language": buyer.language,
+                    "email": buyer.email,
+                    "phone": buyer.phone,
+                    "avatar_url": buyer.avatar_url,
+                    "profile_url": buyer.profile_url,
+                    "summary": buyer.summary,
+                    "updated_at": utc_now(),
+                },
+                ["site", "buyer_id"],
             )
         self._remember_buyer(buyer)
         self._buyer_changed(buyer.site, buyer.buyer_id)
