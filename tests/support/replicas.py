@@ -212,7 +212,13 @@ async def _relay_answer(request: web.Request, answer: aiohttp.ClientResponse) ->
     )
     if answer.content_length is not None and "Transfer-Encoding" not in answer.headers:
         response.content_length = answer.content_length
-    await response.prepare(request)
+    try:
+        await response.prepare(request)
+    except ConnectionError:
+        # The client went away while the upstream answered: nobody to tell.
+        if request.transport is not None:
+            request.transport.close()
+        return response
     try:
         async for chunk in answer.content.iter_any():
             await response.write(chunk)
