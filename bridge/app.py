@@ -104,6 +104,8 @@ logger = logging.getLogger(__name__)
 HOMESERVER_KEEPALIVE_SECONDS = 180.0
 # How long a stop waits for the transactions in hand to be applied.
 STOP_GRACE_SECONDS = 5.0
+# How long a stop waits, once it stopped listening, for connections just accepted.
+ACCEPT_SETTLE_SECONDS = 0.05
 
 # Duties (`core/duties.py`) besides the deliveries', the webhooks' and the appservice's.
 MAIL_DUTY = "mail"
@@ -198,10 +200,14 @@ class Bridge:
         if self.detector is not None:
             await self.detector.warm_up()
         self._want_duties()
-        # Taking a duty up picks up what its last holder (a previous run, a dead replica)
-        # left: the transactions' first, before the homeserver can send anything newer.
-        await self.duties.start()
+        if self.duties.alone:
+            # What a previous run left unapplied goes first, before the homeserver can send
+            # anything newer. (With replicas, the holder applies from the store, in order.)
+            await self.transactions.resume()
         await self._serve_all(widget_app, homeserver_app)
+        # Taking a duty up picks up what its last holder (a previous run, a dead replica)
+        # left; alone, this process takes every duty now.
+        await self.duties.start()
         self.tasks.spawn(self._greet_homeserver(), name="greet-homeserver")
         logger.info(
             "Bazaar Bridge running: appservice on %s:%d, web API on %s",
@@ -685,6 +691,14 @@ class Bridge:
         if self._inbound is not None:
             await self._inbound.stop()
             self._inbound = None
+        # Listening stops first, and connections accepted at that moment get their handlers
+        # before the runners close every connection they know of: aiohttp's shutdown
+        # forgets, unclosed, one whose handler comes while it waits for the others.
+        for runner in self._runners:
+            for site in list(runner.sites):
+                await site.stop()
+        if self._runners:
+            await asyncio.sleep(ACCEPT_SETTLE_SECONDS)
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
