@@ -62,6 +62,7 @@ from bridge.config import Config
 from bridge.core.ids import BuyerID, SiteID
 from bridge.demo.synapse import EmbeddedSynapse, free_port
 from bridge.matrix.content import MESSAGE_ID_KEY
+from bridge.matrix.identifiers import MatrixNames
 
 logger = logging.getLogger("bench.relay")
 
@@ -268,7 +269,7 @@ async def settle(bridge: Bridge) -> None:
 
 
 async def open_lanes(
-    marketplace: Marketplace, bridge: Bridge, buyers: Sequence[str], kind: str
+    marketplace: Marketplace, names: MatrixNames, buyers: Sequence[str], kind: str
 ) -> list[Lane]:
     async def open_one(buyer_id: str) -> Lane:
         answer = await marketplace.call(
@@ -290,7 +291,7 @@ async def open_lanes(
         room_id = answer.get("room_id")
         if not isinstance(room_id, str):
             raise BenchError(f"conversation {answer.get('conversation_id')} came without a room")
-        ghost = bridge.names.ghost(SiteID(SITE), BuyerID(buyer_id))
+        ghost = names.ghost(SiteID(SITE), BuyerID(buyer_id))
         return Lane(str(answer["conversation_id"]), room_id, ghost)
 
     return list(await asyncio.gather(*(open_one(buyer) for buyer in buyers)))
@@ -337,8 +338,8 @@ async def bench(options: Options, config: Config, synapse: EmbeddedSynapse, brid
         buyers = [f"buyer-{k}" for k in range(options.concurrency)]
         for k, buyer in enumerate(buyers):
             await marketplace.call("PUT", f"/buyers/{buyer}", {"name": f"Buyer {k}"})
-        bridge_lanes = await open_lanes(marketplace, bridge, buyers, "bridge")
-        baseline_lanes = await open_lanes(marketplace, bridge, buyers, "baseline")
+        bridge_lanes = await open_lanes(marketplace, bridge.names, buyers, "bridge")
+        baseline_lanes = await open_lanes(marketplace, bridge.names, buyers, "baseline")
         await join_all(
             homeserver, seller_token, [lane.room_id for lane in (*bridge_lanes, *baseline_lanes)]
         )

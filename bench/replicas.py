@@ -61,11 +61,11 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.append(str(REPO))
 
+import relay  # noqa: E402
 from relay import TEXT, Lane, Sent, _in_lanes  # noqa: E402
 from stage import (  # noqa: E402
     HTTP_TIMEOUT,
     SELLER_ID,
-    SITE,
     BenchError,
     Homeserver,
     Marketplace,
@@ -84,7 +84,7 @@ from bridge.app import ADMIN_ROOMS_DUTY, ARCHIVE_DUTY, MAIL_DUTY, REMINDERS_DUTY
 from bridge.config import parse_config  # noqa: E402
 from bridge.core.duties import DELIVERY_DUTIES, delivery_duty  # noqa: E402
 from bridge.core.erasure import ERASURE_DUTY  # noqa: E402
-from bridge.core.ids import BuyerID, SiteID  # noqa: E402
+from bridge.core.ids import SiteID  # noqa: E402
 from bridge.demo.synapse import EmbeddedSynapse, SynapseError, free_port  # noqa: E402
 from bridge.marketplace.webhooks import webhook_duty  # noqa: E402
 from bridge.matrix.content import MESSAGE_ID_KEY  # noqa: E402
@@ -362,30 +362,7 @@ class DeploymentResult:
 
 
 async def open_lanes(stage: Stage, buyers: Sequence[str], kind: str) -> list[Lane]:
-    async def open_one(buyer_id: str) -> Lane:
-        answer = await stage.marketplace.call(
-            "POST",
-            "/conversations",
-            {
-                "seller_id": SELLER_ID,
-                "buyer_id": buyer_id,
-                "context": {
-                    "type": "product",
-                    "id": f"{kind}-{buyer_id}",
-                    "title": "Electric kettle 1.7 l",
-                    "url": f"https://shop.example/p/{kind}-{buyer_id}",
-                    "price": "24.90",
-                    "currency": "EUR",
-                },
-            },
-        )
-        room_id = answer.get("room_id")
-        if not isinstance(room_id, str):
-            raise BenchError(f"conversation {answer.get('conversation_id')} came without a room")
-        ghost = stage.names.ghost(SiteID(SITE), BuyerID(buyer_id))
-        return Lane(str(answer["conversation_id"]), room_id, ghost)
-
-    return list(await asyncio.gather(*(open_one(buyer) for buyer in buyers)))
+    return await relay.open_lanes(stage.marketplace, stage.names, buyers, kind)
 
 
 async def set_up(stage: Stage, count: int) -> Lanes:

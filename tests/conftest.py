@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import uuid
@@ -161,6 +162,12 @@ async def _fresh_postgres(server_url: str) -> tuple[str, Callable[[], Awaitable[
 @pytest_asyncio.fixture(loop_scope="session")
 async def postgres_url() -> AsyncIterator[str]:
     """A fresh database on the PostgreSQL server the tests are given."""
+    async with _postgres_database() as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def _postgres_database() -> AsyncIterator[str]:
     server = os.environ.get(POSTGRES_ENV)
     if not server:
         pytest.skip(
@@ -178,16 +185,8 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'bazaar.db'}"
         return
-    server = os.environ.get(POSTGRES_ENV)
-    if not server:
-        pytest.skip(
-            f"PostgreSQL tests need {POSTGRES_ENV}, e.g. postgresql+asyncpg://postgres@127.0.0.1/test"
-        )
-    url, drop = await _fresh_postgres(server)
-    try:
+    async with _postgres_database() as url:
         yield url
-    finally:
-        await drop()
 
 
 @pytest.fixture
