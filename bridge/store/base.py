@@ -7,9 +7,9 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Executable, Row, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bridge.core.ids import BuyerID, SellerID, SiteID
 from bridge.core.models import Buyer, Seller
@@ -29,6 +29,10 @@ class Sessions:
         self._writes = writes
         self._reads = reads or writes
         bind = writes.kw.get("bind")
+        # The engines themselves, for the reads and writes done for every message: a Core
+        # connection costs a fraction of a session per statement.
+        self._write_engine: AsyncEngine = writes.kw["bind"]
+        self._read_engine: AsyncEngine = self._reads.kw["bind"]
         # Several replicas may share a PostgreSQL database; SQLite has one process.
         self._shared = bind is not None and bind.dialect.name == "postgresql"
         # Buyers are read for every message and change rarely: a copy in memory, which
@@ -57,6 +61,13 @@ class Sessions:
             finally:
                 await session.execute(select(func.pg_advisory_unlock(EXCLUSIVE_SPACE, key)))
                 await session.commit()
+
+    async def _read_first(
+        self, statement: Executable, parameters: dict[str, Any]
+    ) -> Row[Any] | None:
+        """The first row of a read, on a Core connection of the read pool."""
+        async with self._read_engine.connect() as connection:
+            return (await connection.execute(statement, parameters)).first()
 
     def _forget_seller(self, site: SiteID, seller_id: SellerID) -> None:
         """Drop the copy of a seller whose row is about to change."""

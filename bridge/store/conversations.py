@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, delete, func, insert, select, update
+from sqlalchemy import Row, String, bindparam, cast, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.core.events import Event
@@ -35,6 +35,7 @@ from bridge.store.records import (
     utc_now,
 )
 from bridge.store.schema import (
+    Base,
     BlockRow,
     ConversationRow,
     MessageRow,
@@ -70,6 +71,23 @@ def _blocked_by(by_buyer: bool, by_seller: bool) -> frozenset[Side]:
 def with_blocks(row: ConversationRow, by_buyer: bool, by_seller: bool) -> Conversation:
     """A row of a `WITH_BLOCKS` query (unpacked) as the conversation it is."""
     return to_conversation(row, blocked_by=_blocked_by(by_buyer, by_seller))
+
+
+# The reads of one conversation done for every message, built once, as Core statements:
+# plain rows (`read_with_blocks`), no ORM objects.
+_CONVERSATIONS = Base.metadata.tables[ConversationRow.__tablename__]
+_WITH_BLOCKS_READ = select(
+    *_CONVERSATIONS.c,
+    _blocks(Side.BUYER).label("blocked_by_buyer"),
+    _blocks(Side.SELLER).label("blocked_by_seller"),
+)
+CONVERSATION_BY_ID = _WITH_BLOCKS_READ.where(_CONVERSATIONS.c.conversation_id == bindparam("id"))
+CONVERSATION_BY_ROOM = _WITH_BLOCKS_READ.where(_CONVERSATIONS.c.room_id == bindparam("room"))
+
+
+def read_with_blocks(row: Row[Any]) -> Conversation:
+    """A row of `CONVERSATION_BY_ID` or `CONVERSATION_BY_ROOM` as the conversation it is."""
+    return to_conversation(row, blocked_by=_blocked_by(row.blocked_by_buyer, row.blocked_by_seller))
 
 
 class ConversationStore(Sessions):
@@ -130,12 +148,8 @@ class ConversationStore(Sessions):
         return conversation
 
     async def get_conversation_by_id(self, conversation_id: ConversationID) -> Conversation | None:
-        async with self._reads() as session:
-            found = await session.execute(
-                select(*WITH_BLOCKS).where(ConversationRow.conversation_id == conversation_id)
-            )
-            row = found.first()
-            return with_blocks(*row) if row else None
+        row = await self._read_first(CONVERSATION_BY_ID, {"id": conversation_id})
+        return read_with_blocks(row) if row else None
 
     async def list_conversations(
         self,

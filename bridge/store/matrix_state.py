@@ -17,12 +17,11 @@ from bridge.core.models import (
 )
 from bridge.core.room_events import ConversationRoom, ManagementRoom, RoomKind, SiteRoom
 from bridge.store.base import Sessions, upsert
-from bridge.store.conversations import WITH_BLOCKS, with_blocks
+from bridge.store.conversations import CONVERSATION_BY_ROOM, read_with_blocks
 from bridge.store.records import (
     to_seller_space,
 )
 from bridge.store.schema import (
-    ConversationRow,
     GhostRow,
     SellerSpaceRow,
     SiteRoomRow,
@@ -76,14 +75,10 @@ class MatrixStateStore(Sessions):
 
     async def classify_room(self, room_id: RoomID) -> RoomKind | None:
         # Conversation rooms first: nearly every event is in one.
+        found = await self._read_first(CONVERSATION_BY_ROOM, {"room": room_id})
+        if found is not None:
+            return ConversationRoom(read_with_blocks(found))
         async with self._reads() as session:
-            found = (
-                await session.execute(
-                    select(*WITH_BLOCKS).where(ConversationRow.room_id == room_id)
-                )
-            ).first()
-            if found is not None:
-                return ConversationRoom(with_blocks(*found))
             space = await session.scalar(
                 select(SellerSpaceRow).where(SellerSpaceRow.management_id == room_id)
             )

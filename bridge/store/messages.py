@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningUpdate
@@ -57,6 +57,14 @@ _TOUCH_CONVERSATION = (
 _TOUCH_OPEN_CONVERSATION = _TOUCH_CONVERSATION.where(
     _CONVERSATIONS.c.state != ConversationState.BLOCKED.value
 )
+_PENDING = (
+    select(*_MESSAGES.c)
+    .where(
+        _MESSAGES.c.conversation_id == bindparam("id"),
+        _MESSAGES.c.status == MessageStatus.PENDING.value,
+    )
+    .order_by(_MESSAGES.c.seq)
+)
 _MARK_DELIVERED = (
     update(_MESSAGES)
     .where(_MESSAGES.c.message_id == bindparam("id"))
@@ -91,8 +99,8 @@ class MessageStore(Sessions):
         # Insert first and let the unique keys (client id, event id) catch a repeat: the
         # first try is by far the common case.
         try:
-            async with self._writes.begin() as session:
-                await session.execute(
+            async with self._write_engine.begin() as connection:
+                await connection.execute(
                     _INSERT_MESSAGE,
                     {
                         "message_id": message.message_id,
@@ -117,20 +125,20 @@ class MessageStore(Sessions):
                         "automatic": message.automatic,
                     },
                 )
-                touched = await session.execute(
+                touched = await connection.execute(
                     _TOUCH_OPEN_CONVERSATION
                     if message.sender == SenderKind.BUYER
                     else _TOUCH_CONVERSATION,
                     {"id": message.conversation_id, "at": message.created_at},
                 )
-                if cast(CursorResult[Any], touched).rowcount == 0:
+                if touched.rowcount == 0:
                     # Rolled back with the insert: nothing of the message stays.
                     raise ConversationBlocked(message.conversation_id)
                 if wait is not None and message.sender == SenderKind.BUYER:
-                    await open_wait_in(session, message, wait)
+                    await open_wait_in(connection, message, wait)
                 for notice in notices:
-                    await add_system_message(session, notice)
-                await store_events(session, events)
+                    await add_system_message(connection, notice)
+                await store_events(connection, events)
             return message, True
         except IntegrityError:
             async with self._reads() as session:
@@ -192,15 +200,8 @@ class MessageStore(Sessions):
             return [to_message(row) for row in rows]
 
     async def pending_messages(self, conversation_id: ConversationID) -> list[Message]:
-        async with self._reads() as session:
-            rows = await session.scalars(
-                select(MessageRow)
-                .where(
-                    MessageRow.conversation_id == conversation_id,
-                    MessageRow.status == MessageStatus.PENDING.value,
-                )
-                .order_by(MessageRow.seq)
-            )
+        async with self._read_engine.connect() as connection:
+            rows = await connection.execute(_PENDING, {"id": conversation_id})
             return [to_message(row) for row in rows]
 
     async def _change_message(
@@ -222,12 +223,12 @@ class MessageStore(Sessions):
         events: EventsFor,
     ) -> Message:
         """Run an update that returns the message's row, and store the events it causes."""
-        async with self._writes.begin() as session:
-            row = (await session.execute(statement, parameters)).one_or_none()
+        async with self._write_engine.begin() as connection:
+            row = (await connection.execute(statement, parameters)).one_or_none()
             if row is None:
                 raise LookupError(f"message {message_id} is not stored")
             message = to_message(row)
-            await store_events(session, events(message))
+            await store_events(connection, events(message))
             return message
 
     async def set_attachments(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, insert, or_, select, update
+from sqlalchemy import CursorResult, Row, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.core.events import Event
@@ -14,10 +14,10 @@ from bridge.core.models import Message
 from bridge.core.offers import Offer, OfferStatus
 from bridge.store.base import Sessions
 from bridge.store.records import add_system_message, store_events
-from bridge.store.schema import OfferRow
+from bridge.store.schema import Base, OfferRow
 
 
-def _to_offer(row: OfferRow) -> Offer:
+def _to_offer(row: OfferRow | Row[Any]) -> Offer:
     return Offer(
         site=SiteID(row.site),
         conversation_id=ConversationID(row.conversation_id),
@@ -51,6 +51,15 @@ def _changing(offer: Offer) -> dict[str, Any]:
 
 def _room_owed() -> Any:
     return or_(OfferRow.room_status.is_(None), OfferRow.room_status != OfferRow.status)
+
+
+# Built once: read after each round of a conversation's deliveries.
+_OFFERS = Base.metadata.tables[OfferRow.__tablename__]
+_OFFERS_OWED = (
+    select(*_OFFERS.c)
+    .where(_OFFERS.c.conversation_id == bindparam("id"), _room_owed())
+    .order_by(_OFFERS.c.created_at, _OFFERS.c.offer_id)
+)
 
 
 class OfferStoreSql(Sessions):
@@ -115,12 +124,8 @@ class OfferStoreSql(Sessions):
 
     async def offers_owed_to_room(self, conversation_id: ConversationID) -> list[Offer]:
         """The offers whose latest status the room has not been told, oldest first."""
-        async with self._reads() as session:
-            rows = await session.scalars(
-                select(OfferRow)
-                .where(OfferRow.conversation_id == conversation_id, _room_owed())
-                .order_by(OfferRow.created_at, OfferRow.offer_id)
-            )
+        async with self._read_engine.connect() as connection:
+            rows = await connection.execute(_OFFERS_OWED, {"id": conversation_id})
             return [_to_offer(row) for row in rows]
 
     async def mark_offer_in_room(self, offer: Offer) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, insert, or_, select, update
+from sqlalchemy import CursorResult, Row, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.core.contact_policy import POLICY_NOTICE_PREFIX
@@ -15,10 +15,10 @@ from bridge.core.models import Message, SenderKind
 from bridge.core.orders import ORDER_NOTICE_PREFIX, Order, OrderItem, OrderStatus
 from bridge.store.base import Sessions
 from bridge.store.records import add_system_message, store_events, to_message
-from bridge.store.schema import MessageRow, OrderRow
+from bridge.store.schema import Base, MessageRow, OrderRow
 
 
-def _to_order(row: OrderRow) -> Order:
+def _to_order(row: OrderRow | Row[Any]) -> Order:
     return Order(
         site=SiteID(row.site),
         conversation_id=ConversationID(row.conversation_id),
@@ -116,18 +116,10 @@ class OrderStoreSql(Sessions):
     ) -> tuple[list[Order], list[Message]]:
         """The orders whose room state is behind, and the status notices the room has not
         had (the orders' system messages without an event), oldest first."""
-        async with self._reads() as session:
-            rows = await session.scalars(
-                select(OrderRow)
-                .where(OrderRow.conversation_id == conversation_id, _state_owed())
-                .order_by(OrderRow.created_at, OrderRow.order_id)
-            )
+        async with self._read_engine.connect() as connection:
+            rows = await connection.execute(_ORDERS_OWED, {"id": conversation_id})
             orders = [_to_order(row) for row in rows]
-            notices = await session.scalars(
-                select(MessageRow)
-                .where(MessageRow.conversation_id == conversation_id, _notice_owed())
-                .order_by(MessageRow.seq)
-            )
+            notices = await connection.execute(_NOTICES_OWED, {"id": conversation_id})
             return orders, [to_message(row) for row in notices]
 
     async def mark_order_in_room(self, order: Order) -> None:
@@ -164,3 +156,18 @@ def _notice_owed() -> Any:
         ),
         MessageRow.event_id.is_(None),
     )
+
+
+# Built once: read after each round of a conversation's deliveries.
+_ORDERS = Base.metadata.tables[OrderRow.__tablename__]
+_MESSAGES = Base.metadata.tables[MessageRow.__tablename__]
+_ORDERS_OWED = (
+    select(*_ORDERS.c)
+    .where(_ORDERS.c.conversation_id == bindparam("id"), _state_owed())
+    .order_by(_ORDERS.c.created_at, _ORDERS.c.order_id)
+)
+_NOTICES_OWED = (
+    select(*_MESSAGES.c)
+    .where(_MESSAGES.c.conversation_id == bindparam("id"), _notice_owed())
+    .order_by(_MESSAGES.c.seq)
+)

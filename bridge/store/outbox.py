@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.core.events import Event
@@ -23,6 +23,7 @@ from bridge.store.records import (
     utc_now,
 )
 from bridge.store.schema import (
+    Base,
     BuyerRow,
     CatchupMarkRow,
     ConversationRow,
@@ -34,6 +35,19 @@ from bridge.store.schema import (
 )
 
 _HOMESERVER_UP = "homeserver_up"
+# Built once: each of the homeserver's transactions is stored, read and marked done.
+_TRANSACTIONS = Base.metadata.tables[TransactionRow.__tablename__]
+_TRANSACTION_KNOWN = select(_TRANSACTIONS.c.txn_id).where(_TRANSACTIONS.c.txn_id == bindparam("id"))
+_UNPROCESSED = (
+    select(_TRANSACTIONS.c.txn_id, _TRANSACTIONS.c.events)
+    .where(_TRANSACTIONS.c.processed_at.is_(None))
+    .order_by(_TRANSACTIONS.c.received_at)
+)
+_PROCESSED = (
+    update(_TRANSACTIONS)
+    .where(_TRANSACTIONS.c.txn_id == bindparam("id"))
+    .values(processed_at=bindparam("at"))
+)
 
 
 class OutboxStore(Sessions):
@@ -70,15 +84,15 @@ class OutboxStore(Sessions):
     # Appservice transactions
 
     async def store_transaction(self, txn_id: str, events: list[dict[str, Any]]) -> bool:
+        # With replicas, the order of arrival is the database's clock's: the homeserver
+        # sends one transaction at a time, maybe to other hosts.
+        received_at: Any = func.clock_timestamp() if self._shared else utc_now()
         try:
-            async with self._writes.begin() as session:
-                if await session.get(TransactionRow, txn_id) is not None:
+            async with self._write_engine.begin() as connection:
+                if await connection.scalar(_TRANSACTION_KNOWN, {"id": txn_id}) is not None:
                     return False
-                # With replicas, the order of arrival is the database's clock's: the
-                # homeserver sends one transaction at a time, maybe to other hosts.
-                received_at: Any = func.clock_timestamp() if self._shared else utc_now()
-                session.add(
-                    TransactionRow(
+                await connection.execute(
+                    insert(_TRANSACTIONS).values(
                         txn_id=txn_id, events=events, received_at=received_at, processed_at=None
                     )
                 )
@@ -87,21 +101,13 @@ class OutboxStore(Sessions):
             return False
 
     async def unprocessed_transactions(self) -> list[StoredTransaction]:
-        async with self._reads() as session:
-            rows = await session.scalars(
-                select(TransactionRow)
-                .where(TransactionRow.processed_at.is_(None))
-                .order_by(TransactionRow.received_at)
-            )
+        async with self._read_engine.connect() as connection:
+            rows = await connection.execute(_UNPROCESSED)
             return [StoredTransaction(row.txn_id, list(row.events)) for row in rows]
 
     async def mark_transaction_processed(self, txn_id: str) -> None:
-        async with self._writes.begin() as session:
-            await session.execute(
-                update(TransactionRow)
-                .where(TransactionRow.txn_id == txn_id)
-                .values(processed_at=utc_now())
-            )
+        async with self._write_engine.begin() as connection:
+            await connection.execute(_PROCESSED, {"id": txn_id, "at": utc_now()})
 
     async def prune_transactions(self, processed_before: datetime) -> int:
         async with self._writes.begin() as session:

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, delete, exists, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import CursorResult, and_, bindparam, delete, exists, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.core.ids import ConversationID
 from bridge.core.models import Message
@@ -22,50 +22,64 @@ from bridge.core.seller_storage import (
 )
 from bridge.store.base import Sessions
 from bridge.store.conversations import WITH_BLOCKS, with_blocks
-from bridge.store.schema import ConversationRow, ReminderRow, WaitRow
+from bridge.store.schema import Base, ConversationRow, ReminderRow, WaitRow
 
 
 def _rows(result: object) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
-async def open_wait_in(session: AsyncSession, message: Message, wait: WaitOpening) -> bool:
+_WAITS = Base.metadata.tables[WaitRow.__tablename__]
+_REMINDERS = Base.metadata.tables[ReminderRow.__tablename__]
+_CONVERSATIONS = Base.metadata.tables[ConversationRow.__tablename__]
+# Built once: the claim runs for every buyer message.
+_CLAIM_WAIT = (
+    update(_CONVERSATIONS)
+    .where(
+        _CONVERSATIONS.c.conversation_id == bindparam("id"),
+        _CONVERSATIONS.c.waiting_since.is_(None),
+    )
+    # The room's sync (which puts it in the Unanswered section) is owed from here, so a
+    # restart before the sync still does it.
+    .values(waiting_since=bindparam("at"), members_stale=True)
+    .returning(_CONVERSATIONS.c.site, _CONVERSATIONS.c.seller_id)
+)
+_EARLIER_WAIT = select(exists().where(_WAITS.c.conversation_id == bindparam("id")))
+_INSERT_WAIT = insert(_WAITS).returning(_WAITS.c.wait_id)
+_INSERT_REMINDER = insert(_REMINDERS)
+
+
+async def open_wait_in(connection: AsyncConnection, message: Message, wait: WaitOpening) -> bool:
     """Open a wait for this buyer message unless one is open, inside the caller's
     transaction: claiming `waiting_since` with "IS NULL" makes two racing messages open one."""
     claimed = (
-        await session.execute(
-            update(ConversationRow)
-            .where(
-                ConversationRow.conversation_id == message.conversation_id,
-                ConversationRow.waiting_since.is_(None),
-            )
-            # The room's sync (which puts it in the Unanswered section) is owed from here,
-            # so a restart before the sync still does it.
-            .values(waiting_since=message.created_at, members_stale=True)
-            .returning(ConversationRow.site, ConversationRow.seller_id)
+        await connection.execute(
+            _CLAIM_WAIT, {"id": message.conversation_id, "at": message.created_at}
         )
     ).first()
     if claimed is None:
         return False
     site, seller_id = claimed
-    earlier = await session.scalar(
-        select(exists().where(WaitRow.conversation_id == message.conversation_id))
+    earlier = await connection.scalar(_EARLIER_WAIT, {"id": message.conversation_id})
+    wait_id = await connection.scalar(
+        _INSERT_WAIT,
+        {
+            "conversation_id": message.conversation_id,
+            "site": site,
+            "seller_id": seller_id,
+            "opened_at": message.created_at,
+            "opened_by": message.message_id,
+            "first": not earlier,
+        },
     )
-    row = WaitRow(
-        conversation_id=message.conversation_id,
-        site=site,
-        seller_id=seller_id,
-        opened_at=message.created_at,
-        opened_by=message.message_id,
-        first=not earlier,
-    )
-    session.add(row)
-    await session.flush()
-    session.add_all(
-        ReminderRow(wait_id=row.wait_id, kind=kind, due_at=due_at, done_at=None)
-        for kind, due_at in wait.reminders
-    )
-    await session.flush()
+    if wait.reminders:
+        await connection.execute(
+            _INSERT_REMINDER,
+            [
+                {"wait_id": wait_id, "kind": kind, "due_at": due_at, "done_at": None}
+                for kind, due_at in wait.reminders
+            ],
+        )
     return True
 
 
