@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, bindparam, delete, func, insert, select, update
+from sqlalchemy import CursorResult, Integer, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.core.events import Event
@@ -35,6 +35,22 @@ from bridge.store.schema import (
 )
 
 _HOMESERVER_UP = "homeserver_up"
+# Built once: a buyer's stream reads its frames after each one stored.
+_FEED = Base.metadata.tables[FeedRow.__tablename__]
+_BUYERS = Base.metadata.tables[BuyerRow.__tablename__]
+_FRAMES_SINCE = (
+    select(_FEED.c.seq, _FEED.c.type, _FEED.c.conversation_id, _FEED.c.payload)
+    .where(
+        _FEED.c.site == bindparam("site"),
+        _FEED.c.buyer_id == bindparam("buyer"),
+        _FEED.c.seq > bindparam("since"),
+    )
+    .order_by(_FEED.c.seq)
+    .limit(bindparam("limit", type_=Integer))
+)
+_LATEST_FRAME = select(_BUYERS.c.feed_seq).where(
+    _BUYERS.c.site == bindparam("site"), _BUYERS.c.buyer_id == bindparam("buyer")
+)
 # Built once: each of the homeserver's transactions is stored, read and marked done.
 _TRANSACTIONS = Base.metadata.tables[TransactionRow.__tablename__]
 _TRANSACTION_KNOWN = select(_TRANSACTIONS.c.txn_id).where(_TRANSACTIONS.c.txn_id == bindparam("id"))
@@ -60,12 +76,9 @@ class OutboxStore(Sessions):
     async def frames_since(
         self, site: SiteID, buyer_id: BuyerID, since: int, limit: int
     ) -> list[StoredFrame]:
-        async with self._reads() as session:
-            rows = await session.scalars(
-                select(FeedRow)
-                .where(FeedRow.site == site, FeedRow.buyer_id == buyer_id, FeedRow.seq > since)
-                .order_by(FeedRow.seq)
-                .limit(limit)
+        async with self._read_engine.connect() as connection:
+            rows = await connection.execute(
+                _FRAMES_SINCE, {"site": site, "buyer": buyer_id, "since": since, "limit": limit}
             )
             return [
                 StoredFrame(row.seq, row.type, ConversationID(row.conversation_id), row.payload)
@@ -73,13 +86,8 @@ class OutboxStore(Sessions):
             ]
 
     async def latest_frame(self, site: SiteID, buyer_id: BuyerID) -> int:
-        async with self._reads() as session:
-            seq = await session.scalar(
-                select(BuyerRow.feed_seq).where(
-                    BuyerRow.site == site, BuyerRow.buyer_id == buyer_id
-                )
-            )
-            return int(seq or 0)
+        row = await self._read_first(_LATEST_FRAME, {"site": site, "buyer": buyer_id})
+        return int(row.feed_seq or 0) if row is not None else 0
 
     # Appservice transactions
 

@@ -47,6 +47,13 @@ _CLAIM_WAIT = (
 _EARLIER_WAIT = select(exists().where(_WAITS.c.conversation_id == bindparam("id")))
 _INSERT_WAIT = insert(_WAITS).returning(_WAITS.c.wait_id)
 _INSERT_REMINDER = insert(_REMINDERS)
+# Read for every member's reply.
+_OPEN_WAIT = (
+    select(_WAITS.c.wait_id, _WAITS.c.conversation_id, _WAITS.c.opened_at)
+    .where(_WAITS.c.conversation_id == bindparam("id"), _WAITS.c.closed_at.is_(None))
+    .order_by(_WAITS.c.wait_id.desc())
+    .limit(1)
+)
 
 
 async def open_wait_in(connection: AsyncConnection, message: Message, wait: WaitOpening) -> bool:
@@ -85,16 +92,10 @@ async def open_wait_in(connection: AsyncConnection, message: Message, wait: Wait
 
 class WaitStore(Sessions):
     async def open_wait(self, conversation_id: ConversationID) -> OpenWait | None:
-        async with self._reads() as session:
-            row = await session.scalar(
-                select(WaitRow)
-                .where(WaitRow.conversation_id == conversation_id, WaitRow.closed_at.is_(None))
-                .order_by(WaitRow.wait_id.desc())
-                .limit(1)
-            )
-            if row is None:
-                return None
-            return OpenWait(row.wait_id, ConversationID(row.conversation_id), row.opened_at)
+        row = await self._read_first(_OPEN_WAIT, {"id": conversation_id})
+        if row is None:
+            return None
+        return OpenWait(row.wait_id, ConversationID(row.conversation_id), row.opened_at)
 
     async def close_wait(self, wait: OpenWait, closing: WaitClosing) -> bool:
         async with self._writes.begin() as session:
