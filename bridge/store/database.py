@@ -115,7 +115,17 @@ def _tune_sqlite(engine: AsyncEngine, *, begin: str) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql(begin)
+        # Straight on the driver's cursor: a statement through SQLAlchemy costs as much
+        # again, and every transaction begins so.
+        # Raised as SQLAlchemy raises a statement's failure (`is_outage` reads those).
+        driver_error = connection.dialect.loaded_dbapi.Error
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(begin)
+        except driver_error as error:
+            raise DBAPIError.instance(begin, None, error, driver_error) from error
+        finally:
+            cursor.close()
 
 
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Integer, bindparam, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import CursorResult, Integer, bindparam, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge.core.events import Event
 from bridge.core.ids import (
@@ -92,21 +92,18 @@ class OutboxStore(Sessions):
     # Appservice transactions
 
     async def store_transaction(self, txn_id: str, events: list[dict[str, Any]]) -> bool:
+        """Store a transaction the homeserver pushed; False when it is stored already."""
         # With replicas, the order of arrival is the database's clock's: the homeserver
         # sends one transaction at a time, maybe to other hosts.
         received_at: Any = func.clock_timestamp() if self._shared else utc_now()
-        try:
-            async with self._write_engine.begin() as connection:
-                if await connection.scalar(_TRANSACTION_KNOWN, {"id": txn_id}) is not None:
-                    return False
-                await connection.execute(
-                    insert(_TRANSACTIONS).values(
-                        txn_id=txn_id, events=events, received_at=received_at, processed_at=None
-                    )
-                )
-            return True
-        except IntegrityError:
-            return False
+        dialect = postgresql if self._shared else sqlite
+        async with self._write_engine.begin() as connection:
+            stored = await connection.execute(
+                dialect.insert(_TRANSACTIONS)
+                .values(txn_id=txn_id, events=events, received_at=received_at, processed_at=None)
+                .on_conflict_do_nothing(index_elements=[_TRANSACTIONS.c.txn_id])
+            )
+            return stored.rowcount == 1
 
     async def unprocessed_transactions(self) -> list[StoredTransaction]:
         async with self._read_engine.connect() as connection:
