@@ -4,8 +4,8 @@ aiosqlite runs each sqlite3 call in the connection's own thread, and SQLAlchemy'
 makes four such calls per statement (open a cursor, execute, fetch, close), each one a
 hand-off between threads and a wake-up of the event loop. Here a statement's four calls run
 as one function in that thread, and the cursor SQLAlchemy sees holds what they returned.
-The store's CPU per buyer message falls to about 0.6 of what the shipped cursor costs
-(`bench/store.py`).
+The store's CPU per buyer message falls to 0.6–0.75 of what the shipped cursor costs
+(`bench/store.py`; the less, the slower the event loop).
 
 It leans on two of aiosqlite's internals, `Connection._execute` (run a function in the
 connection's thread) and `Connection._conn` (the sqlite3 connection there); the whole test
