@@ -28,13 +28,12 @@ class Sessions:
     ) -> None:
         self._writes = writes
         self._reads = reads or writes
-        bind = writes.kw.get("bind")
         # The engines themselves, for the reads and writes done for every message: a Core
         # connection costs a fraction of a session per statement.
         self._write_engine: AsyncEngine = writes.kw["bind"]
         self._read_engine: AsyncEngine = self._reads.kw["bind"]
         # Several replicas may share a PostgreSQL database; SQLite has one process.
-        self._shared = bind is not None and bind.dialect.name == "postgresql"
+        self._shared = self._write_engine.dialect.name == "postgresql"
         # Buyers are read for every message and change rarely: a copy in memory, which
         # every write here replaces and other replicas are told to drop (`party_changed`).
         self._buyers: dict[tuple[SiteID, BuyerID], Buyer] = {}

@@ -53,7 +53,6 @@ _LATEST_FRAME = select(_BUYERS.c.feed_seq).where(
 )
 # Built once: each of the homeserver's transactions is stored, read and marked done.
 _TRANSACTIONS = Base.metadata.tables[TransactionRow.__tablename__]
-_TRANSACTION_KNOWN = select(_TRANSACTIONS.c.txn_id).where(_TRANSACTIONS.c.txn_id == bindparam("id"))
 _UNPROCESSED = (
     select(_TRANSACTIONS.c.txn_id, _TRANSACTIONS.c.events)
     .where(_TRANSACTIONS.c.processed_at.is_(None))
