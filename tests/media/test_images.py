@@ -121,6 +121,10 @@ class RawServer:
             )
             for size, wait in self.pieces:
                 await asyncio.sleep(wait)
+                # A client that hung up is seen in what it sends (the end), not only in a
+                # write that fails: the kernel may take a few more bytes first.
+                if reader.at_eof():
+                    raise ConnectionResetError("the client hung up")
                 writer.write(self.body[self.sent : self.sent + size])
                 await writer.drain()
                 self.sent += size
