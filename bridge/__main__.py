@@ -10,7 +10,6 @@ import signal
 import sys
 from pathlib import Path
 
-import uvloop
 import yaml
 
 from bridge.config import (
@@ -108,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             from bridge.demo.run import run_demo
 
             _configure_logging(None)
-            uvloop.run(run_demo(args.workdir))
+            asyncio.run(run_demo(args.workdir))
             return 0
         config = load_config(args.config)
     except ConfigError as error:
@@ -118,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     from bridge.store.database import DatabaseInUse
 
     try:
-        uvloop.run(run_until_stopped(config))
+        asyncio.run(run_until_stopped(config))
     except DatabaseInUse as error:
         print(error, file=sys.stderr)
         return 3
