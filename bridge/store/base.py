@@ -96,14 +96,18 @@ def party_key(kind: str, site: str, party: str) -> str:
     return f"{kind} {site} {party}"
 
 
+def insert_on(dialect: str, table: Any) -> Any:
+    """An INSERT in the dialect's own form, the one that takes ON CONFLICT."""
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+
 async def upsert(
     session: AsyncSession, row_type: type[Any], values: dict[str, Any], keys: Collection[str]
 ) -> None:
     """Insert the row, or update the one with the same `keys` to these values, in one
     statement: a read then a write (the ORM's merge) lets two writers at once (two
     replicas, two requests) both insert, and one of them fails on the key."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(row_type).values(**values)
+    statement = insert_on(session.get_bind().dialect.name, row_type).values(**values)
     changed = {name: statement.excluded[name] for name in values if name not in keys}
     await session.execute(
         statement.on_conflict_do_update(index_elements=list(keys), set_=changed)

@@ -35,7 +35,7 @@ from bridge.store.records import (
     utc_now,
 )
 from bridge.store.schema import (
-    Base,
+    CONVERSATIONS,
     BlockRow,
     ConversationRow,
     MessageRow,
@@ -75,14 +75,13 @@ def with_blocks(row: ConversationRow, by_buyer: bool, by_seller: bool) -> Conver
 
 # The reads of one conversation done for every message, built once, as Core statements:
 # plain rows (`read_with_blocks`), no ORM objects.
-_CONVERSATIONS = Base.metadata.tables[ConversationRow.__tablename__]
 _WITH_BLOCKS_READ = select(
-    *_CONVERSATIONS.c,
+    *CONVERSATIONS.c,
     _blocks(Side.BUYER).label("blocked_by_buyer"),
     _blocks(Side.SELLER).label("blocked_by_seller"),
 )
-CONVERSATION_BY_ID = _WITH_BLOCKS_READ.where(_CONVERSATIONS.c.conversation_id == bindparam("id"))
-CONVERSATION_BY_ROOM = _WITH_BLOCKS_READ.where(_CONVERSATIONS.c.room_id == bindparam("room"))
+CONVERSATION_BY_ID = _WITH_BLOCKS_READ.where(CONVERSATIONS.c.conversation_id == bindparam("id"))
+CONVERSATION_BY_ROOM = _WITH_BLOCKS_READ.where(CONVERSATIONS.c.room_id == bindparam("room"))
 
 
 def read_with_blocks(row: Row[Any]) -> Conversation:

@@ -115,9 +115,9 @@ def _tune_sqlite(engine: AsyncEngine, *, begin: str) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection: Connection) -> None:
-        # Straight on the driver's cursor: a statement through SQLAlchemy costs as much
-        # again, and every transaction begins so.
-        # Raised as SQLAlchemy raises a statement's failure (`is_outage` reads those).
+        # Straight on the driver's cursor, as every transaction begins: through SQLAlchemy
+        # it would cost a whole statement more. A failure is raised as SQLAlchemy raises a
+        # statement's (`is_outage` reads those).
         driver_error = connection.dialect.loaded_dbapi.Error
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:

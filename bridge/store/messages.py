@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningUpdate
@@ -30,14 +30,17 @@ from bridge.core.seller_storage import WaitOpening
 from bridge.core.storage import ConversationBlocked
 from bridge.store.base import Sessions
 from bridge.store.records import (
+    INSERT_MESSAGE,
     add_system_message,
     attachment_values,
+    message_values,
     store_events,
     to_message,
     translation_values,
 )
 from bridge.store.schema import (
-    Base,
+    CONVERSATIONS,
+    MESSAGES,
     ConversationRow,
     MessageRow,
 )
@@ -45,31 +48,28 @@ from bridge.store.waits import open_wait_in
 
 # Built once: these run for every message, and a statement object built per call costs
 # more than the SQL it sends.
-_MESSAGES = Base.metadata.tables[MessageRow.__tablename__]
-_CONVERSATIONS = Base.metadata.tables[ConversationRow.__tablename__]
-_INSERT_MESSAGE = insert(_MESSAGES)
 _TOUCH_CONVERSATION = (
-    update(_CONVERSATIONS)
-    .where(_CONVERSATIONS.c.conversation_id == bindparam("id"))
+    update(CONVERSATIONS)
+    .where(CONVERSATIONS.c.conversation_id == bindparam("id"))
     .values(last_message_at=bindparam("at"))
 )
 # A buyer's message only goes in while the conversation is open, checked as it is stored.
 _TOUCH_OPEN_CONVERSATION = _TOUCH_CONVERSATION.where(
-    _CONVERSATIONS.c.state != ConversationState.BLOCKED.value
+    CONVERSATIONS.c.state != ConversationState.BLOCKED.value
 )
 _PENDING = (
-    select(*_MESSAGES.c)
+    select(*MESSAGES.c)
     .where(
-        _MESSAGES.c.conversation_id == bindparam("id"),
-        _MESSAGES.c.status == MessageStatus.PENDING.value,
+        MESSAGES.c.conversation_id == bindparam("id"),
+        MESSAGES.c.status == MessageStatus.PENDING.value,
     )
-    .order_by(_MESSAGES.c.seq)
+    .order_by(MESSAGES.c.seq)
 )
 _MARK_DELIVERED = (
-    update(_MESSAGES)
-    .where(_MESSAGES.c.message_id == bindparam("id"))
+    update(MESSAGES)
+    .where(MESSAGES.c.message_id == bindparam("id"))
     .values(status=MessageStatus.SENT.value, event_id=bindparam("event"), error=None)
-    .returning(*_MESSAGES.c)
+    .returning(*MESSAGES.c)
 )
 
 
@@ -100,31 +100,7 @@ class MessageStore(Sessions):
         # first try is by far the common case.
         try:
             async with self._write_engine.begin() as connection:
-                await connection.execute(
-                    _INSERT_MESSAGE,
-                    {
-                        "message_id": message.message_id,
-                        "conversation_id": message.conversation_id,
-                        "sender": message.sender.value,
-                        "sender_name": message.sender_name,
-                        "sender_user_id": message.sender_user_id,
-                        "text": message.text,
-                        "html": message.html,
-                        "lang": message.lang,
-                        "original_text": message.original.text if message.original else None,
-                        "original_lang": message.original.lang if message.original else None,
-                        "status": message.status.value,
-                        "error": message.error,
-                        "client_id": message.client_id,
-                        "event_id": message.event_id,
-                        "attachments": [attachment_values(a) for a in message.attachments],
-                        "translation": translation_values(message.translation),
-                        "created_at": message.created_at,
-                        "edited_at": None,
-                        "deleted_at": None,
-                        "automatic": message.automatic,
-                    },
-                )
+                await connection.execute(INSERT_MESSAGE, message_values(message))
                 touched = await connection.execute(
                     _TOUCH_OPEN_CONVERSATION
                     if message.sender == SenderKind.BUYER
@@ -208,10 +184,10 @@ class MessageStore(Sessions):
         self, message_id: MessageID, events: EventsFor, **values: Any
     ) -> Message:
         statement = (
-            update(_MESSAGES)
-            .where(_MESSAGES.c.message_id == message_id)
+            update(MESSAGES)
+            .where(MESSAGES.c.message_id == message_id)
             .values(**values)
-            .returning(*_MESSAGES.c)
+            .returning(*MESSAGES.c)
         )
         return await self._changed(message_id, statement, {}, events)
 

@@ -15,7 +15,7 @@ from bridge.core.models import Message, SenderKind
 from bridge.core.orders import ORDER_NOTICE_PREFIX, Order, OrderItem, OrderStatus
 from bridge.store.base import Sessions
 from bridge.store.records import add_system_message, store_events, to_message
-from bridge.store.schema import Base, MessageRow, OrderRow
+from bridge.store.schema import MESSAGES, Base, MessageRow, OrderRow
 
 
 def _to_order(row: OrderRow | Row[Any]) -> Order:
@@ -160,14 +160,13 @@ def _notice_owed() -> Any:
 
 # Built once: read after each round of a conversation's deliveries.
 _ORDERS = Base.metadata.tables[OrderRow.__tablename__]
-_MESSAGES = Base.metadata.tables[MessageRow.__tablename__]
 _ORDERS_OWED = (
     select(*_ORDERS.c)
     .where(_ORDERS.c.conversation_id == bindparam("id"), _state_owed())
     .order_by(_ORDERS.c.created_at, _ORDERS.c.order_id)
 )
 _NOTICES_OWED = (
-    select(*_MESSAGES.c)
-    .where(_MESSAGES.c.conversation_id == bindparam("id"), _notice_owed())
-    .order_by(_MESSAGES.c.seq)
+    select(*MESSAGES.c)
+    .where(MESSAGES.c.conversation_id == bindparam("id"), _notice_owed())
+    .order_by(MESSAGES.c.seq)
 )

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Integer, bindparam, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge.core.events import Event
 from bridge.core.ids import (
@@ -17,14 +16,14 @@ from bridge.core.ids import (
     SiteID,
 )
 from bridge.core.storage import OutgoingWebhook, StoredFrame, StoredTransaction
-from bridge.store.base import Sessions
+from bridge.store.base import Sessions, insert_on
 from bridge.store.records import (
     store_events,
     utc_now,
 )
 from bridge.store.schema import (
+    BUYERS,
     Base,
-    BuyerRow,
     CatchupMarkRow,
     ConversationRow,
     FeedRow,
@@ -37,7 +36,6 @@ from bridge.store.schema import (
 _HOMESERVER_UP = "homeserver_up"
 # Built once: a buyer's stream reads its frames after each one stored.
 _FEED = Base.metadata.tables[FeedRow.__tablename__]
-_BUYERS = Base.metadata.tables[BuyerRow.__tablename__]
 _FRAMES_SINCE = (
     select(_FEED.c.seq, _FEED.c.type, _FEED.c.conversation_id, _FEED.c.payload)
     .where(
@@ -48,8 +46,8 @@ _FRAMES_SINCE = (
     .order_by(_FEED.c.seq)
     .limit(bindparam("limit", type_=Integer))
 )
-_LATEST_FRAME = select(_BUYERS.c.feed_seq).where(
-    _BUYERS.c.site == bindparam("site"), _BUYERS.c.buyer_id == bindparam("buyer")
+_LATEST_FRAME = select(BUYERS.c.feed_seq).where(
+    BUYERS.c.site == bindparam("site"), BUYERS.c.buyer_id == bindparam("buyer")
 )
 # Built once: each of the homeserver's transactions is stored, read and marked done.
 _TRANSACTIONS = Base.metadata.tables[TransactionRow.__tablename__]
@@ -95,10 +93,9 @@ class OutboxStore(Sessions):
         # With replicas, the order of arrival is the database's clock's: the homeserver
         # sends one transaction at a time, maybe to other hosts.
         received_at: Any = func.clock_timestamp() if self._shared else utc_now()
-        dialect = postgresql if self._shared else sqlite
         async with self._write_engine.begin() as connection:
             stored = await connection.execute(
-                dialect.insert(_TRANSACTIONS)
+                insert_on(connection.dialect.name, _TRANSACTIONS)
                 .values(txn_id=txn_id, events=events, received_at=received_at, processed_at=None)
                 .on_conflict_do_nothing(index_elements=[_TRANSACTIONS.c.txn_id])
             )

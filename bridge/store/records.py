@@ -9,8 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Row, bindparam, insert, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bridge.core.events import Event, MailEvent, WebhookEvent
@@ -40,9 +38,12 @@ from bridge.core.models import (
     Thumbnail,
     TranslationNote,
 )
+from bridge.store.base import insert_on
 from bridge.store.schema import (
+    BUYERS,
+    CONVERSATIONS,
+    MESSAGES,
     Base,
-    BuyerRow,
     ConversationRow,
     FeedRow,
     MailRow,
@@ -212,6 +213,32 @@ def _webhook_values(event: WebhookEvent, at: datetime) -> dict[str, Any]:
     }
 
 
+def message_values(message: Message) -> dict[str, Any]:
+    """The columns of a new message's row (`INSERT_MESSAGE`)."""
+    return {
+        "message_id": message.message_id,
+        "conversation_id": message.conversation_id,
+        "sender": message.sender.value,
+        "sender_name": message.sender_name,
+        "sender_user_id": message.sender_user_id,
+        "text": message.text,
+        "html": message.html,
+        "lang": message.lang,
+        "original_text": message.original.text if message.original else None,
+        "original_lang": message.original.lang if message.original else None,
+        "status": message.status.value,
+        "error": message.error,
+        "client_id": message.client_id,
+        "event_id": message.event_id,
+        "attachments": [attachment_values(a) for a in message.attachments],
+        "translation": translation_values(message.translation),
+        "created_at": message.created_at,
+        "edited_at": None,
+        "deleted_at": None,
+        "automatic": message.automatic,
+    }
+
+
 async def core_connection(into: AsyncSession | AsyncConnection) -> AsyncConnection:
     """The connection under a session's transaction, what the session holds written first:
     a Core statement run on it skips the ORM's own work per statement, a large part of a
@@ -227,7 +254,6 @@ async def store_mail(into: AsyncSession | AsyncConnection, event: MailEvent, at:
     """Queue a mail unless its dedupe key is queued already: a repeat must not undo the
     transaction it rides in (a buyer's message), so it is skipped, not refused."""
     connection = await core_connection(into)
-    dialect = connection.dialect.name
     values = {
         "mail_id": "m" + secrets.token_hex(12),
         "site": event.site,
@@ -240,22 +266,19 @@ async def store_mail(into: AsyncSession | AsyncConnection, event: MailEvent, at:
         "next_attempt_at": at,
         "created_at": at,
     }
-    table = Base.metadata.tables[MailRow.__tablename__]
-    statement = postgresql_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+    statement = insert_on(connection.dialect.name, Base.metadata.tables[MailRow.__tablename__])
     await connection.execute(statement.values(values).on_conflict_do_nothing())
 
 
 # Built once: they run for every message, both ways.
-_BUYERS = Base.metadata.tables[BuyerRow.__tablename__]
-_MESSAGES = Base.metadata.tables[MessageRow.__tablename__]
-_CONVERSATIONS = Base.metadata.tables[ConversationRow.__tablename__]
+INSERT_MESSAGE = insert(MESSAGES)
 _INSERT_WEBHOOK = insert(Base.metadata.tables[WebhookRow.__tablename__])
 _INSERT_FRAME = insert(Base.metadata.tables[FeedRow.__tablename__])
 _NEXT_FEED_SEQ = (
-    update(_BUYERS)
-    .where(_BUYERS.c.site == bindparam("of_site"), _BUYERS.c.buyer_id == bindparam("of_buyer"))
-    .values(feed_seq=_BUYERS.c.feed_seq + 1)
-    .returning(_BUYERS.c.feed_seq)
+    update(BUYERS)
+    .where(BUYERS.c.site == bindparam("of_site"), BUYERS.c.buyer_id == bindparam("of_buyer"))
+    .values(feed_seq=BUYERS.c.feed_seq + 1)
+    .returning(BUYERS.c.feed_seq)
 )
 
 
@@ -298,33 +321,9 @@ async def add_system_message(into: AsyncSession | AsyncConnection, notice: Messa
     """A system message (an order's or offer's news for the buyer), in the caller's
     transaction; the conversation's last message moves to it."""
     connection = await core_connection(into)
+    await connection.execute(INSERT_MESSAGE, message_values(notice))
     await connection.execute(
-        insert(_MESSAGES),
-        {
-            "message_id": notice.message_id,
-            "conversation_id": notice.conversation_id,
-            "sender": notice.sender.value,
-            "sender_name": notice.sender_name,
-            "sender_user_id": None,
-            "text": notice.text,
-            "html": None,
-            "lang": notice.lang,
-            "original_text": None,
-            "original_lang": None,
-            "status": notice.status.value,
-            "error": None,
-            "client_id": notice.client_id,
-            "event_id": None,
-            "attachments": [],
-            "translation": None,
-            "created_at": notice.created_at,
-            "edited_at": None,
-            "deleted_at": None,
-            "automatic": False,
-        },
-    )
-    await connection.execute(
-        update(_CONVERSATIONS)
-        .where(_CONVERSATIONS.c.conversation_id == notice.conversation_id)
+        update(CONVERSATIONS)
+        .where(CONVERSATIONS.c.conversation_id == notice.conversation_id)
         .values(last_message_at=notice.created_at)
     )

@@ -552,3 +552,10 @@ class RoomStateRow(Base):
     event_type: Mapped[str] = mapped_column(String(255), primary_key=True)
     state_key: Mapped[str] = mapped_column(String(255), primary_key=True)
     content: Mapped[dict[str, Any]]
+
+
+# The tables under the rows, for the Core statements built once that every message runs
+# (no ORM objects on that path).
+MESSAGES = Base.metadata.tables[MessageRow.__tablename__]
+CONVERSATIONS = Base.metadata.tables[ConversationRow.__tablename__]
+BUYERS = Base.metadata.tables[BuyerRow.__tablename__]

@@ -22,7 +22,7 @@ from bridge.core.seller_storage import (
 )
 from bridge.store.base import Sessions
 from bridge.store.conversations import WITH_BLOCKS, with_blocks
-from bridge.store.schema import Base, ConversationRow, ReminderRow, WaitRow
+from bridge.store.schema import CONVERSATIONS, Base, ConversationRow, ReminderRow, WaitRow
 
 
 def _rows(result: object) -> int:
@@ -31,18 +31,17 @@ def _rows(result: object) -> int:
 
 _WAITS = Base.metadata.tables[WaitRow.__tablename__]
 _REMINDERS = Base.metadata.tables[ReminderRow.__tablename__]
-_CONVERSATIONS = Base.metadata.tables[ConversationRow.__tablename__]
 # Built once: the claim runs for every buyer message.
 _CLAIM_WAIT = (
-    update(_CONVERSATIONS)
+    update(CONVERSATIONS)
     .where(
-        _CONVERSATIONS.c.conversation_id == bindparam("id"),
-        _CONVERSATIONS.c.waiting_since.is_(None),
+        CONVERSATIONS.c.conversation_id == bindparam("id"),
+        CONVERSATIONS.c.waiting_since.is_(None),
     )
     # The room's sync (which puts it in the Unanswered section) is owed from here, so a
     # restart before the sync still does it.
     .values(waiting_since=bindparam("at"), members_stale=True)
-    .returning(_CONVERSATIONS.c.site, _CONVERSATIONS.c.seller_id)
+    .returning(CONVERSATIONS.c.site, CONVERSATIONS.c.seller_id)
 )
 _EARLIER_WAIT = select(exists().where(_WAITS.c.conversation_id == bindparam("id")))
 _INSERT_WAIT = insert(_WAITS).returning(_WAITS.c.wait_id)
