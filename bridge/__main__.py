@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+import uvloop
 import yaml
 
 from bridge.config import (
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             from bridge.demo.run import run_demo
 
             _configure_logging(None)
-            asyncio.run(run_demo(args.workdir))
+            uvloop.run(run_demo(args.workdir))
             return 0
         config = load_config(args.config)
     except ConfigError as error:
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     from bridge.store.database import DatabaseInUse
 
     try:
-        asyncio.run(run_until_stopped(config))
+        uvloop.run(run_until_stopped(config))
     except DatabaseInUse as error:
         print(error, file=sys.stderr)
         return 3

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 import pytest_asyncio
+import uvloop
 import yaml
 from sqlalchemy.engine import make_url
 
@@ -28,6 +29,13 @@ from tests.support.seller import SellerClient
 from tests.support.webhooks import WebhookReceiver
 
 SITE = "shop"
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """Every test on the loop the bridge runs on (`python -m bridge`): uvloop's."""
+    return {"uvloop": uvloop.new_event_loop}
+
+
 OTHER_SITE = "bazaar2"
 POSTGRES_ENV = "BAZAAR_TEST_POSTGRES_URL"
 

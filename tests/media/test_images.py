@@ -121,9 +121,11 @@ class RawServer:
             )
             for size, wait in self.pieces:
                 await asyncio.sleep(wait)
-                # A client that hung up is seen in what it sends (the end), not only in a
-                # write that fails: the kernel may take a few more bytes first.
-                if reader.at_eof():
+                # A client that hung up is seen in what it sends (the end) or in the
+                # connection being lost (a reset), not only in a write that fails: the
+                # kernel may take a few more bytes first, and uvloop's transport refuses
+                # a write after the loss with a RuntimeError.
+                if reader.at_eof() or writer.is_closing():
                     raise ConnectionResetError("the client hung up")
                 writer.write(self.body[self.sent : self.sent + size])
                 await writer.drain()

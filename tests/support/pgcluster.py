@@ -153,16 +153,21 @@ class PgCluster:
     async def _run(self, *argv: str) -> None:
         if os.geteuid() == 0:
             argv = ("runuser", "-u", SERVER_USER, "--", *argv)
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=self._root,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        output, _ = await process.communicate()
+        # The output goes to a file, not a pipe: on uvloop's loop the server `pg_ctl start`
+        # leaves running keeps the pipe open, and reading it to the end waited for the
+        # server to stop.
+        output_path = self._root / "command.out"
+        with output_path.open("wb") as output:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=self._root,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=output,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            await process.wait()
         if process.returncode != 0:
             raise PgClusterError(
                 f"{' '.join(argv)} exited with {process.returncode}:\n"
-                f"{output.decode(errors='replace')}\n{self.log_tail()}"
+                f"{output_path.read_text(errors='replace')}\n{self.log_tail()}"
             )
