@@ -12,11 +12,12 @@ Then two role changes, each one `PUT /sellers/A` over HTTP:
 
 A change counts as arrived when the manager's own /sync loop has seen every one of A's N
 rooms in `rooms.invite` (add) or `rooms.leave` (remove): the homeserver decides, not the
-bridge's database. The bridge writes power levels before the invite or kick of a room, so
-that is also when the levels are in place; the script then reads every room's
-`m.room.power_levels` to confirm it (not timed). The homeserver requests the bridge made for
-a change are the difference of `bridge.gateway.requests` once the courier is idle again; a
-wrapper around the gateway's `request_json` (in this process only) also sorts them by room:
+bridge's database. The members hold a room's default power level (`users_default`), so
+the invite also puts the level in place; the script then reads every room's
+`m.room.power_levels` and the manager's membership to confirm both (not timed). The
+homeserver requests the bridge made for a change are the difference of
+`bridge.gateway.requests` once the courier is idle again; a wrapper around the gateway's
+`request_json` (in this process only) also sorts them by room:
 A's conversation rooms, A's Space rooms, other sellers' rooms (should be none) and others.
 
 Baseline, in the same run: the same N rooms, another registered user invited straight
@@ -686,17 +687,26 @@ class BaselineResult:
     probe: list[float]
 
 
-async def power_levels_ok(stage: Stage, want: Callable[[dict[str, Any]], bool]) -> int:
-    """How many of A's rooms have power levels that `want` accepts (read with the as_token)."""
+async def manager_ok(stage: Stage, want: Callable[[int, str | None], bool]) -> int:
+    """How many of A's rooms `want` accepts, given the manager's power level there (as the
+    spec reads `m.room.power_levels`: listed, else `users_default`) and membership (read
+    with the as_token)."""
+    manager = quote(stage.cast.manager, safe="")
 
     async def check(room_id: str) -> bool:
-        levels = await stage.homeserver.call(
-            "GET",
-            f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/state/m.room.power_levels/",
-            stage.as_token,
+        room = f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/state"
+        levels = await stage.homeserver.call("GET", f"{room}/m.room.power_levels/", stage.as_token)
+        member = await stage.homeserver.call(
+            "GET", f"{room}/m.room.member/{manager}", stage.as_token
         )
         users = levels.get("users")
-        return want(users if isinstance(users, dict) else {})
+        listed = users.get(stage.cast.manager) if isinstance(users, dict) else None
+        level = listed if listed is not None else levels.get("users_default", 0)
+        membership = member.get("membership")
+        return want(
+            level if isinstance(level, int) else 0,
+            membership if isinstance(membership, str) else None,
+        )
 
     return sum(await limited(stage.cast.seller.rooms, VERIFY_CONCURRENCY, check))
 
@@ -759,11 +769,11 @@ async def role_change(stage: Stage, name: str, adding: bool) -> ChangeResult:
         counts = Counter(r.room_id for r in counted if r.room_id in affected)
         return Counter(counts[room_id] for room_id in rooms)
 
-    progress(f"{name}: checking the power levels of {len(rooms)} rooms")
+    progress(f"{name}: checking the manager's level and membership in {len(rooms)} rooms")
     if adding:
-        verified = await power_levels_ok(stage, lambda u: u.get(cast.manager) == MEMBER_LEVEL)
+        verified = await manager_ok(stage, lambda lv, m: lv == MEMBER_LEVEL and m == "invite")
     else:
-        verified = await power_levels_ok(stage, lambda u: cast.manager not in u)
+        verified = await manager_ok(stage, lambda lv, m: m == "leave")
     return ChangeResult(
         name=name,
         rooms=len(rooms),
@@ -1025,7 +1035,7 @@ def _report_change(c: ChangeResult) -> None:
         print(f"    bridge warnings {c.warnings} logged")
     if not c.counted_alike:
         print("    note            the wrapper and bridge.gateway.requests disagree")
-    state = "at power level 50" if c.name.startswith("add") else "out of the power levels"
+    state = "invited at power level 50" if c.name.startswith("add") else "gone (left)"
     print(f"    verified        {c.verified}/{c.rooms} rooms have the manager {state}")
 
 

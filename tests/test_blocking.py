@@ -129,7 +129,8 @@ async def test_a_buyer_blocks_the_seller_from_the_widget(
 
         async def members_muted() -> bool:
             levels = await owner.state(room_id, "m.room.power_levels")
-            return bool(levels.get("events_default", 0) > levels["users"][owner.user_id])
+            owner_level = await owner.level(room_id, owner.user_id)
+            return bool(levels.get("events_default", 0) > owner_level)
 
         await owner.wait_until_async(members_muted, what="the members unable to post")
         await owner.wait_until(

@@ -1,13 +1,17 @@
 """Who may do what in a conversation room: the bot holds the room's identity and state, the
-seller's members speak and read, the buyer's ghost speaks unless blocked. Pure: no I/O."""
+seller's members speak and read, the buyer's ghost speaks unless blocked. Pure: no I/O.
+
+The members hold the room's default level and are listed nowhere: only the bot invites, so
+no one else can be in the room to hold it, and a change of the seller's team is the invite
+or the kick alone, with no power-levels event for the homeserver to write and check."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from bridge.core.ids import UserID
-from bridge.core.models import Member, Side
+from bridge.core.models import Side
 from bridge.matrix.content import BRIDGE_STATE_TYPES, CONTEXT_STATE, CONVERSATION_STATE
 
 BOT_LEVEL = 100
@@ -34,18 +38,15 @@ _BOT_ONLY_EVENTS = (
 )
 
 
-def power_levels(
-    bot: UserID, members: Sequence[Member], ghost: UserID, *, list_bot: bool
-) -> dict[str, Any]:
+def power_levels(bot: UserID, ghost: UserID, *, list_bot: bool) -> dict[str, Any]:
     """A new conversation room's power levels. `list_bot` is false in room versions where
     the room's creator outranks every level and may not be listed."""
-    users: dict[str, int] = {member.user_id: MEMBER_LEVEL for member in members}
-    users[ghost] = BUYER_LEVEL
+    users: dict[str, int] = {ghost: BUYER_LEVEL}
     if list_bot:
         users[bot] = BOT_LEVEL
     return {
         "users": users,
-        "users_default": 0,
+        "users_default": MEMBER_LEVEL,
         "events_default": 0,
         "state_default": BOT_LEVEL,
         "invite": BOT_LEVEL,
@@ -57,15 +58,20 @@ def power_levels(
     }
 
 
+def level_of(levels: Mapping[str, Any], user_id: str) -> int:
+    """The level `levels` give `user_id`: the listed one, else the room's default."""
+    users = levels.get("users")
+    listed = users.get(user_id) if isinstance(users, dict) else None
+    level = listed if listed is not None else levels.get("users_default", 0)
+    return level if isinstance(level, int) else 0
+
+
 def wanted_power_levels(
-    current: Mapping[str, Any],
-    members: Sequence[Member],
-    ghost: UserID,
-    bot: UserID,
-    blocked_by: frozenset[Side],
+    current: Mapping[str, Any], ghost: UserID, bot: UserID, blocked_by: frozenset[Side]
 ) -> dict[str, Any] | None:
-    """The room's power levels once they match its members and blocks, or None if they
-    already do. Everything but the users and `events_default` is kept as the room has it.
+    """The room's power levels once they match its blocks, or None if they already do.
+    Everything but the users, `users_default` and `events_default` is kept as the room has
+    it; a room made before the members held the default has them listed, and loses them.
 
     A seller's block puts the ghost below the level to speak; a buyer's block raises the
     level to speak above the members'. The bot stays listed only where the room lists it
@@ -73,12 +79,20 @@ def wanted_power_levels(
     raw_users = current.get("users")
     users = raw_users if isinstance(raw_users, dict) else {}
     desired_users: dict[str, int] = {
-        user_id: MEMBER_LEVEL for user_id in sorted({member.user_id for member in members})
+        ghost: BLOCKED_LEVEL if Side.SELLER in blocked_by else BUYER_LEVEL
     }
-    desired_users[ghost] = BLOCKED_LEVEL if Side.SELLER in blocked_by else BUYER_LEVEL
     if bot in users:
         desired_users[bot] = BOT_LEVEL
     events_default = MEMBER_LEVEL + 1 if Side.BUYER in blocked_by else 0
-    if users == desired_users and current.get("events_default") == events_default:
+    if (
+        users == desired_users
+        and current.get("users_default") == MEMBER_LEVEL
+        and current.get("events_default") == events_default
+    ):
         return None
-    return {**current, "users": desired_users, "events_default": events_default}
+    return {
+        **current,
+        "users": desired_users,
+        "users_default": MEMBER_LEVEL,
+        "events_default": events_default,
+    }

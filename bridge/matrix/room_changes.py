@@ -34,8 +34,8 @@ def room_changes(
     bot: UserID,
     blocked_by: frozenset[Side],
 ) -> RoomChanges:
-    """From the room's full state (as `/state` gives it): power levels for the members and
-    the blocks, the conversation's current state, and the seller's members in the room,
+    """From the room's full state (as `/state` gives it): power levels for the blocks, the
+    conversation's current state, and the seller's members in the room,
     anyone else (but the ghost and the bot) out."""
     membership = {
         event["state_key"]: event.get("content", {}).get("membership")
@@ -52,7 +52,7 @@ def room_changes(
     wanted = {member.user_id for member in members}
     allowed = wanted | {ghost, bot}
     return RoomChanges(
-        power_levels=wanted_power_levels(levels, members, ghost, bot, blocked_by),
+        power_levels=wanted_power_levels(levels, ghost, bot, blocked_by),
         conversation_state=wanted_state if current_state != wanted_state else None,
         kick=tuple(
             UserID(user_id)

@@ -190,7 +190,7 @@ class MatrixRooms:
         )
         invite = [*(member.user_id for member in members), ghost]
         list_bot = await self.bot.lists_itself()
-        levels = power_levels(self._names.bot, members, ghost, list_bot=list_bot)
+        levels = power_levels(self._names.bot, ghost, list_bot=list_bot)
         new = True
         try:
             room_id = await self.bot.create_room(

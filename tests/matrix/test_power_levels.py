@@ -9,6 +9,7 @@ from bridge.matrix.power_levels import (
     BOT_LEVEL,
     BUYER_LEVEL,
     MEMBER_LEVEL,
+    level_of,
     power_levels,
     wanted_power_levels,
 )
@@ -20,13 +21,11 @@ MANAGER = Member(UserID("@manager:localhost"), "manager")
 
 
 def test_a_new_room_lets_members_and_the_buyer_speak_and_only_the_bot_change_it() -> None:
-    levels = power_levels(BOT, [OWNER, MANAGER], GHOST, list_bot=True)
-    assert levels["users"] == {
-        OWNER.user_id: MEMBER_LEVEL,
-        MANAGER.user_id: MEMBER_LEVEL,
-        GHOST: BUYER_LEVEL,
-        BOT: BOT_LEVEL,
-    }
+    levels = power_levels(BOT, GHOST, list_bot=True)
+    assert levels["users"] == {GHOST: BUYER_LEVEL, BOT: BOT_LEVEL}
+    assert level_of(levels, OWNER.user_id) == level_of(levels, MANAGER.user_id) == MEMBER_LEVEL
+    assert level_of(levels, GHOST) == BUYER_LEVEL
+    assert level_of(levels, BOT) == BOT_LEVEL
     assert levels["events_default"] <= BUYER_LEVEL
     for key in ("state_default", "invite", "kick", "ban", "redact"):
         assert levels[key] == BOT_LEVEL > MEMBER_LEVEL
@@ -35,48 +34,63 @@ def test_a_new_room_lets_members_and_the_buyer_speak_and_only_the_bot_change_it(
 
 
 def test_a_room_whose_creator_outranks_all_does_not_list_the_bot() -> None:
-    levels = power_levels(BOT, [OWNER], GHOST, list_bot=False)
+    levels = power_levels(BOT, GHOST, list_bot=False)
     assert BOT not in levels["users"]
 
 
+def test_a_level_is_the_listed_one_or_the_default() -> None:
+    assert level_of({"users": {GHOST: -1}, "users_default": 50}, GHOST) == -1
+    assert level_of({"users": {GHOST: -1}, "users_default": 50}, OWNER.user_id) == 50
+    assert level_of({"users": {GHOST: 0}}, OWNER.user_id) == 0
+    assert level_of({"users": "nonsense", "users_default": "50"}, OWNER.user_id) == 0
+
+
 def current(users: dict[str, int], events_default: int = 0) -> dict[str, object]:
-    return {"users": users, "events_default": events_default, "state_default": BOT_LEVEL}
+    return {
+        "users": users,
+        "users_default": MEMBER_LEVEL,
+        "events_default": events_default,
+        "state_default": BOT_LEVEL,
+    }
 
 
 def test_levels_that_match_need_no_change() -> None:
-    room = current({OWNER.user_id: MEMBER_LEVEL, GHOST: BUYER_LEVEL, BOT: BOT_LEVEL})
-    assert wanted_power_levels(room, [OWNER], GHOST, BOT, frozenset()) is None
+    room = current({GHOST: BUYER_LEVEL, BOT: BOT_LEVEL})
+    assert wanted_power_levels(room, GHOST, BOT, frozenset()) is None
 
 
-def test_a_newcomer_is_listed_a_leaver_dropped_and_the_rest_kept() -> None:
+def test_listed_members_are_dropped_for_the_default_and_the_rest_kept() -> None:
     room = current({OWNER.user_id: MEMBER_LEVEL, "@gone:localhost": MEMBER_LEVEL, GHOST: 0})
-    wanted = wanted_power_levels(room, [OWNER, MANAGER], GHOST, BOT, frozenset())
+    room["users_default"] = 0
+    wanted = wanted_power_levels(room, GHOST, BOT, frozenset())
     assert wanted == {
-        "users": {OWNER.user_id: MEMBER_LEVEL, MANAGER.user_id: MEMBER_LEVEL, GHOST: BUYER_LEVEL},
+        "users": {GHOST: BUYER_LEVEL},
+        "users_default": MEMBER_LEVEL,
         "events_default": 0,
         "state_default": BOT_LEVEL,
     }
 
 
 def test_the_seller_blocking_silences_the_ghost() -> None:
-    room = current({OWNER.user_id: MEMBER_LEVEL, GHOST: BUYER_LEVEL})
-    wanted = wanted_power_levels(room, [OWNER], GHOST, BOT, frozenset({Side.SELLER}))
+    room = current({GHOST: BUYER_LEVEL})
+    wanted = wanted_power_levels(room, GHOST, BOT, frozenset({Side.SELLER}))
     assert wanted is not None
-    assert wanted["users"][GHOST] == BLOCKED_LEVEL < wanted["events_default"]
+    assert level_of(wanted, GHOST) == BLOCKED_LEVEL < wanted["events_default"]
+    assert level_of(wanted, OWNER.user_id) >= wanted["events_default"]
 
 
 def test_the_buyer_blocking_silences_the_members() -> None:
-    room = current({OWNER.user_id: MEMBER_LEVEL, GHOST: BUYER_LEVEL})
-    wanted = wanted_power_levels(room, [OWNER], GHOST, BOT, frozenset({Side.BUYER}))
+    room = current({GHOST: BUYER_LEVEL})
+    wanted = wanted_power_levels(room, GHOST, BOT, frozenset({Side.BUYER}))
     assert wanted is not None
-    assert wanted["users"][OWNER.user_id] < wanted["events_default"]
-    assert wanted["users"][GHOST] == BUYER_LEVEL
+    assert level_of(wanted, OWNER.user_id) < wanted["events_default"]
+    assert level_of(wanted, GHOST) == BUYER_LEVEL
 
 
 def test_the_bot_stays_listed_only_where_the_room_lists_it() -> None:
-    unlisted = current({OWNER.user_id: MEMBER_LEVEL, GHOST: BUYER_LEVEL})
-    assert wanted_power_levels(unlisted, [OWNER], GHOST, BOT, frozenset()) is None
+    unlisted = current({GHOST: BUYER_LEVEL})
+    assert wanted_power_levels(unlisted, GHOST, BOT, frozenset()) is None
     listed = current({OWNER.user_id: MEMBER_LEVEL, GHOST: BUYER_LEVEL, BOT: BOT_LEVEL})
-    wanted = wanted_power_levels(listed, [], GHOST, BOT, frozenset())
+    wanted = wanted_power_levels(listed, GHOST, BOT, frozenset())
     assert wanted is not None
     assert wanted["users"] == {GHOST: BUYER_LEVEL, BOT: BOT_LEVEL}

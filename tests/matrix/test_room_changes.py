@@ -44,7 +44,13 @@ def room_state(
     conversation: Conversation = CONVERSATION,
 ) -> list[dict[str, Any]]:
     if users is None:
-        users = {BOT: BOT_LEVEL, OWNER.user_id: MEMBER_LEVEL, GHOST: BUYER_LEVEL}
+        users = {BOT: BOT_LEVEL, GHOST: BUYER_LEVEL}
+    levels = {
+        "users": users,
+        "users_default": MEMBER_LEVEL,
+        "events_default": 0,
+        "state_default": BOT_LEVEL,
+    }
     return [
         *(
             {"type": "m.room.member", "state_key": user_id, "content": {"membership": membership}}
@@ -53,7 +59,7 @@ def room_state(
         {
             "type": "m.room.power_levels",
             "state_key": "",
-            "content": {"users": users, "events_default": 0, "state_default": BOT_LEVEL},
+            "content": levels,
         },
         {"type": CONVERSATION_STATE, "state_key": "", "content": conversation_state(conversation)},
     ]
@@ -70,14 +76,14 @@ def test_a_room_in_line_needs_nothing() -> None:
     assert changes.invite == ()
 
 
-def test_a_new_member_is_invited_and_listed_once() -> None:
+def test_a_new_member_is_invited_and_nothing_else_is_written() -> None:
     changes = room_changes(
         room_state(IN_LINE), CONVERSATION, [OWNER, MANAGER], GHOST, BOT, frozenset()
     )
     assert changes.invite == (MANAGER.user_id,)
-    assert changes.power_levels is not None
-    assert changes.power_levels["users"][MANAGER.user_id] == MEMBER_LEVEL
-    assert changes.power_levels["state_default"] == BOT_LEVEL
+    # The newcomer holds the room's default level: the levels need no change.
+    assert changes.power_levels is None
+    assert changes.conversation_state is None
     # An invite already out is not sent again.
     invited = room_state({**IN_LINE, MANAGER.user_id: "invite"})
     assert (
@@ -89,8 +95,20 @@ def test_one_who_no_longer_answers_is_removed_but_not_the_ghost_or_the_bot() -> 
     state = room_state({**IN_LINE, STRANGER: "invite", "@left:localhost": "leave"})
     changes = room_changes(state, CONVERSATION, [], GHOST, BOT, frozenset())
     assert changes.kick == (OWNER.user_id, STRANGER)
+    assert changes.power_levels is None
+
+
+def test_a_room_that_lists_its_members_is_brought_to_the_default_once() -> None:
+    # Rooms made before the members held the default listed each one at their level.
+    listed = {BOT: BOT_LEVEL, OWNER.user_id: MEMBER_LEVEL, GHOST: BUYER_LEVEL}
+    changes = room_changes(
+        room_state(IN_LINE, users=listed), CONVERSATION, [OWNER, MANAGER], GHOST, BOT, frozenset()
+    )
     assert changes.power_levels is not None
     assert changes.power_levels["users"] == {GHOST: BUYER_LEVEL, BOT: BOT_LEVEL}
+    assert changes.power_levels["users_default"] == MEMBER_LEVEL
+    assert changes.power_levels["state_default"] == BOT_LEVEL
+    assert changes.invite == (MANAGER.user_id,)
 
 
 def test_a_block_and_a_new_state_are_written() -> None:
@@ -112,6 +130,7 @@ def test_a_room_without_levels_or_state_gets_both() -> None:
     changes = room_changes(bare, CONVERSATION, [OWNER], GHOST, BOT, frozenset())
     assert changes.conversation_state == conversation_state(CONVERSATION)
     assert changes.power_levels == {
-        "users": {OWNER.user_id: MEMBER_LEVEL, GHOST: BUYER_LEVEL},
+        "users": {GHOST: BUYER_LEVEL},
+        "users_default": MEMBER_LEVEL,
         "events_default": 0,
     }

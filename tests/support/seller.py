@@ -86,6 +86,14 @@ class SellerClient:
         content: dict[str, Any] = response.content
         return content
 
+    async def level(self, room_id: str, user_id: str) -> int:
+        """`user_id`'s power level in the room as the spec reads `m.room.power_levels`: the
+        one listed in `users`, else `users_default`, else 0."""
+        levels = await self.state(room_id, "m.room.power_levels")
+        level = levels.get("users", {}).get(user_id, levels.get("users_default", 0))
+        assert isinstance(level, int), levels
+        return level
+
     async def send_text(self, room_id: str, text: str) -> str:
         response = await self.client.room_send(
             room_id, "m.room.message", {"msgtype": "m.text", "body": text}

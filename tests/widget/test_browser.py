@@ -315,7 +315,8 @@ async def test_a_buyer_blocks_the_seller_after_confirming_and_unblocks(
 
     async def members_muted() -> bool:
         levels = await shop.owner.state(room_id, "m.room.power_levels")
-        return bool(levels.get("events_default", 0) > levels["users"].get(shop.owner.user_id, 0))
+        owner_level = await shop.owner.level(room_id, shop.owner.user_id)
+        return bool(levels.get("events_default", 0) > owner_level)
 
     await shop.owner.wait_until_async(members_muted, what="the room closed to the seller")
     refused = await shop.owner.client.room_send(

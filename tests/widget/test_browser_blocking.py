@@ -60,7 +60,8 @@ class SellerRoom:
 
         async def open_to_members() -> bool:
             levels = await owner.state(self.room_id, "m.room.power_levels")
-            return bool(levels.get("events_default", 0) <= levels["users"][owner.user_id])
+            owner_level = await owner.level(self.room_id, owner.user_id)
+            return bool(levels.get("events_default", 0) <= owner_level)
 
         await owner.wait_until_async(open_to_members, what="the room open to the members")
 
