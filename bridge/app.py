@@ -339,7 +339,11 @@ class Bridge:
 
     async def _after_delivery(self, conversation: Conversation) -> None:
         """What follows the buyer messages into a room: automatic replies' notices, then
-        the orders' and offers' state and notices."""
+        the orders' and offers' state and notices; one read when nothing is owed."""
+        if conversation.room_id is None or not await self.repository.owes_room(
+            conversation.conversation_id
+        ):
+            return
         await self.auto_replies.post_notices(conversation)
         await self.order_room.post(conversation)
         await self.offer_room.post(conversation)

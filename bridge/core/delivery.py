@@ -380,8 +380,13 @@ class Courier:
         if seller is None or buyer is None:
             return
         current = await self._store.get_conversation_by_id(conversation.conversation_id)
-        blocked_by = await self._store.blocks(
-            conversation.site, conversation.seller_id, conversation.buyer_id
+        # Read with the conversation: its pair's blocks, as they stand now.
+        blocked_by = (
+            current.blocked_by
+            if current is not None
+            else await self._store.blocks(
+                conversation.site, conversation.seller_id, conversation.buyer_id
+            )
         )
         try:
             await self._matrix.sync_members(

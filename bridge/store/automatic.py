@@ -18,7 +18,7 @@ from bridge.store.records import store_events, to_message, translation_values
 from bridge.store.schema import ConversationRow, MessageRow
 
 
-def _owes_notice() -> Any:
+def owes_notice() -> Any:
     """Messages whose notice the room has not had: automatic ones with no event yet."""
     return and_(
         MessageRow.automatic.is_(True),
@@ -130,7 +130,7 @@ class AutomaticReplyStore(Sessions):
         async with self._reads() as session:
             rows = await session.scalars(
                 select(MessageRow)
-                .where(MessageRow.conversation_id == conversation_id, _owes_notice(), ~waits_behind)
+                .where(MessageRow.conversation_id == conversation_id, owes_notice(), ~waits_behind)
                 .order_by(MessageRow.seq)
             )
             return [to_message(row) for row in rows]
@@ -147,4 +147,4 @@ class AutomaticReplyStore(Sessions):
 def owing_notices() -> Any:
     """The conversations some automatic message still owes a notice (for the courier's
     resume)."""
-    return select(MessageRow.conversation_id).where(_owes_notice())
+    return select(MessageRow.conversation_id).where(owes_notice())

@@ -49,7 +49,7 @@ def _changing(offer: Offer) -> dict[str, Any]:
     }
 
 
-def _room_owed() -> Any:
+def offer_status_owed() -> Any:
     return or_(OfferRow.room_status.is_(None), OfferRow.room_status != OfferRow.status)
 
 
@@ -57,7 +57,7 @@ def _room_owed() -> Any:
 _OFFERS = Base.metadata.tables[OfferRow.__tablename__]
 _OFFERS_OWED = (
     select(*_OFFERS.c)
-    .where(_OFFERS.c.conversation_id == bindparam("id"), _room_owed())
+    .where(_OFFERS.c.conversation_id == bindparam("id"), offer_status_owed())
     .order_by(_OFFERS.c.created_at, _OFFERS.c.offer_id)
 )
 
@@ -142,6 +142,6 @@ class OfferStoreSql(Sessions):
     async def conversations_owing_offers(self) -> list[ConversationID]:
         async with self._reads() as session:
             found = await session.scalars(
-                select(OfferRow.conversation_id).where(_room_owed()).distinct()
+                select(OfferRow.conversation_id).where(offer_status_owed()).distinct()
             )
             return [ConversationID(conversation_id) for conversation_id in found]

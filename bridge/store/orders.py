@@ -135,17 +135,17 @@ class OrderStoreSql(Sessions):
 
     async def conversations_owing_orders(self) -> list[ConversationID]:
         async with self._reads() as session:
-            owing = select(OrderRow.conversation_id).where(_state_owed())
-            noticing = select(MessageRow.conversation_id).where(_notice_owed())
+            owing = select(OrderRow.conversation_id).where(order_state_owed())
+            noticing = select(MessageRow.conversation_id).where(order_notice_owed())
             found = await session.scalars(owing.union(noticing))
             return [ConversationID(conversation_id) for conversation_id in found]
 
 
-def _state_owed() -> Any:
+def order_state_owed() -> Any:
     return or_(OrderRow.room_synced_at.is_(None), OrderRow.room_synced_at != OrderRow.updated_at)
 
 
-def _notice_owed() -> Any:
+def order_notice_owed() -> Any:
     """System messages the room owes a notice for: orders' statuses and the contact
     policy's warnings."""
     return and_(
@@ -162,11 +162,11 @@ def _notice_owed() -> Any:
 _ORDERS = Base.metadata.tables[OrderRow.__tablename__]
 _ORDERS_OWED = (
     select(*_ORDERS.c)
-    .where(_ORDERS.c.conversation_id == bindparam("id"), _state_owed())
+    .where(_ORDERS.c.conversation_id == bindparam("id"), order_state_owed())
     .order_by(_ORDERS.c.created_at, _ORDERS.c.order_id)
 )
 _NOTICES_OWED = (
     select(*MESSAGES.c)
-    .where(MESSAGES.c.conversation_id == bindparam("id"), _notice_owed())
+    .where(MESSAGES.c.conversation_id == bindparam("id"), order_notice_owed())
     .order_by(MESSAGES.c.seq)
 )

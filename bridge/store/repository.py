@@ -18,6 +18,7 @@ from bridge.store.messages import MessageStore
 from bridge.store.offers import OfferStoreSql
 from bridge.store.orders import OrderStoreSql
 from bridge.store.outbox import OutboxStore
+from bridge.store.owed import RoomDuesStore
 from bridge.store.parties import PartyStore
 from bridge.store.room_state import RoomStateStore
 from bridge.store.stats import WaitStatsStore
@@ -43,6 +44,7 @@ class SqlRepository(
     WaitStore,
     OrderStoreSql,
     OfferStoreSql,
+    RoomDuesStore,
     ErasureStoreSql,
     RoomStateStore,
 ):

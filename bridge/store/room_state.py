@@ -6,15 +6,26 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bridge.core.ids import RoomID
-from bridge.store.base import Sessions
+from bridge.store.base import Sessions, insert_on
 from bridge.store.schema import Base, RoomStateRow
 
 _TABLE = Base.metadata.tables[RoomStateRow.__tablename__]
 _KEY = [_TABLE.c.room_id, _TABLE.c.event_type, _TABLE.c.state_key]
+# Built once per dialect and run with one set of values per entry: a statement of its own
+# for each number of entries would be compiled again every time.
+_REMEMBER: dict[str, Any] = {}
+
+
+def _remember(dialect: str) -> Any:
+    statement = _REMEMBER.get(dialect)
+    if statement is None:
+        insert = insert_on(dialect, _TABLE)
+        statement = _REMEMBER[dialect] = insert.on_conflict_do_update(
+            index_elements=_KEY, set_={"content": insert.excluded.content}
+        )
+    return statement
 
 
 class RoomStateStore(Sessions):
@@ -28,18 +39,8 @@ class RoomStateStore(Sessions):
             {"room_id": room_id, "event_type": kind, "state_key": key, "content": content}
             for kind, key, content in entries
         ]
-        async with self._writes.begin() as session:
-            insert = (
-                postgresql_insert(_TABLE)
-                if session.get_bind().dialect.name == "postgresql"
-                else sqlite_insert(_TABLE)
-            )
-            statement = insert.values(values)
-            await session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=_KEY, set_={"content": statement.excluded.content}
-                )
-            )
+        async with self._write_engine.begin() as connection:
+            await connection.execute(_remember(connection.dialect.name), values)
 
     async def known_room_state(self, room_id: RoomID) -> list[tuple[str, str, dict[str, Any]]]:
         async with self._reads() as session:
