@@ -23,12 +23,12 @@ A's conversation rooms, A's Space rooms, other sellers' rooms (should be none) a
 Baseline, in the same run: the same N rooms, another registered user invited straight
 through Synapse with the appservice token (one `POST /invite` per room), then kicked
 (`POST /kick`), with as many requests in flight as the bridge had connections to Synapse at
-its peak during the add. Beside every run a probe sends buyer messages to an unrelated
-seller, one at a time, and times them to that seller's /sync. It prints figures, judges
-nothing.
+its peak during the add. With `--rounds R` all four run R times, the baseline first in
+even rounds. Beside every run a probe sends buyer messages to an unrelated seller, one at a
+time, and times them to that seller's /sync. It prints figures, judges nothing.
 
     python bench/roles.py [--conversations N] [--other-sellers K] [--other-conversations M]
-                          [--restart] [--py-spy FILE]
+                          [--rounds R] [--restart] [--py-spy FILE]
 """
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ class Options:
     timeout: float
     restart: bool
     py_spy: Path | None
+    rounds: int = 1
 
 
 # --- the homeserver requests the bridge makes ------------------------------------------------
@@ -272,6 +273,11 @@ class MembershipWatcher:
             self._error = error
             self._synced.set()
             await self._notify()
+
+    def forget(self) -> None:
+        """Drop what was seen, for the next round's changes to be seen afresh."""
+        self.invited.clear()
+        self.left.clear()
 
     async def wait_for(
         self,
@@ -726,7 +732,9 @@ def place_of(cast: Cast, request: Request) -> str:
     return "other rooms"
 
 
-async def role_change(stage: Stage, name: str, adding: bool) -> ChangeResult:
+async def role_change(
+    stage: Stage, name: str, adding: bool, *, profile: bool = False
+) -> ChangeResult:
     """One `PUT /sellers/A`; timed until the manager's /sync shows all of A's rooms changed."""
     cast = stage.cast
     members = [{"user_id": cast.seller.owner, "role": "owner"}]
@@ -750,7 +758,7 @@ async def role_change(stage: Stage, name: str, adding: bool) -> ChangeResult:
     before = Counter(stage.bridge.gateway.requests)
     stage.log.reset()
     warnings_before = stage.warnings.count
-    async with Profiler(stage.options.py_spy if adding else None, stage.workdir):
+    async with Profiler(stage.options.py_spy if profile else None, stage.workdir):
         cpu = CpuMeter()
         (started, answered, first, last), probe = await probing(stage.probe, change())
         await settle(stage.bridge)
@@ -930,21 +938,12 @@ async def bench(
             )
             progress(f"Unloaded: {PROBE_IDLE} messages to the probe seller, one at a time")
             idle = [await stage.probe.once() for _ in range(PROBE_IDLE)]
-            progress("Change 1: PUT /sellers/A adds a manager")
-            add = await role_change(stage, "add manager", adding=True)
-            progress("Change 2: PUT /sellers/A removes the manager")
-            remove = await role_change(stage, "remove manager", adding=False)
-            concurrency = options.baseline_concurrency or max(
-                1, min(add.peak_started, add.pool or add.peak_started)
-            )
-            progress(f"Baseline: {len(cast.seller.rooms)} invites, {concurrency} at a time")
-            invite = await baseline(stage, "baseline invite", True, concurrency)
-            progress(f"Baseline: {len(cast.seller.rooms)} kicks, {concurrency} at a time")
-            kick = await baseline(stage, "baseline kick", False, concurrency)
+            rounds = await run_rounds(stage)
         finally:
             for watch in watches:
                 await watch.stop()
             await detector.stop()
+    add, remove, invite, kick = rounds[0]
     report(
         options,
         version,
@@ -953,6 +952,68 @@ async def bench(
         idle,
         (add, remove),
         (invite, kick),
+    )
+    if len(rounds) > 1:
+        report_rounds(rounds)
+
+
+Round = tuple[ChangeResult, ChangeResult, BaselineResult, BaselineResult]
+
+
+async def run_rounds(stage: Stage) -> list[Round]:
+    """The four changes, `--rounds` times. Odd rounds the bridge goes first, even ones the
+    baseline: whichever runs second meets Synapse's caches warmed by the other."""
+    options = stage.options
+    concurrency = options.baseline_concurrency
+    rounds: list[Round] = []
+    for number in range(1, options.rounds + 1):
+        for watch in (stage.manager_watch, stage.baseline_watch):
+            watch.forget()
+        tag = f"Round {number}/{options.rounds}: " if options.rounds > 1 else ""
+        early = None
+        if number % 2 == 0 and concurrency is not None:
+            early = await baselines(stage, tag, concurrency)
+        progress(f"{tag}Change 1: PUT /sellers/A adds a manager")
+        add = await role_change(stage, "add manager", adding=True, profile=number == 1)
+        progress(f"{tag}Change 2: PUT /sellers/A removes the manager")
+        remove = await role_change(stage, "remove manager", adding=False)
+        if concurrency is None:
+            # The bridge's connections to Synapse at its peak in its first change.
+            concurrency = max(1, min(add.peak_started, add.pool or add.peak_started))
+        invite, kick = early or await baselines(stage, tag, concurrency)
+        rounds.append((add, remove, invite, kick))
+    return rounds
+
+
+async def baselines(
+    stage: Stage, tag: str, concurrency: int
+) -> tuple[BaselineResult, BaselineResult]:
+    rooms = len(stage.cast.seller.rooms)
+    progress(f"{tag}Baseline: {rooms} invites, {concurrency} at a time")
+    invite = await baseline(stage, "baseline invite", True, concurrency)
+    progress(f"{tag}Baseline: {rooms} kicks, {concurrency} at a time")
+    kick = await baseline(stage, "baseline kick", False, concurrency)
+    return invite, kick
+
+
+def report_rounds(rounds: Sequence[Round]) -> None:
+    """The time ratios of every round (the report above is round 1's), and their medians."""
+    print()
+    print("  by round (odd: the bridge first; even: the baseline first)")
+    print("  round  add / invite  remove / kick   Synapse CPU s: bridge add+remove, baseline")
+    adds, removes = [], []
+    for number, (add, remove, invite, kick) in enumerate(rounds, start=1):
+        adds.append(add.all_seen / invite.all_seen)
+        removes.append(remove.all_seen / kick.all_seen)
+        cpu = "n/a"
+        if None not in (add.cpu_synapse, remove.cpu_synapse, invite.cpu_synapse, kick.cpu_synapse):
+            bridge_cpu = (add.cpu_synapse or 0) + (remove.cpu_synapse or 0)
+            baseline_cpu = (invite.cpu_synapse or 0) + (kick.cpu_synapse or 0)
+            cpu = f"{bridge_cpu:.1f}, {baseline_cpu:.1f}"
+        print(f"  {number:>5}  {adds[-1]:>12.2f}  {removes[-1]:>13.2f}   {cpu}")
+    print(
+        f"  median {statistics.median(adds):>12.2f}  {statistics.median(removes):>13.2f}"
+        "   (goal ≤ 1.5 × the time)"
     )
 
 
@@ -1185,6 +1246,13 @@ def parse_options(argv: Sequence[str] | None = None) -> tuple[Options, bool]:
         ".svg a flame graph, .json speedscope, else collapsed stacks",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="times to run the four changes, the bridge first in odd rounds and the baseline"
+        " first in even ones; the detailed report is round 1's (1)",
+    )
+    parser.add_argument(
         "--verbose",
         "-v",
         action="store_true",
@@ -1196,6 +1264,8 @@ def parse_options(argv: Sequence[str] | None = None) -> tuple[Options, bool]:
         parser.error("--conversations and --setup-concurrency must be at least 1")
     if min(args.other_sellers, args.other_conversations) < 0:
         parser.error("--other-sellers and --other-conversations must not be negative")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.baseline_concurrency is not None and args.baseline_concurrency < 1:
         parser.error("--baseline-concurrency must be at least 1")
     problem = database_error(args.database)
@@ -1211,6 +1281,7 @@ def parse_options(argv: Sequence[str] | None = None) -> tuple[Options, bool]:
         timeout=args.timeout,
         restart=args.restart,
         py_spy=args.py_spy,
+        rounds=args.rounds,
     )
     return options, bool(args.verbose)
 

@@ -17,8 +17,11 @@ _CONVERSATION: BindParameter[str] = bindparam("id")
 # Built once: read after each round of a conversation's deliveries.
 _OWES_ROOM = select(
     or_(
+        # Found by the event id's index: only the messages not in a room yet have none.
         exists().where(
-            MessageRow.conversation_id == _CONVERSATION, or_(owes_notice(), order_notice_owed())
+            MessageRow.conversation_id == _CONVERSATION,
+            MessageRow.event_id.is_(None),
+            or_(owes_notice(), order_notice_owed()),
         ),
         exists().where(OrderRow.conversation_id == _CONVERSATION, order_state_owed()),
         exists().where(OfferRow.conversation_id == _CONVERSATION, offer_status_owed()),
