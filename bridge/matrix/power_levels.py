@@ -58,14 +58,6 @@ def power_levels(bot: UserID, ghost: UserID, *, list_bot: bool) -> dict[str, Any
     }
 
 
-def level_of(levels: Mapping[str, Any], user_id: str) -> int:
-    """The level `levels` give `user_id`: the listed one, else the room's default."""
-    users = levels.get("users")
-    listed = users.get(user_id) if isinstance(users, dict) else None
-    level = listed if listed is not None else levels.get("users_default", 0)
-    return level if isinstance(level, int) else 0
-
-
 def wanted_power_levels(
     current: Mapping[str, Any], ghost: UserID, bot: UserID, blocked_by: frozenset[Side]
 ) -> dict[str, Any] | None:
