@@ -352,9 +352,7 @@ class Bridge:
         """The domain's services: delivery, blocking, the archive, both desks."""
         config = self.config
         self.files = AttachmentFiles(self.repository, self.rooms, self.media)
-        self.auto_replies = AutoReplies(
-            self.repository, self.rooms, announcer, self.translations, alone=self.duties.alone
-        )
+        self.auto_replies = AutoReplies(self.repository, self.rooms, announcer, self.translations)
         self.courier = Courier(
             self.repository,
             self.rooms,

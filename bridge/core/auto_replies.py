@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bridge.core.events import Announcer
-from bridge.core.ids import ConversationID, EventID, RoomID, new_message_id
+from bridge.core.ids import EventID, RoomID, new_message_id
 from bridge.core.models import Buyer, Conversation, Message, MessageStatus, Seller, SenderKind
 from bridge.core.placeholders import Filling
 from bridge.core.ports import MatrixRejected
@@ -111,19 +111,12 @@ class AutoReplies:
         announcer: Announcer,
         translations: Translations,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        *,
-        alone: bool = True,
     ) -> None:
         self._store = store
-        self._alone = alone
         self._matrix = matrix
         self._announcer = announcer
         self._translations = translations
         self._clock = clock
-        # Conversations seen to owe no notice since this process started: the courier asks
-        # after every delivery, and only `answer` makes a notice owed again. Kept only when
-        # `alone`: with replicas, `answer` may run on another one.
-        self._nothing_owed: set[ConversationID] = set()
 
     async def answer(
         self, conversation: Conversation, seller: Seller | None, buyer: Buyer, said: Message
@@ -158,8 +151,6 @@ class AutoReplies:
         stored = await self._store.add_automatic_messages(
             claims, lambda message: self._announcer.message_created(conversation, message)
         )
-        if stored:
-            self._nothing_owed.discard(conversation.conversation_id)
         return stored
 
     async def _message(
@@ -196,14 +187,9 @@ class AutoReplies:
         message before them is delivered (the courier calls this after its deliveries; a
         HomeserverUnavailable goes back to the courier, which retries)."""
         conversation_id = conversation.conversation_id
-        if conversation.room_id is None or conversation_id in self._nothing_owed:
+        if conversation.room_id is None:
             return
-        owed = await self._store.notices_owed(conversation_id)
-        if not owed:
-            if self._alone:
-                self._nothing_owed.add(conversation_id)
-            return
-        for message in owed:
+        for message in await self._store.notices_owed(conversation_id):
             try:
                 event_id = await self._matrix.send_tracked_notice(
                     conversation.room_id,

@@ -31,7 +31,7 @@ from bridge.core.ports import (
     MatrixRejected,
     MediaPort,
 )
-from bridge.core.storage import Blocks, ConversationRecords, MessageDelivery, Parties, RoomUpkeep
+from bridge.core.storage import ConversationRecords, MessageDelivery, Parties, RoomUpkeep
 from bridge.core.tasks import TaskKeeper
 from bridge.core.team import AnsweringRoles
 from bridge.core.translation import Translations
@@ -43,7 +43,7 @@ T = TypeVar("T")
 ELSEWHERE_LOOK_SECONDS = 0.05
 
 
-class CourierStore(Parties, ConversationRecords, RoomUpkeep, Blocks, MessageDelivery, Protocol):
+class CourierStore(Parties, ConversationRecords, RoomUpkeep, MessageDelivery, Protocol):
     """The store as the courier uses it."""
 
 
@@ -380,21 +380,12 @@ class Courier:
         if seller is None or buyer is None:
             return
         current = await self._store.get_conversation_by_id(conversation.conversation_id)
-        # Read with the conversation: its pair's blocks, as they stand now.
-        blocked_by = (
-            current.blocked_by
-            if current is not None
-            else await self._store.blocks(
-                conversation.site, conversation.seller_id, conversation.buyer_id
-            )
-        )
         try:
             await self._matrix.sync_members(
                 current or conversation,
                 seller,
                 buyer,
                 self._answering.members(seller),
-                blocked_by,
                 self._sites[conversation.site].name,
             )
         except MatrixRejected as error:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bridge.core.ids import EventID, MessageID, RoomID, UserID
-from bridge.core.models import Attachment, Buyer, Conversation, Member, Message, Seller, Side
+from bridge.core.models import Attachment, Buyer, Conversation, Member, Message, Seller
 
 
 class HomeserverUnavailable(Exception):
@@ -121,11 +121,10 @@ class MatrixPort(Protocol):
         seller: Seller,
         buyer: Buyer,
         members: Sequence[Member],
-        blocked_by: frozenset[Side],
         site_name: str,
     ) -> None:
         """Invite missing members, remove anyone else, and set the power levels (and the
-        conversation's state) to match the roles and blocks."""
+        conversation's state) to match the roles and the conversation's blocks."""
 
     async def send_notice(self, room_id: RoomID, text: str, key: str | None = None) -> None:
         """The bot says something in a room; the same `key` is said only once."""

@@ -20,7 +20,6 @@ from bridge.core.models import (
     Member,
     Message,
     Seller,
-    Side,
 )
 from bridge.core.ports import MatrixRejected
 from bridge.core.profile import profile_card
@@ -342,7 +341,6 @@ class MatrixRooms:
         seller: Seller,
         buyer: Buyer,
         members: Sequence[Member],
-        blocked_by: frozenset[Side],
         site_name: str,
     ) -> None:
         """One read of the room's state, then only the changes it needs; the seller's Space
@@ -362,7 +360,9 @@ class MatrixRooms:
         ghost = self._names.ghost(buyer.site, buyer.buyer_id)
         # Kept from the transactions: no read of the room's state (`room_state.py`).
         state = await self.states.current(room_id)
-        changes = room_changes(state, conversation, members, ghost, self._names.bot, blocked_by)
+        changes = room_changes(
+            state, conversation, members, ghost, self._names.bot, conversation.blocked_by
+        )
         await self._add_pane(room_id, state)
         if changes.power_levels is not None:
             await self._put_state(room_id, "m.room.power_levels", changes.power_levels)

@@ -13,19 +13,19 @@ from bridge.store.schema import Base, RoomStateRow
 
 _TABLE = Base.metadata.tables[RoomStateRow.__tablename__]
 _KEY = [_TABLE.c.room_id, _TABLE.c.event_type, _TABLE.c.state_key]
-# Built once per dialect and run with one set of values per entry: a statement of its own
-# for each number of entries would be compiled again every time.
-_REMEMBER: dict[str, Any] = {}
 
 
 def _remember(dialect: str) -> Any:
-    statement = _REMEMBER.get(dialect)
-    if statement is None:
-        insert = insert_on(dialect, _TABLE)
-        statement = _REMEMBER[dialect] = insert.on_conflict_do_update(
-            index_elements=_KEY, set_={"content": insert.excluded.content}
-        )
-    return statement
+    """Keep one entry, replacing what was kept for its room, type and state key. Run with
+    a row of values per entry: a multi-row INSERT would be compiled again for every size."""
+    insert = insert_on(dialect, _TABLE)
+    return insert.on_conflict_do_update(
+        index_elements=_KEY, set_={"content": insert.excluded.content}
+    )
+
+
+# Built once for each dialect the store runs on.
+_REMEMBER = {dialect: _remember(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 class RoomStateStore(Sessions):
@@ -40,7 +40,7 @@ class RoomStateStore(Sessions):
             for kind, key, content in entries
         ]
         async with self._write_engine.begin() as connection:
-            await connection.execute(_remember(connection.dialect.name), values)
+            await connection.execute(_REMEMBER[connection.dialect.name], values)
 
     async def known_room_state(self, room_id: RoomID) -> list[tuple[str, str, dict[str, Any]]]:
         async with self._reads() as session:

@@ -385,11 +385,10 @@ class FakeHomeserver:
         seller: Seller,
         buyer: Buyer,
         members: Sequence[Member],
-        blocked_by: frozenset[Side],
         site_name: str,
     ) -> None:
         room = self.room(conversation.room_id)
-        room.blocked_by = blocked_by
+        room.blocked_by = conversation.blocked_by
         room.state = conversation.state
         room.labels = conversation.labels
         room.assignee = conversation.assignee
